@@ -1,0 +1,38 @@
+r"""CAM on CUB-200-2011 with VGG16 (settings of ACoL Sec. 4.1 / wsolevaluation).
+
+    wsol-train --config=configs/cub_vgg16_cam.py --workdir=runs/cub_vgg16_cam \
+            --config.data.root=/data/CUB_200_2011
+
+VGG16 cut after conv5_3 (no pool5), ImageNet weights, input 224 cropped from
+256, SGD momentum 0.9, weight decay 5e-4, learning rate 0.001 with the new
+layers at 10x, 30 epochs with the rate divided by 10 every 10 epochs (the
+released ACoL/wsolevaluation VGG16 CAM schedule, batch 32).  The CAM head of
+wsolevaluation's VGG16 adds a 3x3 conv to 1024 channels before the classifier.
+"""
+
+from wsol_keras import config_base
+
+
+def get_config(arg=None):
+    config = config_base.base_config()
+    config.data.name = "cub"
+    config.data.root = ""  # set --config.data.root
+    config.data.image_size = 224
+    config.model.backbone = "vgg16"
+    config.model.weights = "imagenet"
+    config.method.name = "cam"
+    config.method.conv_filters = (1024,)
+    config.train.epochs = 30
+    config.train.batch_size = 32
+    config.train.optimizer = "sgd"
+    config.train.learning_rate = 0.001
+    config.train.momentum = 0.9
+    config.train.weight_decay = 5e-4
+    config.train.lr_schedule = "step"
+    config.train.lr_decay_epochs = 10
+    config.train.head_lr_multiplier = 10.0
+    config.train.resize_size = 256
+    config.eval.batch_size = 32
+    if arg == "smoke":
+        config_base.make_smoke(config)
+    return config

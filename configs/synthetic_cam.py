@@ -1,0 +1,18 @@
+r"""CAM baseline on the built-in synthetic benchmark (the default experiment).
+
+    wsol-train --workdir=runs/synthetic_cam
+    wsol-train --config=configs/synthetic_cam.py --workdir=runs/cam \
+            --config.train.epochs=3
+
+`--config=configs/synthetic_cam.py:smoke` shrinks the run to seconds (tests).
+"""
+
+from wsol_keras import config_base
+
+
+def get_config(arg=None):
+    config = config_base.base_config()
+    config.method.name = "cam"
+    if arg == "smoke":
+        config_base.make_smoke(config)
+    return config

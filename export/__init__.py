@@ -1,0 +1,1 @@
+"""Thin export programs (SavedModel for TF Serving, TFLite); logic in wsol_keras.serving."""

@@ -1,0 +1,220 @@
+"""Backbone feature extractors with the WSOL surgery the papers use.
+
+One explicit table, `BACKBONES`, maps a name to how to build the
+`keras.applications` network, where to cut it, how to preprocess its input and
+which three depths multi-level heads (DANet) read.  Every backbone takes float
+images in [0, 255] (RGB); the backbone's own normalization lives in the graph
+(`ImagePreprocessing`), so exported models take raw pixels.
+
+Surgery (as in ACoL Sec. 3.1 / wsolevaluation):
+    * vgg16: cut after conv5_3 (`block5_conv3`), no pool5: 14x14 maps at 224.
+    * resnet50: full conv stages; `resnet_last_stride=1` makes the last stage
+        keep 14x14 at 224 (stride-2 convs of conv5_block1 set to stride 1).
+    * inception_v3: cut after `mixed7`, the Keras block matching torchvision's
+        Mixed_6e (17x17 at 299).
+    * mobilenet_v2: up to `out_relu`.
+    * small_cnn: a 7-conv network trained from scratch, for CPU runs and tests.
+"""
+
+import dataclasses
+import os
+
+import keras
+from keras import layers, ops
+
+
+@keras.saving.register_keras_serializable(package="wsol_keras")
+class ImagePreprocessing(layers.Layer):
+    """Maps [0, 255] RGB floats to a backbone's expected input range.
+
+    Args:
+        mode: "caffe" (RGB->BGR, ImageNet mean subtraction: VGG16, ResNet50),
+            "tf" ([-1, 1]: InceptionV3, MobileNetV2), "unit" ([0, 1]) or "none".
+    """
+
+    _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def __init__(self, mode="caffe", **kwargs):
+        super().__init__(**kwargs)
+        if mode not in ("caffe", "tf", "unit", "none"):
+            raise ValueError(
+                f"ImagePreprocessing: unknown mode {mode!r}; "
+                "expected caffe, tf, unit or none."
+            )
+        self.mode = mode
+
+    def call(self, inputs):
+        x = ops.cast(inputs, self.compute_dtype)
+        if self.mode == "caffe":
+            x = x[..., ::-1] - ops.convert_to_tensor(
+                self._CAFFE_MEAN_BGR, dtype=self.compute_dtype
+            )
+        elif self.mode == "tf":
+            x = x / 127.5 - 1.0
+        elif self.mode == "unit":
+            x = x / 255.0
+        return x
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@dataclasses.dataclass(frozen=True)
+class BackboneSpec:
+    """How to build and cut one backbone.
+
+    Attributes:
+        constructor: callable(input_shape, weights) -> keras.Model without top.
+        feature_layer: name of the last layer kept (the CAM feature map).
+        levels: three layer names, shallow to deep, for multi-level heads (DANet).
+        preprocessing: ImagePreprocessing mode.
+        default_image_size: the input size the papers use.
+    """
+
+    constructor: object
+    feature_layer: str
+    levels: tuple
+    preprocessing: str
+    default_image_size: int
+
+
+def _app(fn):
+    def build(input_shape, weights):
+        return fn(include_top=False, weights=weights, input_shape=input_shape)
+
+    return build
+
+
+def _small_cnn(input_shape, weights):
+    """Seven 3x3 conv layers with batch norm; two 2x2 pools (stride 4 overall)."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    plan = [("stage1", (32, 32)), ("stage2", (64, 64)), ("stage3", (128, 128, 128))]
+    for stage, widths in plan:
+        for i, width in enumerate(widths):
+            x = layers.Conv2D(
+                width, 3, padding="same", use_bias=False, name=f"{stage}_conv{i + 1}"
+            )(x)
+            x = layers.BatchNormalization(name=f"{stage}_bn{i + 1}")(x)
+            x = layers.ReLU(name=f"{stage}_relu{i + 1}")(x)
+        if stage != "stage3":
+            x = layers.MaxPooling2D(2, name=f"{stage}_pool")(x)
+    model = keras.Model(inputs, x, name="small_cnn")
+    if weights not in (None, "imagenet"):
+        model.load_weights(weights)
+    elif weights == "imagenet":
+        raise ValueError(
+            "backbone 'small_cnn' has no ImageNet weights; use "
+            "weights=None or a local weights file."
+        )
+    return model
+
+
+BACKBONES = {
+    "vgg16": BackboneSpec(
+        _app(keras.applications.VGG16),
+        "block5_conv3",
+        ("block3_pool", "block4_pool", "block5_conv3"),
+        "caffe",
+        224,
+    ),
+    "resnet50": BackboneSpec(
+        _app(keras.applications.ResNet50),
+        "conv5_block3_out",
+        ("conv3_block4_out", "conv4_block6_out", "conv5_block3_out"),
+        "caffe",
+        224,
+    ),
+    "inception_v3": BackboneSpec(
+        _app(keras.applications.InceptionV3),
+        "mixed7",
+        ("mixed2", "mixed5", "mixed7"),
+        "tf",
+        299,
+    ),
+    "mobilenet_v2": BackboneSpec(
+        _app(keras.applications.MobileNetV2),
+        "out_relu",
+        ("block_5_add", "block_12_add", "out_relu"),
+        "tf",
+        224,
+    ),
+    "small_cnn": BackboneSpec(
+        _small_cnn,
+        "stage3_relu3",
+        ("stage1_pool", "stage2_pool", "stage3_relu3"),
+        "unit",
+        64,
+    ),
+}
+
+
+def _resnet_stride_one(model):
+    """Clones a Keras ResNet50 with the last stage at stride 1 (weights kept)."""
+    strided = {"conv5_block1_1_conv", "conv5_block1_0_conv"}
+
+    def clone(layer):
+        config = layer.get_config()
+        if layer.name in strided:
+            config["strides"] = (1, 1)
+        return layer.__class__.from_config(config)
+
+    clone_model = keras.models.clone_model(model, clone_function=clone)
+    clone_model.set_weights(model.get_weights())
+    return clone_model
+
+
+def build_backbone(
+    name,
+    image_size,
+    weights="imagenet",
+    levels=False,
+    resnet_last_stride=2,
+    name_prefix="backbone",
+):
+    """Builds a feature extractor from `BACKBONES`.
+
+    Args:
+        name: a key of `BACKBONES`.
+        image_size: int or (height, width) of the input.
+        weights: "imagenet", None (random init) or a path to a local weights file.
+        levels: if True the model returns the three `spec.levels` feature maps
+            (shallow to deep); otherwise the single CAM feature map.
+        resnet_last_stride: 1 or 2; 1 keeps 14x14 maps at 224 for resnet50.
+        name_prefix: name of the returned model.
+
+    Returns:
+        A `keras.Model` mapping float [B, H, W, 3] in [0, 255] to the features.
+    """
+    if name not in BACKBONES:
+        raise ValueError(
+            f"unknown backbone {name!r}; choose one of " f"{sorted(BACKBONES)}"
+        )
+    if (
+        isinstance(weights, str)
+        and weights != "imagenet"
+        and not os.path.exists(weights)
+    ):
+        raise FileNotFoundError(f"backbone weights file not found: {weights}")
+    spec = BACKBONES[name]
+    size = (
+        (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    )
+    net = spec.constructor((*size, 3), weights)
+    if name == "resnet50" and resnet_last_stride == 1:
+        net = _resnet_stride_one(net)
+    elif resnet_last_stride not in (1, 2):
+        raise ValueError(
+            f"resnet_last_stride must be 1 or 2, got " f"{resnet_last_stride}"
+        )
+    names = spec.levels if levels else (spec.feature_layer,)
+    outputs = [net.get_layer(n).output for n in names]
+    extractor = keras.Model(
+        net.inputs, outputs if levels else outputs[0], name=f"{name}_features"
+    )
+    inputs = keras.Input((*size, 3), name="image")
+    x = ImagePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
+    return keras.Model(inputs, extractor(x), name=name_prefix)

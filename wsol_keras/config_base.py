@@ -1,0 +1,74 @@
+"""The experiment config every file in configs/ starts from.
+
+Configs are code (big_vision style): `configs/<experiment>.py` defines
+`get_config(arg=None)` returning an `ml_collections.ConfigDict`; the argument
+`smoke` shrinks the run to seconds.  Every field can be overridden on the
+command line, e.g. `--config.train.epochs=3`.
+"""
+
+import ml_collections
+
+from wsol_keras import data as data_lib
+
+
+def base_config():
+    """Fields shared by all experiments, with synthetic-benchmark defaults."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.data = data_lib.default_data_config()
+
+    c.model = ml_collections.ConfigDict()
+    c.model.backbone = "small_cnn"
+    # "imagenet" (download), None (random init) or a local weights file.
+    c.model.weights = ml_collections.FieldReference(None, field_type=str)
+    c.model.resnet_last_stride = 2
+
+    c.method = ml_collections.ConfigDict({"name": "cam", "conv_filters": ()})
+
+    c.train = ml_collections.ConfigDict()
+    c.train.epochs = 12
+    c.train.batch_size = 32
+    c.train.optimizer = "sgd"  # sgd | adam
+    c.train.learning_rate = 0.05
+    c.train.momentum = 0.9
+    c.train.weight_decay = 5e-4
+    c.train.lr_schedule = "cosine"  # cosine | step | constant
+    c.train.lr_decay_epochs = 10  # step schedule: decay every N epochs
+    c.train.lr_decay_factor = 0.1
+    c.train.warmup_epochs = 0
+    c.train.head_lr_multiplier = 1.0  # 10 when the backbone is pretrained
+    c.train.mixed_precision = False
+    c.train.jit_compile = False
+    c.train.resize_size = 0  # 0: no crop augmentation; else crop S from this
+    c.train.flip = True
+    c.train.steps_per_epoch = ml_collections.FieldReference(None, field_type=int)
+    c.train.log_every_steps = 50
+
+    c.eval = ml_collections.ConfigDict()
+    c.eval.batch_size = 64
+    # None: choose on the val split by box accuracy (IoU 0.5, largest contour).
+    c.eval.cam_threshold = ml_collections.FieldReference(None, field_type=float)
+    c.eval.cam_threshold_step = 0.01
+    c.eval.iou_thresholds = (30, 50, 70)
+    c.eval.map_method = "cam"  # cam | topk | dgl | gradcam
+    c.eval.topk = 1  # classes averaged by the topk map (SLT Eq. 9)
+    c.eval.dgl_layer = ""  # layer path for dgl / gradcam
+    c.eval.pointing_tolerance = 15
+    c.eval.num_visualize = 16
+    c.eval.max_images = ml_collections.FieldReference(None, field_type=int)
+    return c
+
+
+def make_smoke(config):
+    """Shrinks `config` in place to a run of seconds (tests, CI)."""
+    config.train.epochs = 1
+    config.train.batch_size = 8
+    config.train.steps_per_epoch = 2
+    config.eval.batch_size = 8
+    config.eval.max_images = 16
+    config.eval.num_visualize = 4
+    if config.data.name == "synthetic":
+        config.data.synthetic.num_train = 32
+        config.data.synthetic.num_val = 16
+        config.data.synthetic.num_test = 16
+    return config

@@ -1,0 +1,304 @@
+r"""Evaluates a trained workdir: the field's localization metrics and a report.
+
+    wsol-eval --workdir=runs/demo                 # test split, metrics.json
+    wsol-eval --workdir=runs/demo --map_method=dgl --dgl_layer=backbone/...
+
+Protocol (wsolevaluation, Choe et al. CVPR 2020):
+    * maps of the ground-truth class (GT-known) or of the top-K predicted
+        classes (`map_method=topk`, SLT-Net Eq. 9), upsampled to the image size
+        and min-max normalized per image;
+    * MaxBoxAcc: best box accuracy over CAM thresholds at IoU 0.5, box of the
+        largest contour; MaxBoxAccV2: mean over IoU 0.3/0.5/0.7, every contour;
+        PxAP when masks exist;
+    * Top-1 / Top-5 / GT-known Loc at one CAM threshold: chosen on the val
+        split by box accuracy (or `config.eval.cam_threshold`), saved as
+        `cam_threshold`;
+    * pointing game (SPN Sec. 4.2) and CorLoc.
+Models that output boxes directly (SLT-Net's regressor) get their Loc
+metrics from those boxes, while MaxBoxAcc / PxAP still measure their maps.
+"""
+
+import os
+
+from absl import app
+from absl import flags
+from absl import logging
+import keras
+import numpy as np
+import tensorflow as tf
+
+from wsol_keras import boxes as boxes_lib
+from wsol_keras import cams as cams_lib
+from wsol_keras import metrics as metrics_lib
+from wsol_keras import report
+from wsol_keras import workdir as workdir_lib
+
+
+def make_map_fn(model, config):
+    """Returns a tf.function (images, labels) -> dict of per-batch results.
+
+    The dict holds "logits" [B, C], "maps" [B, S, S] in [0, 1] and, for box
+    regressors, "boxes" [B, 4] normalized xyxy.
+    """
+    e = config.eval
+    size = int(config.data.image_size)
+    if e.map_method in ("dgl", "gradcam"):
+        from wsol_keras import dual_gradient  # pylint: disable=g-import-not-at-top
+
+        if not e.dgl_layer:
+            raise ValueError(
+                f"config.eval.map_method={e.map_method!r} needs "
+                "config.eval.dgl_layer (a layer path)"
+            )
+        explainer = dual_gradient.DualGradient(
+            model, [e.dgl_layer], method=e.map_method
+        )
+    elif e.map_method not in ("cam", "topk"):
+        raise ValueError(
+            f"config.eval.map_method={e.map_method!r}: expected cam, "
+            "topk, dgl or gradcam"
+        )
+
+    @tf.function(reduce_retracing=True)
+    def map_fn(images, labels):
+        outputs = model(images, training=False)
+        logits = tf.cast(outputs["logits"], tf.float32)
+        if e.map_method == "cam":
+            maps = cams_lib.select_class_maps(outputs["cams"], labels)
+        elif e.map_method == "topk":
+            maps = cams_lib.select_class_maps(
+                outputs["cams"], cams_lib.topk_class_ids(logits, int(e.topk))
+            )
+        else:
+            maps = explainer(images, labels=labels)[e.dgl_layer]
+        result = {
+            "logits": logits,
+            "maps": cams_lib.normalize_maps(cams_lib.upsample_maps(maps, size)),
+        }
+        if "boxes" in outputs:
+            result["boxes"] = tf.cast(outputs["boxes"], tf.float32)
+        return result
+
+    return map_fn
+
+
+def _gt_boxes(batch):
+    return [b[:n] for b, n in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
+
+
+def iterate(map_fn, source, split, batch_size, max_images=None, desc=None):
+    """Yields (batch, results) numpy dicts over a split, with a progress bar."""
+    n = source.num_examples(split)
+    if max_images:
+        n = min(n, int(max_images))
+    ds = source.dataset(split).take(n).batch(batch_size)
+    bar = keras.utils.Progbar(n, unit_name="image", verbose=1 if desc else 0)
+    if desc:
+        logging.info("%s: %d images", desc, n)
+    for batch in ds:
+        images = tf.cast(batch["image"], tf.float32)
+        results = {k: v.numpy() for k, v in map_fn(images, batch["label"]).items()}
+        bar.add(int(images.shape[0]))
+        yield batch, results
+
+
+def choose_cam_threshold(map_fn, source, config):
+    """Box accuracy at IoU 0.5 (largest contour) on val; returns its argmax."""
+    if config.eval.cam_threshold is not None:
+        return float(config.eval.cam_threshold)
+    split = "val" if "val" in source.splits else "train"
+    acc = metrics_lib.BoxAccuracy(
+        cam_thresholds=_thresholds(config), iou_thresholds=(50,), multi_contour=False
+    )
+    for batch, results in iterate(
+        map_fn,
+        source,
+        split,
+        config.eval.batch_size,
+        config.eval.max_images,
+        desc=f"{split} " "(choosing the CAM threshold)",
+    ):
+        acc.update(results["maps"], _gt_boxes(batch))
+    return float(acc.result()["best_threshold_iou50"])
+
+
+def _thresholds(config):
+    return np.arange(0.0, 1.0, float(config.eval.cam_threshold_step))
+
+
+def evaluate_model(model, source, config, split="test", on_batch=None):
+    """Runs the whole protocol; returns the metrics dict (percent)."""
+    map_fn = make_map_fn(model, config)
+    threshold = choose_cam_threshold(map_fn, source, config)
+    thresholds = _thresholds(config)
+    iou_levels = tuple(int(i) for i in config.eval.iou_thresholds)
+    v1 = metrics_lib.BoxAccuracy(
+        cam_thresholds=thresholds, iou_thresholds=(50,), multi_contour=False
+    )
+    v2 = metrics_lib.BoxAccuracy(
+        cam_thresholds=thresholds, iou_thresholds=iou_levels, multi_contour=True
+    )
+    pxap = metrics_lib.PxAP(cam_thresholds=thresholds)
+    loc = metrics_lib.LocalizationAccuracy(cam_threshold=threshold)
+    pointing = metrics_lib.PointingGame(tolerance=config.eval.pointing_tolerance)
+    corloc = metrics_lib.CorLoc(num_classes=source.num_classes)
+    top1 = top5 = count = 0
+    has_masks = False
+    size = int(config.data.image_size)
+    for batch, results in iterate(
+        map_fn,
+        source,
+        split,
+        config.eval.batch_size,
+        config.eval.max_images,
+        desc=split,
+    ):
+        labels = batch["label"].numpy()
+        gt = _gt_boxes(batch)
+        maps = results["maps"]
+        logits = results["logits"]
+        k5 = min(5, logits.shape[1])
+        top1_ok = metrics_lib.top_k_correct(logits, labels, 1)
+        top5_ok = metrics_lib.top_k_correct(logits, labels, k5)
+        v1.update(maps, gt)
+        v2.update(maps, gt)
+        pointing.update(maps, gt)
+        mask_rows = batch["has_mask"].numpy()
+        if mask_rows.any():
+            has_masks = True
+            pxap.update(maps[mask_rows], batch["mask"].numpy()[mask_rows])
+        if "boxes" in results:
+            pred = np.clip(results["boxes"], 0.0, 1.0) * (size - 1)
+            loc.update_boxes(pred, gt, top1_ok, top5_ok)
+        else:
+            loc.update(maps, gt, top1_ok, top5_ok)
+            pred = np.stack(
+                [
+                    boxes_lib.boxes_from_scoremap(m, [threshold], multi_contour=False)[
+                        0
+                    ][0]
+                    for m in maps
+                ]
+            )
+        corloc.update(pred, gt, labels)
+        top1 += int(top1_ok.sum())
+        top5 += int(top5_ok.sum())
+        count += len(labels)
+        if on_batch is not None:
+            on_batch(batch, results, threshold)
+    if count == 0:
+        raise ValueError(f"split {split!r} of {config.data.name!r} has no images")
+    metrics = {
+        "top1_cls": 100.0 * top1 / count,
+        "top5_cls": 100.0 * top5 / count,
+        "cam_threshold": threshold,
+        "num_images": count,
+        "map_method": config.eval.map_method,
+    }
+    metrics.update(loc.result())
+    r1 = v1.result()
+    metrics["max_box_acc"] = r1["max_box_acc_iou50"]
+    r2 = v2.result()
+    metrics["max_box_acc_v2"] = r2["max_box_acc"]
+    for iou in iou_levels:
+        metrics[f"max_box_acc_v2_iou{iou}"] = r2[f"max_box_acc_iou{iou}"]
+    if has_masks:
+        metrics.update(pxap.result())
+    metrics.update(pointing.result())
+    metrics.update(corloc.result())
+    metrics["_curves"] = {
+        str(k): np.asarray(v).tolist() for k, v in v2.curves().items()
+    }
+    metrics["_thresholds"] = thresholds.tolist()
+    return metrics
+
+
+def evaluate_and_report(model, source, config, workdir, split="test"):
+    """Evaluates and writes metrics.json, heatmaps.png and box_accuracy.png."""
+    collector = report.ExampleCollector(config.eval.num_visualize, source.class_names)
+    metrics = evaluate_model(model, source, config, split, on_batch=collector)
+    curves = metrics.pop("_curves")
+    thresholds = metrics.pop("_thresholds")
+    workdir_lib.write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
+    report.plot_box_accuracy(
+        os.path.join(workdir, "box_accuracy.png"),
+        thresholds,
+        curves,
+        metrics["cam_threshold"],
+    )
+    collector.save(os.path.join(workdir, "heatmaps.png"))
+    return metrics
+
+
+_ORDER = (
+    "top1_cls",
+    "top5_cls",
+    "top1_loc",
+    "top5_loc",
+    "gt_known_loc",
+    "max_box_acc",
+    "max_box_acc_v2",
+    "max_box_acc_v2_iou30",
+    "max_box_acc_v2_iou50",
+    "max_box_acc_v2_iou70",
+    "pxap",
+    "pointing_game",
+    "corloc",
+    "cam_threshold",
+)
+
+
+def format_table(metrics):
+    rows = [(k, metrics[k]) for k in _ORDER if k in metrics]
+    width = max(len(k) for k, _ in rows)
+    lines = ["metric".ljust(width) + "  value", "-" * (width + 9)]
+    for k, v in rows:
+        lines.append(
+            f"{k.ljust(width)}  {v:7.2f}"
+            if k != "cam_threshold"
+            else f"{k.ljust(width)}  {v:7.3f}"
+        )
+    return "\n".join(lines)
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("workdir", None, "A wsol-train workdir.")
+    flags.DEFINE_string("split", "test", "Split to evaluate.")
+    flags.DEFINE_string(
+        "map_method",
+        None,
+        "cam | topk | dgl | gradcam " "(default: the workdir's config).",
+    )
+    flags.DEFINE_string("dgl_layer", None, "Layer path for dgl / gradcam maps.")
+    flags.DEFINE_float(
+        "cam_threshold", None, "Fixed CAM threshold (default: " "chosen on val)."
+    )
+    flags.DEFINE_integer("max_images", None, "Evaluate at most this many.")
+    flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    del argv
+    from wsol_keras import data as data_lib  # pylint: disable=g-import-not-at-top
+
+    model, config, _ = workdir_lib.load_model(FLAGS.workdir)
+    with config.unlocked():
+        for field in ("map_method", "dgl_layer", "cam_threshold", "max_images"):
+            value = getattr(FLAGS, field)
+            if value is not None:
+                config.eval[field] = value
+    source = data_lib.get_source(config.data)
+    metrics = evaluate_and_report(model, source, config, FLAGS.workdir, FLAGS.split)
+    print(format_table(metrics))
+
+
+def run_main():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

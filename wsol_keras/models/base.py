@@ -1,0 +1,146 @@
+"""`WSOLModel`: the training plumbing every method shares.
+
+A method subclasses `WSOLModel` and implements two hooks:
+
+    * `forward(images, labels, hierarchy, training)` -> dict of outputs with at
+        least "logits" [B, C] and "cams" [B, h, w, C] (float32 class maps of the
+        leaf classes); "boxes" [B, 4] (normalized xyxy) for box regressors.
+        `labels` / `hierarchy` are given during `fit` (ACoL erases with the
+        ground-truth class) and are None at inference.
+    * `loss_terms(inputs, outputs, training)` -> dict name -> float32 scalar;
+        the total loss is their sum plus the layers' regularization losses.
+
+`fit` feeds x = {"image", "label", "hierarchy"} and y = label (see
+`wsol_keras.train.make_train_dataset`).  The base class scales the loss for
+`tf.distribute` (per-replica mean / replicas), applies the optimizer's loss
+scaling under mixed precision, multiplies the gradients of new layers by
+`head_lr_multiplier` (the papers train new layers at 10x the learning rate of
+the pretrained backbone; for SGD a gradient multiplier is exactly a learning
+rate multiplier), and tracks every loss term and top-1 accuracy.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def sparse_ce(labels, logits):
+    """Mean softmax cross-entropy in float32."""
+    return ops.mean(
+        keras.losses.sparse_categorical_crossentropy(
+            labels, ops.cast(logits, "float32"), from_logits=True
+        )
+    )
+
+
+class WSOLModel(keras.Model):
+    """Base class of the package's localization models.
+
+    Args:
+        backbone: feature extractor from `wsol_keras.backbones.build_backbone`.
+        num_classes: number of leaf classes C.
+        loss_names: names of the terms `loss_terms` returns (one tracker each).
+        head_lr_multiplier: gradient multiplier for every variable outside
+            `backbone` (10 with pretrained backbones, as in the papers).
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        loss_names=("ce",),
+        head_lr_multiplier=1.0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.num_classes = int(num_classes)
+        self.loss_names = tuple(loss_names)
+        self.head_lr_multiplier = float(head_lr_multiplier)
+        self.loss_trackers = {
+            n: keras.metrics.Mean(name=f"{n}_loss") for n in self.loss_names
+        }
+        self.total_tracker = keras.metrics.Mean(name="loss")
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    # -- hooks -----------------------------------------------------------------
+
+    def forward(self, images, labels=None, hierarchy=None, training=None):
+        raise NotImplementedError
+
+    def loss_terms(self, inputs, outputs, training=True):
+        return {"ce": sparse_ce(inputs["label"], outputs["logits"])}
+
+    # -- keras plumbing ----------------------------------------------------------
+
+    def call(self, inputs, training=None):
+        if isinstance(inputs, dict):
+            images = inputs["image"]
+            labels = inputs.get("label")
+            hierarchy = inputs.get("hierarchy")
+        else:
+            images, labels, hierarchy = inputs, None, None
+        images = ops.cast(images, "float32")
+        return self.forward(
+            images, labels=labels, hierarchy=hierarchy, training=training
+        )
+
+    @property
+    def metrics(self):
+        return [self.total_tracker, *self.loss_trackers.values(), self.accuracy]
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        terms = self.loss_terms(x, y_pred, training=training)
+        unknown = set(terms) - set(self.loss_names)
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__}.loss_terms returned "
+                f"{sorted(unknown)} not declared in loss_names"
+            )
+        total = ops.zeros((), "float32")
+        for name, value in terms.items():
+            value = ops.cast(value, "float32")
+            self.loss_trackers[name].update_state(value)
+            total = total + value
+        for extra in self.losses:
+            total = total + ops.cast(ops.sum(extra), "float32")
+        self.total_tracker.update_state(total)
+        return total
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        self.accuracy.update_state(y, y_pred["logits"])
+        return {m.name: m.result() for m in self.metrics}
+
+    def _gradient_multipliers(self):
+        backbone_ids = {id(v) for v in self.backbone.trainable_variables}
+        return [
+            1.0 if id(v) in backbone_ids else self.head_lr_multiplier
+            for v in self.trainable_variables
+        ]
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        with tf.GradientTape() as tape:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, training=True)
+            # Each replica sees 1/R of the global batch; gradients are summed.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            loss = loss / replicas
+            scaled = self.optimizer.scale_loss(loss)
+        variables = self.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        if self.head_lr_multiplier != 1.0:
+            grads = [
+                g if g is None or m == 1.0 else g * m
+                for g, m in zip(grads, self._gradient_multipliers())
+            ]
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return self.compute_metrics(x, y, y_pred)
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        y_pred = self(x, training=False)
+        self.compute_loss(x, y, y_pred, training=False)
+        return self.compute_metrics(x, y, y_pred)

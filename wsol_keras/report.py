@@ -1,0 +1,131 @@
+"""Report figures: heat-map overlays with boxes, and box accuracy vs CAM threshold."""
+
+import os
+
+import cv2
+import numpy as np
+
+from wsol_keras import boxes as boxes_lib
+
+
+def _mpl():
+    import matplotlib  # pylint: disable=g-import-not-at-top
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+    return plt
+
+
+class ExampleCollector:
+    """Keeps the first `n` test images with their maps and draws a grid.
+
+    Called as `collector(batch, results, cam_threshold)` by the evaluator.
+    Green: predicted box (regressor output, or the largest contour of the map
+    at the CAM threshold); red: ground-truth boxes.
+    """
+
+    def __init__(self, n, class_names):
+        self.n = int(n)
+        self.class_names = list(class_names)
+        self.items = []
+
+    def __call__(self, batch, results, threshold):
+        size = batch["image"].shape[1]
+        for i in range(batch["image"].shape[0]):
+            if len(self.items) >= self.n:
+                return
+            score = results["maps"][i]
+            if "boxes" in results:
+                pred = np.clip(results["boxes"][i], 0, 1) * (size - 1)
+            else:
+                pred = boxes_lib.boxes_from_scoremap(
+                    score, [threshold], multi_contour=False
+                )[0][0]
+            n = int(batch["num_boxes"][i])
+            self.items.append(
+                {
+                    "image": batch["image"][i].numpy(),
+                    "map": score,
+                    "pred_box": np.asarray(pred, np.float32),
+                    "gt_boxes": batch["boxes"][i].numpy()[:n],
+                    "label": int(batch["label"][i]),
+                    "pred": int(np.argmax(results["logits"][i])),
+                }
+            )
+
+    def save(self, path):
+        if not self.items:
+            return
+        plt = _mpl()
+        cols = min(4, len(self.items))
+        rows = int(np.ceil(len(self.items) / cols))
+        fig, axes = plt.subplots(
+            rows, cols, figsize=(3 * cols, 3.3 * rows), squeeze=False
+        )
+        for ax in axes.ravel():
+            ax.axis("off")
+        for ax, item in zip(axes.ravel(), self.items):
+            ax.imshow(overlay(item["image"], item["map"]))
+            for box, color in [(item["pred_box"], "lime")] + [
+                (b, "red") for b in item["gt_boxes"]
+            ]:
+                x0, y0, x1, y1 = box
+                ax.add_patch(
+                    plt.Rectangle(
+                        (x0, y0),
+                        x1 - x0,
+                        y1 - y0,
+                        fill=False,
+                        color=color,
+                        linewidth=1.5,
+                    )
+                )
+            name = lambda c: self.class_names[c] if c < len(self.class_names) else c
+            ok = "ok" if item["pred"] == item["label"] else "wrong"
+            ax.set_title(
+                f"gt {name(item['label'])}\npred {name(item['pred'])} ({ok})",
+                fontsize=7,
+            )
+        fig.tight_layout()
+        _savefig(fig, path)
+        plt.close(fig)
+
+
+def overlay(image, scoremap, alpha=0.5):
+    """Blends a JET-coloured [0, 1] map onto a uint8 RGB image."""
+    heat = cv2.applyColorMap(np.uint8(255 * np.clip(scoremap, 0, 1)), cv2.COLORMAP_JET)[
+        ..., ::-1
+    ]
+    if heat.shape[:2] != image.shape[:2]:
+        heat = cv2.resize(heat, image.shape[1::-1])
+    return np.uint8((1 - alpha) * image + alpha * heat)
+
+
+def plot_box_accuracy(path, thresholds, curves, chosen_threshold):
+    """Box accuracy (all contours) against CAM threshold, one curve per IoU."""
+    plt = _mpl()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for iou, values in sorted(curves.items(), key=lambda kv: int(kv[0])):
+        ax.plot(thresholds, values, label=f"IoU {int(iou) / 100:.1f}")
+    ax.axvline(
+        chosen_threshold,
+        color="gray",
+        linestyle="--",
+        label=f"chosen {chosen_threshold:.2f}",
+    )
+    ax.set_xlabel("CAM threshold")
+    ax.set_ylabel("box accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _savefig(fig, path)
+    plt.close(fig)
+
+
+def _savefig(fig, path):
+    tmp = os.path.join(
+        os.path.dirname(os.path.abspath(path)), ".tmp-" + os.path.basename(path)
+    )
+    fig.savefig(tmp, dpi=110, format="png")
+    os.replace(tmp, path)

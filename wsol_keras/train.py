@@ -1,0 +1,289 @@
+r"""Trains a WSOL model with `model.fit`, then evaluates and writes the report.
+
+    wsol-train --workdir=runs/demo                      # synthetic CAM default
+    wsol-train --config=configs/cub_vgg16_cam.py --workdir=runs/cub \
+            --config.data.root=/data/CUB_200_2011 --strategy=mirrored
+
+The workdir receives config.json (the effective config and the data's class
+names), checkpoints/ (weights after every epoch, written atomically; a rerun
+resumes from the last one), logs/ (TensorBoard), model.weights.h5, and the
+evaluation report (metrics.json, heatmaps.png, box_accuracy.png).
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+import keras
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import tensorflow as tf
+
+from wsol_keras import data as data_lib
+from wsol_keras import methods
+from wsol_keras import workdir as workdir_lib
+
+_DEFAULT_CONFIG = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs", "synthetic_cam.py"
+)
+
+
+def default_config_path():
+    """configs/synthetic_cam.py of the checkout, else of the installed package."""
+    if os.path.exists(_DEFAULT_CONFIG):
+        return os.path.normpath(_DEFAULT_CONFIG)
+    from wsol_keras import configs  # installed copy of configs/
+
+    return os.path.join(os.path.dirname(configs.__file__), "synthetic_cam.py")
+
+
+def make_strategy(name, cpu_replicas=0):
+    """Returns a tf.distribute strategy.
+
+    Args:
+        name: "default" (one device), "mirrored" (all local GPUs, or the logical
+            CPUs) or "multiworker" (MultiWorkerMirroredStrategy from TF_CONFIG).
+        cpu_replicas: if > 0, split the CPU into this many logical devices first
+            (to exercise MirroredStrategy without GPUs); must run before TF starts.
+    """
+    if cpu_replicas:
+        cpus = tf.config.list_physical_devices("CPU")
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
+        )
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = (
+            None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
+        )
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ValueError(
+        f"--strategy={name!r}: expected default, mirrored or " "multiworker"
+    )
+
+
+def data_info_of(source, config):
+    return {
+        "num_classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "hierarchy_sizes": [int(s) for s in source.hierarchy_sizes],
+        "image_size": int(config.data.image_size),
+    }
+
+
+def make_train_dataset(source, config, global_batch_size):
+    """x = {"image", "label", "hierarchy"}, y = label, batched and augmented."""
+    ds = source.dataset("train")
+    n = source.num_examples("train")
+    ds = ds.shuffle(min(n, 20000), seed=config.seed, reshuffle_each_iteration=True)
+    augment = data_lib.augment.make_train_augment(
+        config.data.image_size,
+        resize_size=config.train.resize_size,
+        flip=config.train.flip,
+        seed=config.seed,
+    )
+    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(global_batch_size, drop_remainder=True)
+    ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_dataset(source, split, batch_size):
+    ds = source.dataset(split).batch(batch_size)
+    return ds.map(_to_xy).prefetch(tf.data.AUTOTUNE)
+
+
+def _to_xy(element):
+    x = {
+        "image": tf.cast(element["image"], tf.float32),
+        "label": element["label"],
+        "hierarchy": element["hierarchy"],
+    }
+    return x, element["label"]
+
+
+def make_optimizer(config, steps_per_epoch):
+    t = config.train
+    total = max(1, t.epochs * steps_per_epoch)
+    if t.lr_schedule == "cosine":
+        warmup = t.warmup_epochs * steps_per_epoch
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else t.learning_rate,
+            decay_steps=max(1, total - warmup),
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif t.lr_schedule == "step":
+        boundaries = [
+            e * steps_per_epoch
+            for e in range(t.lr_decay_epochs, t.epochs, t.lr_decay_epochs)
+        ]
+        values = [
+            t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
+        ]
+        lr = (
+            keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+            if boundaries
+            else t.learning_rate
+        )
+    elif t.lr_schedule == "constant":
+        lr = t.learning_rate
+    else:
+        raise ValueError(
+            f"config.train.lr_schedule={t.lr_schedule!r}: expected "
+            "cosine, step or constant"
+        )
+    wd = t.weight_decay or None
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=t.momentum, weight_decay=wd)
+    if t.optimizer == "adam":
+        return keras.optimizers.Adam(lr, weight_decay=wd)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay)
+    raise ValueError(
+        f"config.train.optimizer={t.optimizer!r}: expected sgd, " "adam or adamw"
+    )
+
+
+def build_compiled_model(config, data_info, steps_per_epoch=1):
+    """Builds, creates the variables of, and compiles the configured model."""
+    model = methods.build_model(config, data_info)
+    size = data_info["image_size"]
+    dummy = {
+        "image": np.zeros((1, size, size, 3), np.float32),
+        "label": np.zeros((1,), np.int32),
+        "hierarchy": np.zeros((1, len(data_info["hierarchy_sizes"])), np.int32),
+    }
+    model(dummy, training=False)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch),
+        jit_compile=bool(config.train.jit_compile),
+    )
+    return model
+
+
+def train(config, workdir, strategy=None):
+    """Trains `config` into `workdir`; returns (model, source, data_info)."""
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(config.seed)
+    if config.train.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    source = data_lib.get_source(config.data)
+    data_info = data_info_of(source, config)
+    workdir_lib.write_config(workdir, config, data_info)
+
+    global_batch = config.train.batch_size
+    if global_batch % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"config.train.batch_size={global_batch} is not divisible "
+            f"by the {strategy.num_replicas_in_sync} replicas"
+        )
+    steps = source.num_examples("train") // global_batch
+    if steps == 0:
+        raise ValueError(
+            f"config.train.batch_size={global_batch} exceeds the "
+            f"{source.num_examples('train')} training images"
+        )
+    if config.train.steps_per_epoch:
+        steps = min(steps, config.train.steps_per_epoch)
+    with strategy.scope():
+        model = build_compiled_model(config, data_info, steps)
+    train_ds = make_train_dataset(source, config, global_batch).repeat()
+    val_ds = (
+        make_eval_dataset(source, "val", config.eval.batch_size)
+        if "val" in source.splits
+        else None
+    )
+
+    initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    callbacks = [
+        workdir_lib.AtomicCheckpoint(workdir),
+        keras.callbacks.TensorBoard(
+            os.path.join(workdir, "logs"), update_freq=config.train.log_every_steps
+        ),
+        keras.callbacks.CSVLogger(
+            os.path.join(workdir, "history.csv"), append=initial_epoch > 0
+        ),
+    ]
+    logging.info(
+        "training %s / %s on %d images (%d classes), %d steps x %d "
+        "epochs, %d replica(s)",
+        config.method.name,
+        config.model.backbone,
+        source.num_examples("train"),
+        source.num_classes,
+        steps,
+        config.train.epochs,
+        strategy.num_replicas_in_sync,
+    )
+    if initial_epoch < config.train.epochs:
+        model.fit(
+            train_ds,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps,
+            initial_epoch=initial_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            verbose=2 if os.environ.get("CI") else 1,
+        )
+    workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(workdir))
+    return model, source, data_info
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    config_flags.DEFINE_config_file(
+        "config",
+        default_config_path(),
+        "Experiment config file (configs/*.py); fields can be overridden as "
+        "--config.train.epochs=3.",
+        lock_config=True,
+    )
+    flags.DEFINE_string(
+        "workdir", None, "Directory for checkpoints, logs and " "the report."
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        ["default", "mirrored", "multiworker"],
+        "tf.distribute strategy.",
+    )
+    flags.DEFINE_integer(
+        "cpu_replicas",
+        0,
+        "Split the CPU into this many "
+        "logical devices (to try --strategy=mirrored on CPU).",
+    )
+    flags.DEFINE_bool("evaluate", True, "Evaluate the test split after training.")
+    flags.mark_flags_as_required(["workdir"])
+
+
+def main(argv):
+    del argv
+    from wsol_keras import evaluate  # pylint: disable=g-import-not-at-top
+
+    config = FLAGS.config
+    strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+    model, source, data_info = train(config, FLAGS.workdir, strategy)
+    if FLAGS.evaluate:
+        metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print(evaluate.format_table(metrics))
+
+
+def run_main():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()
