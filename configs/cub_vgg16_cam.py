@@ -31,7 +31,7 @@ def get_config(arg=None):
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
     config.train.head_lr_multiplier = 10.0
-    config.train.resize_size = 256
+    config.train.crop_scale = 256 / 224
     config.eval.batch_size = 32
     if arg == "smoke":
         config_base.make_smoke(config)

@@ -39,7 +39,9 @@ def base_config():
     c.train.head_lr_multiplier = 1.0  # 10 when the backbone is pretrained
     c.train.mixed_precision = False
     c.train.jit_compile = False
-    c.train.resize_size = 0  # 0: no crop augmentation; else crop S from this
+    # Train on random S x S crops of the image resized by this factor (the
+    # papers: 224 from 256, i.e. 256 / 224); 1.0 disables cropping.
+    c.train.crop_scale = 1.0
     c.train.flip = True
     c.train.steps_per_epoch = ml_collections.FieldReference(None, field_type=int)
     c.train.log_every_steps = 50

@@ -82,6 +82,11 @@ def make_map_fn(model, config):
     return map_fn
 
 
+def predicted_box(scoremap, threshold):
+    """xyxy box of the largest contour of `scoremap` at `threshold` (MaxBoxAcc rule)."""
+    return boxes_lib.boxes_from_scoremap(scoremap, [threshold], multi_contour=False)[0][0][0]
+
+
 def _gt_boxes(batch):
     return [b[:n] for b, n in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
 

@@ -5,7 +5,6 @@ import os
 import cv2
 import numpy as np
 
-from wsol_keras import boxes as boxes_lib
 
 
 def _mpl():
@@ -39,9 +38,9 @@ class ExampleCollector:
             if "boxes" in results:
                 pred = np.clip(results["boxes"][i], 0, 1) * (size - 1)
             else:
-                pred = boxes_lib.boxes_from_scoremap(
-                    score, [threshold], multi_contour=False
-                )[0][0]
+                from wsol_keras.evaluate import predicted_box  # circular at import
+
+                pred = predicted_box(score, threshold)
             n = int(batch["num_boxes"][i])
             self.items.append(
                 {
@@ -61,7 +60,7 @@ class ExampleCollector:
         cols = min(4, len(self.items))
         rows = int(np.ceil(len(self.items) / cols))
         fig, axes = plt.subplots(
-            rows, cols, figsize=(3 * cols, 3.3 * rows), squeeze=False
+            rows, cols, figsize=(3 * cols, 3.6 * rows), squeeze=False
         )
         for ax in axes.ravel():
             ax.axis("off")

@@ -84,13 +84,9 @@ def make_train_dataset(source, config, global_batch_size):
     ds = source.dataset("train")
     n = source.num_examples("train")
     ds = ds.shuffle(min(n, 20000), seed=config.seed, reshuffle_each_iteration=True)
-    augment = data_lib.augment.make_train_augment(
-        config.data.image_size,
-        resize_size=config.train.resize_size,
-        flip=config.train.flip,
-        seed=config.seed,
+    ds = data_lib.augment_dataset(
+        ds, seed=config.seed, scale=config.train.crop_scale, flip=config.train.flip
     )
-    ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -153,8 +149,8 @@ def make_optimizer(config, steps_per_epoch):
     )
 
 
-def build_compiled_model(config, data_info, steps_per_epoch=1):
-    """Builds, creates the variables of, and compiles the configured model."""
+def build_model(config, data_info):
+    """Builds the configured model and creates its variables (not compiled)."""
     model = methods.build_model(config, data_info)
     size = data_info["image_size"]
     dummy = {
@@ -163,6 +159,12 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
         "hierarchy": np.zeros((1, len(data_info["hierarchy_sizes"])), np.int32),
     }
     model(dummy, training=False)
+    return model
+
+
+def build_compiled_model(config, data_info, steps_per_epoch=1):
+    """`build_model`, then compiled with the configured optimizer."""
+    model = build_model(config, data_info)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         jit_compile=bool(config.train.jit_compile),
@@ -232,6 +234,7 @@ def train(config, workdir, strategy=None):
             initial_epoch=initial_epoch,
             validation_data=val_ds,
             callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
             verbose=2 if os.environ.get("CI") else 1,
         )
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(workdir))

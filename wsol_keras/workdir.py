@@ -133,6 +133,6 @@ def load_model(workdir, config_overrides=None):
         raise FileNotFoundError(
             f"{weights} not found: training in {workdir!r} " "did not finish"
         )
-    model = train.build_compiled_model(config, data_info)
+    model = train.build_model(config, data_info)  # no optimizer: inference only
     model.load_weights(weights)
     return model, config, data_info
