@@ -15,3 +15,4 @@ from wsol_keras import losses
 from wsol_keras import methods
 from wsol_keras.backbones import BACKBONES, build_backbone
 from wsol_keras.methods import METHODS, build_model
+from wsol_keras.dual_gradient import DualGradient

@@ -32,6 +32,7 @@ from wsol_keras import cams as cams_lib
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
+from wsol_keras.losses.class_tolerant import resolve_top_k
 
 
 def make_map_fn(model, config):
@@ -66,8 +67,11 @@ def make_map_fn(model, config):
         if e.map_method == "cam":
             maps = cams_lib.select_class_maps(outputs["cams"], labels)
         elif e.map_method == "topk":
+            # SLT-Net Eq. 9 ranks classes by the localizer's own logits.
+            rank_logits = tf.cast(outputs.get("localizer_logits", logits), tf.float32)
+            k = resolve_top_k(e.topk, int(rank_logits.shape[-1]))
             maps = cams_lib.select_class_maps(
-                outputs["cams"], cams_lib.topk_class_ids(logits, int(e.topk))
+                outputs["cams"], cams_lib.topk_class_ids(rank_logits, k)
             )
         else:
             maps = explainer(images, labels=labels)[e.dgl_layer]
@@ -84,7 +88,9 @@ def make_map_fn(model, config):
 
 def predicted_box(scoremap, threshold):
     """xyxy box of the largest contour of `scoremap` at `threshold` (MaxBoxAcc rule)."""
-    return boxes_lib.boxes_from_scoremap(scoremap, [threshold], multi_contour=False)[0][0][0]
+    return boxes_lib.boxes_from_scoremap(scoremap, [threshold], multi_contour=False)[0][
+        0
+    ][0]
 
 
 def _gt_boxes(batch):

@@ -7,13 +7,16 @@ entry; every other `config.method` field belongs to that method.
 """
 
 from wsol_keras.models import cam
+from wsol_keras.models import slt
 
 METHODS = {
     "cam": cam.build,
+    "slt": slt.build,
 }
 
 DEFAULT_METHOD_CONFIGS = {
     "cam": cam.default_method_config,
+    "slt": slt.default_method_config,
 }
 
 

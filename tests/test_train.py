@@ -1,0 +1,84 @@
+"""End to end: wsol-train on the smoke config, the report, resume, CLI flags, MirroredStrategy."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from wsol_keras import evaluate
+from wsol_keras import train
+from wsol_keras import workdir as workdir_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_config(name, arg="smoke"):
+    path = os.path.join(REPO, "configs", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def test_train_evaluate_report_and_resume(tmp_path):
+    wd = str(tmp_path / "run")
+    config = load_config("synthetic_cam")
+    model, source, info = train.train(config, wd)
+    assert info["num_classes"] == source.num_classes == len(info["class_names"])
+    metrics = evaluate.evaluate_and_report(model, source, config, wd)
+    for name in ("config.json", "model.weights.h5", "metrics.json", "heatmaps.png",
+                 "box_accuracy.png", "history.csv"):
+        assert os.path.exists(os.path.join(wd, name)), name
+    with open(os.path.join(wd, "metrics.json")) as f:
+        saved = json.load(f)
+    keys = ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "max_box_acc",
+            "max_box_acc_v2", "max_box_acc_v2_iou30", "max_box_acc_v2_iou50",
+            "max_box_acc_v2_iou70", "pxap", "cam_threshold", "pointing_game", "corloc")
+    for k in keys:
+        assert k in saved, k
+        assert 0.0 <= saved[k] <= 100.0, (k, saved[k])
+    # Localization implies classification: top-1 Loc <= both parts of it.
+    assert saved["top1_loc"] <= min(saved["top1_cls"], saved["gt_known_loc"]) + 1e-9
+    assert saved["top5_loc"] <= saved["top5_cls"] + 1e-9
+    assert saved == pytest.approx(metrics)
+    # Rerunning the same workdir resumes after the finished epochs: no training.
+    with open(os.path.join(wd, "checkpoints", "last.json")) as f:
+        assert json.load(f)["epochs_done"] == config.train.epochs
+    reloaded, cfg, _ = workdir_lib.load_model(wd)
+    import numpy as np
+
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")
+    np.testing.assert_allclose(model(x)["logits"], reloaded(x)["logits"], atol=1e-5)
+
+
+def _run(args, timeout=300):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CI="1")
+    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_cli_overrides_and_mirrored_strategy_on_two_cpus(tmp_path):
+    wd = str(tmp_path / "mirrored")
+    proc = _run(["-m", "wsol_keras.train", "--config=configs/synthetic_cam.py:smoke",
+                 f"--workdir={wd}", "--strategy=mirrored", "--cpu_replicas=2",
+                 "--config.train.batch_size=4", "--config.eval.max_images=8"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    config, _ = workdir_lib.read_config(wd)
+    assert config.train.batch_size == 4  # the override reached the effective config
+    assert "gt_known_loc" in proc.stdout
+    proc = _run(["-m", "wsol_keras.evaluate", f"--workdir={wd}", "--cam_threshold=0.3",
+                 "--max_images=8"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(wd, "metrics.json")) as f:
+        assert json.load(f)["cam_threshold"] == pytest.approx(0.3)
+
+
+def test_cli_rejects_a_bad_override(tmp_path):
+    proc = _run(["-m", "wsol_keras.train", "--config=configs/synthetic_cam.py:smoke",
+                 f"--workdir={tmp_path}", "--config.train.no_such_field=3"])
+    assert proc.returncode != 0
+    assert "no_such_field" in proc.stderr
