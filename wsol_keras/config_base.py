@@ -28,10 +28,10 @@ def base_config():
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 12
     c.train.batch_size = 32
-    c.train.optimizer = "sgd"  # sgd | adam
-    c.train.learning_rate = 0.05
+    c.train.optimizer = "adam"  # sgd | adam
+    c.train.learning_rate = 2e-3
     c.train.momentum = 0.9
-    c.train.weight_decay = 5e-4
+    c.train.weight_decay = 0.0
     c.train.lr_schedule = "cosine"  # cosine | step | constant
     c.train.lr_decay_epochs = 10  # step schedule: decay every N epochs
     c.train.lr_decay_factor = 0.1

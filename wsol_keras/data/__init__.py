@@ -1,0 +1,134 @@
+"""Data sources for wsol_keras: one element structure for every data set.
+
+Every source yields unbatched elements (after a direct resize to S x S)::
+
+    {"image": uint8 [S,S,3] RGB, "label": int32 [], "hierarchy": int32 [L],
+     "boxes": float32 [MAX_BOXES,4] xyxy px (rows past num_boxes = -1),
+     "num_boxes": int32 [], "mask": uint8 [S,S] (1 fg, 0 bg, 255 ignore),
+     "has_mask": bool [], "image_id": string []}
+
+Pick a source with ``get_source(data_config)``; ``data_config.name`` is one of
+``"synthetic"`` (built-in benchmark, :mod:`wsol_keras.data.synthetic`), ``"cub"``
+(CUB-200-2011 as released, :mod:`wsol_keras.data.cub`) or ``"wsol_metadata"``
+(wsolevaluation's metadata layout, :mod:`wsol_keras.data.wsol_metadata`).
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+from wsol_keras.data.pipeline import MAX_BOXES
+from wsol_keras.data.pipeline import DataSource
+from wsol_keras.data.hierarchy import cluster_hierarchy
+from wsol_keras.data.hierarchy import read_hierarchy_file
+from wsol_keras.data.augment import augment_dataset
+from wsol_keras.data.augment import eval_preprocess
+from wsol_keras.data.augment import train_augment
+
+SOURCES = ("synthetic", "cub", "wsol_metadata")
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+    """Defaults: the built-in synthetic benchmark at 64 x 64 (trains on a CPU).
+
+    Fields (all overridable as ``--config.data.<field>=...``):
+      name: "synthetic" | "cub" | "wsol_metadata".
+      root: image root (CUB: the folder holding images/ and the *.txt files;
+        wsol_metadata: the folder image paths are relative to).
+      metadata: wsol_metadata only: the metadata/<DATASET> folder with one
+        sub-folder per split.
+      mask_root: folder that mask paths are relative to ("" = root).
+      image_size: S, output side of the direct resize.
+      fatal_decode_errors: raise on an undecodable image instead of skipping it.
+      validate_images: decode every image once up front (per split, on the first
+        ``dataset()`` call) so bad images are skipped *and counted*; if False, bad
+        images are dropped inside tf.data (logged by TF, not counted) unless
+        fatal_decode_errors.
+      hierarchy_file: explicit hierarchy file ("" = look for hierarchy.txt in
+        metadata, then root; else build one automatically).
+      cub_val: CUB only: "train_subset" (val = val_per_class training images per
+        class, still used for training, like wsolevaluation's ILSVRC
+        train-fullsup), "holdout" (the same images removed from train) or "test".
+      val_per_class: CUB only: images per class in val.
+      synthetic: the synthetic benchmark's sizes, seed and difficulty knobs.
+    """
+    c = ml_collections.ConfigDict()
+    c.name = "synthetic"
+    c.root = ""
+    c.metadata = ""
+    c.mask_root = ""
+    c.image_size = 64
+    c.fatal_decode_errors = False
+    c.validate_images = True
+    c.hierarchy_file = ""
+    c.cub_val = "train_subset"
+    c.val_per_class = 5
+
+    s = ml_collections.ConfigDict()
+    s.num_train = 1600
+    s.num_val = 300
+    s.num_test = 500
+    s.seed = 0
+    s.num_groups = 4  # body shapes (level-1 parents), at most 4
+    s.classes_per_group = 2  # leaf classes per group (distinct parts), at most 4
+    s.object_scale = (0.45, 0.85)  # object length / canvas short side
+    # Sampled part size; the realized part / object pixel ratio is kept in [0.05, 0.15].
+    s.part_fraction = (0.05, 0.10)
+    s.num_distractors = (2, 5)  # clutter shapes per image (inclusive range)
+    s.decoy_prob = 0.5  # fraction of distractors that are part-less bodies
+    s.nonsquare_prob = 0.5  # render on a non-square canvas, then squash to S x S
+    s.canvas_aspect = (0.65, 1.5)  # canvas width / height range when non-square
+    s.part_colour_distractor_prob = 0.1  # flat clutter painted in a part colour
+    s.min_body_contrast = 40.0  # min mean RGB distance body vs. what it covers
+    s.color_jitter = 0.15
+    s.noise_std = 6.0
+    c.synthetic = s
+    return c
+
+
+def get_source(data_config) -> DataSource:
+    """Builds the data source named by ``data_config.name``.
+
+    Args:
+      data_config: a ConfigDict like :func:`default_data_config` (missing fields
+        take those defaults).
+
+    Returns:
+      A :class:`DataSource`; metadata is parsed and validated eagerly.
+    """
+    cfg = default_data_config()
+    cfg.update(_as_dict(data_config))
+    name = str(cfg.name)
+    if name == "synthetic":
+        from wsol_keras.data.synthetic_source import SyntheticSource
+
+        return SyntheticSource(cfg)
+    if name == "cub":
+        from wsol_keras.data.cub import CUBSource
+
+        return CUBSource(cfg)
+    if name == "wsol_metadata":
+        from wsol_keras.data.wsol_metadata import WSOLMetadataSource
+
+        return WSOLMetadataSource(cfg)
+    raise ValueError(f"data.name must be one of {SOURCES}, got {name!r}")
+
+
+def _as_dict(cfg):
+    if isinstance(cfg, ml_collections.ConfigDict):
+        return cfg.to_dict()
+    return dict(cfg)
+
+
+__all__ = [
+    "MAX_BOXES",
+    "DataSource",
+    "SOURCES",
+    "default_data_config",
+    "get_source",
+    "train_augment",
+    "eval_preprocess",
+    "augment_dataset",
+    "cluster_hierarchy",
+    "read_hierarchy_file",
+]

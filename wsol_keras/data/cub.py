@@ -1,0 +1,211 @@
+"""CUB-200-2011 as released (Wah et al. 2011).
+
+Layout under ``data.root``::
+
+    images/<class dir>/<file>.jpg
+    images.txt              <image_id> <relative path>
+    image_class_labels.txt  <image_id> <class_id>        (1-based class ids)
+    train_test_split.txt    <image_id> <is_training_image>
+    bounding_boxes.txt      <image_id> <x> <y> <width> <height>
+    classes.txt             <class_id> <class_name>
+    segmentations/          optional: <relative path with .png>, soft 0-255 masks
+
+Boxes become xyxy = (x, y, x + width, y + height), the same numbers as
+wsolevaluation's CUB metadata (e.g. 60,27,325,304 -> 60,27,385,331). Mask
+foreground is value > 127 (i.e. > 0.5 of 255). An image without a segmentation
+file gets ``has_mask=False``.
+
+Splits: ``train`` (is_training_image = 1) and ``test`` (= 0), as in every paper.
+``val`` is needed to pick the CAM threshold with box supervision (wsolevaluation,
+Choe et al. 2020, Sec. 4, uses separately collected full-supervision images,
+which are not part of the release). Choice (``data.cub_val``):
+
+* ``"train_subset"`` (default): ``data.val_per_class`` training images per class
+  (deterministic), which stay in ``train``. Like wsolevaluation's ILSVRC
+  train-fullsup split, the threshold is tuned on training images whose boxes the
+  classifier never saw, and the papers' training set is unchanged.
+* ``"holdout"``: the same images, removed from ``train``.
+* ``"test"``: val is the test set (what the original papers effectively did).
+
+Class hierarchy: see :mod:`wsol_keras.data.hierarchy` (hierarchy.txt in root if
+present; else last word of the class name, e.g. "Albatross", then chunks).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List
+
+import numpy as np
+
+from wsol_keras.data import hierarchy as hier_lib
+from wsol_keras.data import pipeline
+from wsol_keras.data.textfiles import check_box
+from wsol_keras.data.textfiles import expect_fields
+from wsol_keras.data.textfiles import parse_number
+from wsol_keras.data.textfiles import read_lines
+
+CUB_VAL_MODES = ("train_subset", "holdout", "test")
+_VAL_SEED = 20110611
+
+
+def _read_table(path: str, ncols: int, fmt: str) -> Dict[int, tuple]:
+    """{image or class id: (values..., line number)} with duplicate checks."""
+    out: Dict[int, tuple] = {}
+    for ln, line in read_lines(path):
+        if (
+            ncols == 2
+        ):  # id + free text (paths and names may not contain spaces, but allow)
+            parts = line.split(None, 1)
+        else:
+            parts = line.split()
+        expect_fields(parts, (ncols,), path, ln, fmt)
+        key = parse_number(parts[0], path, ln, "id", int)
+        if key in out:
+            raise ValueError(
+                f"{path}:{ln}: id {key} listed twice " f"(first at line {out[key][-1]})"
+            )
+        out[key] = tuple(parts[1:]) + (ln,)
+    return out
+
+
+class CUBSource(pipeline.FileSource):
+    """CUB-200-2011 from its released text files (see the module docstring)."""
+
+    mask_threshold = 127
+
+    def __init__(self, data_config):
+        root = str(data_config.root)
+        if not root or not os.path.isdir(root):
+            raise FileNotFoundError(
+                f"data.root={root!r} is not a directory "
+                "(expected the CUB_200_2011 folder)"
+            )
+        mode = str(data_config.cub_val)
+        if mode not in CUB_VAL_MODES:
+            raise ValueError(
+                f"data.cub_val must be one of {CUB_VAL_MODES}, got {mode!r}"
+            )
+        j = lambda f: os.path.join(root, f)  # noqa: E731
+        classes = _read_table(j("classes.txt"), 2, "'<class_id> <class_name>'")
+        images = _read_table(j("images.txt"), 2, "'<image_id> <relative path>'")
+        labels = _read_table(j("image_class_labels.txt"), 2, "'<image_id> <class_id>'")
+        split = _read_table(
+            j("train_test_split.txt"), 2, "'<image_id> <is_training_image>'"
+        )
+        bbox = _read_table(
+            j("bounding_boxes.txt"), 5, "'<image_id> <x> <y> <width> <height>'"
+        )
+
+        class_ids = sorted(classes)
+        class_index = {c: i for i, c in enumerate(class_ids)}
+        names = [classes[c][0].strip() for c in class_ids]
+
+        for name, table in (
+            ("image_class_labels.txt", labels),
+            ("train_test_split.txt", split),
+            ("bounding_boxes.txt", bbox),
+        ):
+            extra = sorted(set(table) - set(images))
+            if extra:
+                raise ValueError(
+                    f"{j(name)}:{table[extra[0]][-1]}: image id {extra[0]} "
+                    "is not in images.txt"
+                )
+            missing = sorted(set(images) - set(table))
+            if missing:
+                raise ValueError(
+                    f"{j(name)}: no line for image id {missing[0]} "
+                    f"(images.txt:{images[missing[0]][-1]})"
+                )
+
+        seg_dir = j("segmentations")
+        per_split: Dict[str, List[int]] = {"train": [], "test": []}
+        info = {}
+        for iid in sorted(images):
+            rel, ln = images[iid][0].strip(), images[iid][-1]
+            cls_txt, lab_ln = labels[iid][0], labels[iid][-1]
+            cid = parse_number(
+                cls_txt, j("image_class_labels.txt"), lab_ln, "class id", int
+            )
+            if cid not in class_index:
+                raise ValueError(
+                    f"{j('image_class_labels.txt')}:{lab_ln}: class id {cid} "
+                    "is not in classes.txt"
+                )
+            tr_txt, tr_ln = split[iid][0], split[iid][-1]
+            is_train = parse_number(
+                tr_txt, j("train_test_split.txt"), tr_ln, "is_training_image", int
+            )
+            if is_train not in (0, 1):
+                raise ValueError(
+                    f"{j('train_test_split.txt')}:{tr_ln}: is_training_image "
+                    f"must be 0 or 1, got {tr_txt!r}"
+                )
+            bln = bbox[iid][-1]
+            x, y, w, h = (
+                parse_number(v, j("bounding_boxes.txt"), bln, f, float)
+                for v, f in zip(bbox[iid][:4], ("x", "y", "width", "height"))
+            )
+            box = (x, y, x + w, y + h)
+            check_box(box, j("bounding_boxes.txt"), bln)
+            seg = os.path.join(seg_dir, os.path.splitext(rel)[0] + ".png")
+            info[iid] = dict(
+                path=os.path.join(root, "images", rel),
+                label=class_index[cid],
+                box=box,
+                mask=seg if os.path.isfile(seg) else "",
+                image_id=rel,
+                origin=f"{j('images.txt')}:{ln}",
+            )
+            per_split["train" if is_train else "test"].append(iid)
+
+        val_ids = self._val_ids(per_split, info, mode, int(data_config.val_per_class))
+        if mode == "holdout":
+            held = set(val_ids)
+            per_split["train"] = [i for i in per_split["train"] if i not in held]
+        order = {"train": per_split["train"], "val": val_ids, "test": per_split["test"]}
+
+        records = {}
+        for name, ids in order.items():
+            rows = [info[i] for i in ids]
+            boxes, nb = pipeline.pad_boxes(
+                [[r["box"]] for r in rows], [r["origin"] for r in rows]
+            )
+            rec = pipeline.Records(
+                paths=[r["path"] for r in rows],
+                labels=np.asarray([r["label"] for r in rows], np.int32).reshape(-1),
+                boxes=boxes,
+                num_boxes=nb,
+                mask_paths=pipeline.pad_paths(
+                    [[r["mask"]] if r["mask"] else [] for r in rows]
+                ),
+                ignore_paths=np.asarray([""] * len(rows), object),
+                image_ids=[r["image_id"] for r in rows],
+                origin=[r["origin"] for r in rows],
+            )
+            pipeline.check_files_exist(rec.paths, rec.origin, "image")
+            records[name] = rec
+
+        hierarchy = hier_lib.resolve_hierarchy(
+            class_ids, names, str(data_config.hierarchy_file), [root]
+        )
+        super().__init__(data_config, names, hierarchy, records)
+        self.root = root
+
+    @staticmethod
+    def _val_ids(per_split, info, mode, per_class):
+        if mode == "test":
+            return list(per_split["test"])
+        if per_class < 1:
+            raise ValueError(f"data.val_per_class must be >= 1, got {per_class}")
+        by_class: Dict[int, List[int]] = {}
+        for iid in per_split["train"]:
+            by_class.setdefault(info[iid]["label"], []).append(iid)
+        rng = np.random.default_rng(_VAL_SEED)
+        chosen = []
+        for c in sorted(by_class):
+            ids = by_class[c]
+            pick = rng.permutation(len(ids))[: min(per_class, len(ids))]
+            chosen.extend(ids[k] for k in sorted(pick))
+        return sorted(chosen)

@@ -1,0 +1,370 @@
+"""Shared pieces of every data source: the element contract, decoding, resizing.
+
+Decoding policy (why it looks like this): metadata is parsed and every listed file
+is checked for existence eagerly when a source is built, so a missing file or a
+malformed line fails immediately with ``file:line``. Images are decoded with
+``tf.io.decode_image`` (JPEG incl. CMYK, PNG, GIF first frame, BMP, WebP;
+``channels=3`` turns grayscale into RGB and drops an alpha channel). Undecodable
+images cannot be caught inside a tf.data graph, so by default each split is
+decoded once up front (``validate_images=True``, on the first ``dataset()`` or
+``num_examples()`` call, in parallel inside tf.data with errors ignored): images
+that fail are logged by path with the reason, counted (``num_skipped``), and left
+out of the split, so an epoch can never crash half-way; with
+``fatal_decode_errors=True`` the first one raises naming the image path and its
+metadata line. With ``validate_images=False`` the check is skipped and failing
+elements are dropped by ``Dataset.ignore_errors`` (logged by TF, not counted).
+
+Resizing follows wsolevaluation: a direct (aspect-changing) resize of the whole
+image to S x S (bilinear, antialiased), boxes scaled by S/w and S/h, masks resized
+with nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+MAX_BOXES = 16
+
+
+def element_spec(image_size: int, hierarchy_levels: int) -> Dict[str, tf.TensorSpec]:
+    """The element structure every source yields (see the package docstring)."""
+    s, l = int(image_size), int(hierarchy_levels)
+    return {
+        "image": tf.TensorSpec([s, s, 3], tf.uint8),
+        "label": tf.TensorSpec([], tf.int32),
+        "hierarchy": tf.TensorSpec([l], tf.int32),
+        "boxes": tf.TensorSpec([MAX_BOXES, 4], tf.float32),
+        "num_boxes": tf.TensorSpec([], tf.int32),
+        "mask": tf.TensorSpec([s, s], tf.uint8),
+        "has_mask": tf.TensorSpec([], tf.bool),
+        "image_id": tf.TensorSpec([], tf.string),
+    }
+
+
+class DataSource:
+    """A data set with classes, a class hierarchy and named splits.
+
+    Attributes:
+      num_classes: number of leaf classes C.
+      class_names: list of C names.
+      hierarchy: int32 [C, L]; column j is the ancestor id at level j+1 (nearest
+        parent first). L may be 0.
+      hierarchy_sizes: number of nodes at each ancestor level (length L).
+      splits: tuple of split names.
+      image_size: S.
+    """
+
+    def __init__(
+        self,
+        class_names: Sequence[str],
+        hierarchy: np.ndarray,
+        splits: Sequence[str],
+        image_size: int,
+    ):
+        self.class_names = [str(c) for c in class_names]
+        self.num_classes = len(self.class_names)
+        h = np.asarray(hierarchy, np.int32)
+        if h.ndim != 2 or h.shape[0] != self.num_classes:
+            raise ValueError(
+                f"hierarchy must have shape [num_classes={self.num_classes}, L], "
+                f"got {h.shape}"
+            )
+        self.hierarchy = h
+        self.hierarchy_sizes = [int(h[:, j].max()) + 1 for j in range(h.shape[1])]
+        self.splits = tuple(splits)
+        self.image_size = int(image_size)
+        if self.image_size < 1:
+            raise ValueError(f"data.image_size must be positive, got {image_size}")
+
+    def _check_split(self, split: str) -> None:
+        if split not in self.splits:
+            raise ValueError(f"unknown split {split!r}; this source has {self.splits}")
+
+    def num_examples(self, split: str) -> int:
+        raise NotImplementedError
+
+    def dataset(self, split: str) -> tf.data.Dataset:
+        """Unbatched elements of ``split`` in a fixed order."""
+        raise NotImplementedError
+
+    def num_skipped(self, split: Optional[str] = None) -> int:
+        """Images left out because they could not be decoded (0 for synthetic)."""
+        return 0
+
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(num_classes={self.num_classes}, "
+            f"splits={self.splits}, image_size={self.image_size}, "
+            f"hierarchy_sizes={self.hierarchy_sizes})"
+        )
+
+
+# ----------------------------------------------------------------------- file sources
+@dataclasses.dataclass
+class Records:
+    """Parsed metadata of one split (all arrays have N rows).
+
+    Boxes are in the original image's pixels; ``mask_paths`` is [N, M] padded with
+    "" (M >= 1); ``origin`` names the metadata file and line of each image, for
+    error messages.
+    """
+
+    paths: List[str]
+    labels: np.ndarray
+    boxes: np.ndarray
+    num_boxes: np.ndarray
+    mask_paths: np.ndarray
+    ignore_paths: np.ndarray
+    image_ids: List[str]
+    origin: List[str]
+
+    def __len__(self):
+        return len(self.paths)
+
+    def take(self, index: np.ndarray) -> "Records":
+        index = np.asarray(index, np.int64)
+        return Records(
+            [self.paths[i] for i in index],
+            self.labels[index],
+            self.boxes[index],
+            self.num_boxes[index],
+            self.mask_paths[index],
+            self.ignore_paths[index],
+            [self.image_ids[i] for i in index],
+            [self.origin[i] for i in index],
+        )
+
+
+def pad_boxes(box_lists: Sequence[Sequence[Sequence[float]]], origin: Sequence[str]):
+    """[N] lists of xyxy boxes -> float32 [N, MAX_BOXES, 4] (-1 padded), int32 [N]."""
+    n = len(box_lists)
+    out = -np.ones((n, MAX_BOXES, 4), np.float32)
+    counts = np.zeros((n,), np.int32)
+    for i, bl in enumerate(box_lists):
+        if len(bl) > MAX_BOXES:
+            logging.warning(
+                "%s: %d boxes, keeping the first MAX_BOXES=%d",
+                origin[i],
+                len(bl),
+                MAX_BOXES,
+            )
+            bl = bl[:MAX_BOXES]
+        if bl:
+            out[i, : len(bl)] = np.asarray(bl, np.float32)
+        counts[i] = len(bl)
+    return out, counts
+
+
+def pad_paths(path_lists: Sequence[Sequence[str]]) -> np.ndarray:
+    m = max([1] + [len(p) for p in path_lists])
+    out = np.full((len(path_lists), m), "", dtype=object)
+    for i, p in enumerate(path_lists):
+        out[i, : len(p)] = p
+    return out
+
+
+def check_files_exist(paths: Sequence[str], origin: Sequence[str], what: str) -> None:
+    for p, o in zip(paths, origin):
+        if p and not os.path.isfile(p):
+            raise FileNotFoundError(f"{what} {p} listed at {o} does not exist")
+
+
+def _decode_rgb(path: tf.Tensor) -> tf.Tensor:
+    return tf.io.decode_image(
+        tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8
+    )
+
+
+def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Direct resize to size x size (bilinear, antialiased), uint8 out."""
+    out = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
+
+
+def scale_boxes(boxes: tf.Tensor, num_boxes: tf.Tensor, height, width, size: int):
+    """Scales the first num_boxes rows of [MAX_BOXES, 4] xyxy by S/w, S/h; rest -1."""
+    sx = tf.cast(size, tf.float32) / tf.cast(width, tf.float32)
+    sy = tf.cast(size, tf.float32) / tf.cast(height, tf.float32)
+    scaled = boxes * tf.stack([sx, sy, sx, sy])
+    valid = tf.range(MAX_BOXES) < num_boxes
+    return tf.where(valid[:, None], scaled, -tf.ones_like(boxes))
+
+
+def _load_binary_mask(path: tf.Tensor, size: int, threshold: int) -> tf.Tensor:
+    m = tf.io.decode_image(
+        tf.io.read_file(path), channels=1, expand_animations=False, dtype=tf.uint8
+    )
+    m = tf.image.resize(m, [size, size], method="nearest")
+    return tf.cast(m[..., 0] > threshold, tf.bool)
+
+
+def make_loader(size: int, hierarchy: np.ndarray, mask_threshold: int):
+    """Returns a tf function mapping one Records row to a contract element.
+
+    Args:
+      size: output side S.
+      hierarchy: int32 [C, L] class hierarchy.
+      mask_threshold: a mask pixel is foreground when its value > this (CUB's soft
+        masks: 127, i.e. > 0.5; wsolevaluation's OpenImages masks: 0).
+    """
+    hier = tf.constant(np.asarray(hierarchy, np.int32).reshape(len(hierarchy), -1))
+
+    def one_mask(p):
+        return tf.cond(
+            tf.strings.length(p) > 0,
+            lambda: _load_binary_mask(p, size, mask_threshold),
+            lambda: tf.zeros([size, size], tf.bool),
+        )
+
+    def load(path, label, boxes, num_boxes, mask_paths, ignore_path, image_id):
+        image = _decode_rgb(path)
+        shape = tf.shape(image)
+        h, w = shape[0], shape[1]
+        num_masks = tf.reduce_sum(tf.cast(tf.strings.length(mask_paths) > 0, tf.int32))
+        fg = tf.reduce_any(
+            tf.map_fn(one_mask, mask_paths, fn_output_signature=tf.bool), 0
+        )
+        ignore = tf.logical_and(one_mask(ignore_path), tf.logical_not(fg))
+        mask = tf.where(ignore, tf.constant(255, tf.uint8), tf.cast(fg, tf.uint8))
+        return {
+            "image": tf.ensure_shape(resize_image(image, size), [size, size, 3]),
+            "label": tf.cast(label, tf.int32),
+            "hierarchy": tf.gather(hier, label),
+            "boxes": scale_boxes(boxes, num_boxes, h, w, size),
+            "num_boxes": tf.cast(num_boxes, tf.int32),
+            "mask": tf.ensure_shape(mask, [size, size]),
+            "has_mask": num_masks > 0,
+            "image_id": image_id,
+        }
+
+    return load
+
+
+def records_dataset(rec: Records) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices(
+        (
+            tf.constant(rec.paths, tf.string),
+            tf.constant(rec.labels, tf.int32),
+            tf.constant(rec.boxes, tf.float32),
+            tf.constant(rec.num_boxes, tf.int32),
+            tf.constant(rec.mask_paths.astype(str), tf.string),
+            tf.constant(rec.ignore_paths.astype(str), tf.string),
+            tf.constant(rec.image_ids, tf.string),
+        )
+    )
+
+
+class FileSource(DataSource):
+    """A DataSource over image files described by parsed :class:`Records`."""
+
+    mask_threshold = 127
+
+    def __init__(
+        self, data_config, class_names, hierarchy, records: Dict[str, Records]
+    ):
+        super().__init__(
+            class_names, hierarchy, tuple(records), int(data_config.image_size)
+        )
+        self._records = records
+        self._fatal = bool(data_config.fatal_decode_errors)
+        self._validate = bool(data_config.validate_images) or self._fatal
+        self._valid: Dict[str, Records] = {}
+        self._skipped: Dict[str, List[str]] = {}
+        self._loader = make_loader(self.image_size, self.hierarchy, self.mask_threshold)
+        for split, rec in records.items():
+            bad = rec.labels[(rec.labels < 0) | (rec.labels >= self.num_classes)]
+            if bad.size:
+                raise ValueError(
+                    f"split {split}: label {int(bad[0])} outside "
+                    f"[0, {self.num_classes})"
+                )
+
+    def _validated(self, split: str) -> Records:
+        self._check_split(split)
+        if split in self._valid:
+            return self._valid[split]
+        rec = self._records[split]
+        if not self._validate:
+            self._valid[split] = rec
+            self._skipped[split] = []
+            return rec
+        n = len(rec)
+        ds = tf.data.Dataset.zip((tf.data.Dataset.range(n), records_dataset(rec)))
+        # The output must depend on the decoded pixels, or graph pruning drops the
+        # decode ops and nothing is checked.
+        ds = ds.map(
+            lambda i, r: (i, _checksum(self._loader(*r))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).ignore_errors()
+        ok = np.zeros((n,), bool)
+        for i, _ in ds.as_numpy_iterator():
+            ok[i] = True
+        bad = np.flatnonzero(~ok)
+        skipped = []
+        for i in bad:
+            reason = _decode_error(rec.paths[i], rec.mask_paths[i], rec.ignore_paths[i])
+            msg = f"cannot decode image {rec.paths[i]} (listed at {rec.origin[i]}): {reason}"
+            if self._fatal:
+                raise ValueError(msg + " [data.fatal_decode_errors=True]")
+            logging.warning("skipping %s", msg)
+            skipped.append(rec.paths[i])
+        if skipped:
+            logging.warning(
+                "split %s: skipped %d undecodable image(s) of %d",
+                split,
+                len(skipped),
+                n,
+            )
+        self._skipped[split] = skipped
+        self._valid[split] = rec.take(np.flatnonzero(ok))
+        return self._valid[split]
+
+    def num_examples(self, split: str) -> int:
+        return len(self._validated(split))
+
+    def num_skipped(self, split: Optional[str] = None) -> int:
+        """Undecodable images skipped (in ``split``, or in the splits validated so far)."""
+        if split is not None:
+            self._validated(split)
+            return len(self._skipped[split])
+        return sum(len(v) for v in self._skipped.values())
+
+    def skipped_paths(self, split: str) -> List[str]:
+        self._validated(split)
+        return list(self._skipped[split])
+
+    def dataset(self, split: str) -> tf.data.Dataset:
+        rec = self._validated(split)
+        ds = records_dataset(rec).map(
+            self._loader, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+        if not self._validate:
+            ds = ds.ignore_errors(log_warning=True)
+        return ds
+
+
+def _checksum(element) -> tf.Tensor:
+    return tf.reduce_sum(tf.cast(element["image"], tf.int64)) + tf.reduce_sum(
+        tf.cast(element["mask"], tf.int64)
+    )
+
+
+def _decode_error(path: str, mask_paths, ignore_path: str) -> str:
+    """Eagerly re-decodes one failing example to report why (images and masks)."""
+    for p in [path] + [m for m in list(mask_paths) + [ignore_path] if m]:
+        try:
+            tf.io.decode_image(tf.io.read_file(p), expand_animations=False)
+        except (tf.errors.OpError, ValueError) as e:  # noqa: PERF203
+            what = "image" if p == path else f"mask {p}"
+            return f"{what}: {getattr(e, 'message', str(e)).strip()}"
+    return "unknown decode error"
+
+
+def relpath_join(root: str, rel: str) -> str:
+    return rel if os.path.isabs(rel) else os.path.join(root, rel)
