@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from wsol_keras import evaluate
@@ -82,3 +83,38 @@ def test_cli_rejects_a_bad_override(tmp_path):
                  f"--workdir={tmp_path}", "--config.train.no_such_field=3"])
     assert proc.returncode != 0
     assert "no_such_field" in proc.stderr
+
+
+def _train_on_folder(tmp_path, data_overrides, labels_seen):
+    config = load_config("synthetic_cam")
+    with config.unlocked():
+        config.data.update(data_overrides)
+        config.data.image_size = 32
+        config.train.batch_size = 2
+        config.eval.batch_size = 2
+    wd = str(tmp_path / "run")
+    model, source, info = train.train(config, wd)
+    metrics = evaluate.evaluate_and_report(model, source, config, wd)
+    assert info["class_names"] == labels_seen
+    assert model(np.zeros((1, 32, 32, 3), np.float32))["logits"].shape == (1, len(labels_seen))
+    assert metrics["num_images"] >= 1 and 0 <= metrics["gt_known_loc"] <= 100
+    return metrics
+
+
+def test_cub_folder_trains_and_evaluates_with_data_overrides_only(tmp_path):
+    from test_data_cub import make_cub
+
+    root = make_cub(str(tmp_path / "CUB"))
+    metrics = _train_on_folder(tmp_path, {"name": "cub", "root": root},
+                               ["001.Black_footed_Albatross", "002.Laysan_Albatross",
+                                "003.Groove_billed_Ani"])
+    assert "pxap" in metrics  # one test image has a segmentation
+
+
+def test_wsol_metadata_folder_trains_and_evaluates(tmp_path):
+    from test_data_wsol_metadata import make_boxes_dataset
+
+    root, meta = make_boxes_dataset(tmp_path)
+    _train_on_folder(tmp_path, {"name": "wsol_metadata", "root": str(root),
+                                "metadata": str(meta)},
+                     ["class_0", "class_1", "class_2"])

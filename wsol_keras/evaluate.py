@@ -34,6 +34,9 @@ from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.losses.class_tolerant import resolve_top_k
 
+# The CAM paper's threshold (Zhou et al. 2016), used when no boxes are given.
+FALLBACK_CAM_THRESHOLD = 0.2
+
 
 def make_map_fn(model, config):
     """Returns a tf.function (images, labels) -> dict of per-batch results.
@@ -121,15 +124,28 @@ def choose_cam_threshold(map_fn, source, config):
     acc = metrics_lib.BoxAccuracy(
         cam_thresholds=_thresholds(config), iou_thresholds=(50,), multi_contour=False
     )
+    seen = 0
     for batch, results in iterate(
         map_fn,
         source,
         split,
         config.eval.batch_size,
         config.eval.max_images,
-        desc=f"{split} " "(choosing the CAM threshold)",
+        desc=f"{split} (choosing the CAM threshold)",
     ):
-        acc.update(results["maps"], _gt_boxes(batch))
+        rows = batch["num_boxes"].numpy() > 0
+        if rows.any():
+            boxed = [b for b, r in zip(_gt_boxes(batch), rows) if r]
+            acc.update(results["maps"][rows], boxed)
+            seen += int(rows.sum())
+    if not seen:
+        logging.warning(
+            "no boxes in the %s split to choose the CAM threshold; using %.2f "
+            "(the CAM paper's)",
+            split,
+            FALLBACK_CAM_THRESHOLD,
+        )
+        return FALLBACK_CAM_THRESHOLD
     return float(acc.result()["best_threshold_iou50"])
 
 
@@ -153,7 +169,7 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
     loc = metrics_lib.LocalizationAccuracy(cam_threshold=threshold)
     pointing = metrics_lib.PointingGame(tolerance=config.eval.pointing_tolerance)
     corloc = metrics_lib.CorLoc(num_classes=source.num_classes)
-    top1 = top5 = count = 0
+    top1 = top5 = count = boxed = 0
     has_masks = False
     size = int(config.data.image_size)
     for batch, results in iterate(
@@ -165,36 +181,35 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
         desc=split,
     ):
         labels = batch["label"].numpy()
-        gt = _gt_boxes(batch)
         maps = results["maps"]
         logits = results["logits"]
-        k5 = min(5, logits.shape[1])
         top1_ok = metrics_lib.top_k_correct(logits, labels, 1)
-        top5_ok = metrics_lib.top_k_correct(logits, labels, k5)
-        v1.update(maps, gt)
-        v2.update(maps, gt)
-        pointing.update(maps, gt)
+        top5_ok = metrics_lib.top_k_correct(logits, labels, min(5, logits.shape[1]))
+        top1 += int(top1_ok.sum())
+        top5 += int(top5_ok.sum())
+        count += len(labels)
         mask_rows = batch["has_mask"].numpy()
         if mask_rows.any():
             has_masks = True
             pxap.update(maps[mask_rows], batch["mask"].numpy()[mask_rows])
+        # Box metrics only where boxes exist (OpenImages-style data has masks only).
+        rows = batch["num_boxes"].numpy() > 0
+        boxed += int(rows.sum())
+        if not rows.any():
+            continue
+        gt = [b for b, r in zip(_gt_boxes(batch), rows) if r]
+        maps, labels = maps[rows], labels[rows]
+        top1_ok, top5_ok = top1_ok[rows], top5_ok[rows]
+        v1.update(maps, gt)
+        v2.update(maps, gt)
+        pointing.update(maps, gt)
         if "boxes" in results:
-            pred = np.clip(results["boxes"], 0.0, 1.0) * (size - 1)
+            pred = np.clip(results["boxes"][rows], 0.0, 1.0) * (size - 1)
             loc.update_boxes(pred, gt, top1_ok, top5_ok)
         else:
             loc.update(maps, gt, top1_ok, top5_ok)
-            pred = np.stack(
-                [
-                    boxes_lib.boxes_from_scoremap(m, [threshold], multi_contour=False)[
-                        0
-                    ][0]
-                    for m in maps
-                ]
-            )
+            pred = np.stack([predicted_box(m, threshold) for m in maps])
         corloc.update(pred, gt, labels)
-        top1 += int(top1_ok.sum())
-        top5 += int(top5_ok.sum())
-        count += len(labels)
         if on_batch is not None:
             on_batch(batch, results, threshold)
     if count == 0:
@@ -206,20 +221,19 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
         "num_images": count,
         "map_method": config.eval.map_method,
     }
-    metrics.update(loc.result())
-    r1 = v1.result()
-    metrics["max_box_acc"] = r1["max_box_acc_iou50"]
-    r2 = v2.result()
-    metrics["max_box_acc_v2"] = r2["max_box_acc"]
-    for iou in iou_levels:
-        metrics[f"max_box_acc_v2_iou{iou}"] = r2[f"max_box_acc_iou{iou}"]
+    if boxed:
+        metrics.update(loc.result())
+        metrics["max_box_acc"] = v1.result()["max_box_acc_iou50"]
+        r2 = v2.result()
+        metrics["max_box_acc_v2"] = r2["max_box_acc"]
+        for iou in iou_levels:
+            metrics[f"max_box_acc_v2_iou{iou}"] = r2[f"max_box_acc_iou{iou}"]
+        metrics.update(pointing.result())
+        metrics.update(corloc.result())
     if has_masks:
         metrics.update(pxap.result())
-    metrics.update(pointing.result())
-    metrics.update(corloc.result())
-    metrics["_curves"] = {
-        str(k): np.asarray(v).tolist() for k, v in v2.curves().items()
-    }
+    curves = v2.curves() if boxed else {}
+    metrics["_curves"] = {str(k): np.asarray(v).tolist() for k, v in curves.items()}
     metrics["_thresholds"] = thresholds.tolist()
     return metrics
 

@@ -6,7 +6,6 @@ import cv2
 import numpy as np
 
 
-
 def _mpl():
     import matplotlib  # pylint: disable=g-import-not-at-top
 
@@ -103,6 +102,8 @@ def overlay(image, scoremap, alpha=0.5):
 
 def plot_box_accuracy(path, thresholds, curves, chosen_threshold):
     """Box accuracy (all contours) against CAM threshold, one curve per IoU."""
+    if not curves:  # no boxes in the data (masks only)
+        return
     plt = _mpl()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for iou, values in sorted(curves.items(), key=lambda kv: int(kv[0])):
