@@ -1,0 +1,60 @@
+r"""Exports a trained workdir as a TF Serving SavedModel (logic: wsol_keras.serving).
+
+    wsol-export --workdir=runs/demo --output=/tmp/models
+    # -> /tmp/models/<method>_<backbone>/<next version>/ (saved_model.pb, variables/,
+    #    assets/model_card.json, assets/config.json)
+    wsol-export --workdir=runs/demo --output=/tmp/models --model_name=birds --version=3
+
+Signatures: serving_default / image_bytes (encoded images) and image_tensor
+(uint8 [B, H, W, 3]) -> classes, scores, boxes, heatmaps.
+"""
+
+from absl import app
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("workdir", None, "A wsol-train workdir.")
+    flags.DEFINE_string(
+        "output", None, "Export base folder (TF Serving's model base path parent)."
+    )
+    flags.DEFINE_string(
+        "model_name", None, "Served model name (default: <method>_<backbone>)."
+    )
+    flags.DEFINE_integer("version", None, "Version number (default: next free one).")
+    flags.DEFINE_integer("top_k", 5, "Classes returned per image.")
+    flags.DEFINE_integer("heatmap_size", None, "Heat map side (default: input size).")
+    flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")
+    flags.mark_flags_as_required(["workdir", "output"])
+
+
+def main(argv):
+    del argv
+    from wsol_keras import serving  # pylint: disable=g-import-not-at-top
+
+    path = serving.export_saved_model(
+        FLAGS.workdir,
+        FLAGS.output,
+        model_name=FLAGS.model_name,
+        version=FLAGS.version,
+        top_k=FLAGS.top_k,
+        heatmap_size=FLAGS.heatmap_size,
+        overwrite=FLAGS.overwrite,
+    )
+    card = serving.read_model_card(path)
+    print(
+        f"exported {path} (signatures serving_default, image_bytes, image_tensor; "
+        f"cam_threshold={card['cam_threshold']:.3f} from "
+        f"{card['cam_threshold_source']})"
+    )
+
+
+def run_main():
+    define_flags()
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run_main()

@@ -1,0 +1,1 @@
+"""TF Serving model config and a request-building client for wsol-export SavedModels."""

@@ -1,0 +1,200 @@
+r"""Builds TF Serving requests for a wsol-export SavedModel (REST JSON and gRPC).
+
+    # after `docker run ... tensorflow/serving` (see README.md here)
+    python export/serving/client.py --model_name=cam_small_cnn \
+        --images=cat.jpg,dog.png                          # REST, port 8501
+    python export/serving/client.py --model_name=cam_small_cnn \
+        --images=cat.jpg --protocol=grpc --port=8500      # gRPC
+
+Signatures (see `wsol_keras.serving`): ``image_bytes`` (= ``serving_default``)
+takes ``images`` string [B] of encoded images; ``image_tensor`` takes
+``images`` uint8 [B, H, W, 3]. Both return ``classes``, ``scores``, ``boxes``
+(xyxy pixels of each original image) and ``heatmaps``.
+
+REST: binary strings travel as ``{"b64": ...}`` (TF Serving's JSON rule for
+DT_STRING). gRPC: a `tensorflow_serving.apis.predict_pb2.PredictRequest` from the
+``tensorflow-serving-api`` package (install it with ``pip install
+wsol_keras[serving]``); only `build_grpc_request` and `predict_grpc` need it.
+"""
+
+import argparse
+import base64
+import json
+import urllib.request
+
+import numpy as np
+
+INPUT_NAME = "images"
+BYTES_SIGNATURE = "image_bytes"
+TENSOR_SIGNATURE = "image_tensor"
+
+
+def _check_signature(signature_name, images):
+    if signature_name in (BYTES_SIGNATURE, "serving_default"):
+        if not all(isinstance(b, (bytes, bytearray)) for b in images):
+            raise TypeError(
+                f"signature {signature_name!r} takes encoded image bytes; got "
+                f"{[type(b).__name__ for b in images][:4]}"
+            )
+        return [bytes(b) for b in images]
+    if signature_name == TENSOR_SIGNATURE:
+        array = np.asarray(images)
+        if array.dtype != np.uint8 or array.ndim != 4 or array.shape[-1] != 3:
+            raise ValueError(
+                f"signature {signature_name!r} takes uint8 [B, H, W, 3]; got "
+                f"{array.dtype} {array.shape}"
+            )
+        return array
+    raise ValueError(
+        f"unknown signature {signature_name!r}; expected {BYTES_SIGNATURE}, "
+        f"serving_default or {TENSOR_SIGNATURE}"
+    )
+
+
+def build_rest_body(images, signature_name=BYTES_SIGNATURE):
+    """The JSON body of a REST ``:predict`` call (row format, "instances").
+
+    Args:
+        images: list of encoded image bytes (image_bytes / serving_default) or a
+            uint8 [B, H, W, 3] array (image_tensor).
+        signature_name: the SavedModel signature.
+
+    Returns:
+        A JSON-serializable dict.
+    """
+    images = _check_signature(signature_name, images)
+    if isinstance(images, np.ndarray):
+        instances = images.tolist()
+    else:
+        instances = [{"b64": base64.b64encode(b).decode("ascii")} for b in images]
+    return {"signature_name": signature_name, "instances": instances}
+
+
+def rest_url(host, port, model_name, version=None):
+    """``http://host:port/v1/models/<name>[/versions/<v>]:predict``."""
+    path = f"/v1/models/{model_name}"
+    if version is not None:
+        path += f"/versions/{int(version)}"
+    return f"http://{host}:{port}{path}:predict"
+
+
+def predict_rest(
+    images,
+    model_name,
+    host="localhost",
+    port=8501,
+    version=None,
+    signature_name=BYTES_SIGNATURE,
+    timeout=30.0,
+):
+    """POSTs a REST predict call; returns the decoded "predictions" list."""
+    body = json.dumps(build_rest_body(images, signature_name)).encode("utf-8")
+    request = urllib.request.Request(
+        rest_url(host, port, model_name, version),
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())["predictions"]
+
+
+def build_grpc_request(
+    images, model_name, signature_name=BYTES_SIGNATURE, version=None
+):
+    """A `PredictRequest` protocol buffer for the exported signature.
+
+    Args:
+        images: as in `build_rest_body`.
+        model_name: served model name (the folder under the model base path).
+        signature_name: the SavedModel signature.
+        version: optional model version.
+
+    Returns:
+        tensorflow_serving.apis.predict_pb2.PredictRequest.
+    """
+    from tensorflow.core.framework import (
+        tensor_pb2,
+    )  # pylint: disable=g-import-not-at-top
+    from tensorflow.core.framework import (
+        tensor_shape_pb2,
+    )  # pylint: disable=g-import-not-at-top
+    from tensorflow.core.framework import (
+        types_pb2,
+    )  # pylint: disable=g-import-not-at-top
+    from tensorflow_serving.apis import (
+        predict_pb2,
+    )  # pylint: disable=g-import-not-at-top
+
+    images = _check_signature(signature_name, images)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature_name
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    if isinstance(images, np.ndarray):
+        proto = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_UINT8, tensor_content=images.tobytes()
+        )
+        dims = images.shape
+    else:
+        proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING, string_val=images)
+        dims = (len(images),)
+    proto.tensor_shape.CopyFrom(
+        tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=int(d)) for d in dims]
+        )
+    )
+    request.inputs[INPUT_NAME].CopyFrom(proto)
+    return request
+
+
+def predict_grpc(
+    images,
+    model_name,
+    host="localhost",
+    port=8500,
+    version=None,
+    signature_name=BYTES_SIGNATURE,
+    timeout=30.0,
+):
+    """Calls PredictionService/Predict; returns dict name -> numpy array."""
+    import grpc  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tensorflow_serving.apis import (
+        prediction_service_pb2_grpc,
+    )  # pylint: disable=g-import-not-at-top
+
+    request = build_grpc_request(images, model_name, signature_name, version)
+    with grpc.insecure_channel(f"{host}:{port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        response = stub.Predict(request, timeout=timeout)
+    return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--images", required=True, help="comma-separated files")
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--version", type=int, default=None)
+    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    args = parser.parse_args(argv)
+    images = []
+    for path in args.images.split(","):
+        with open(path, "rb") as f:
+            images.append(f.read())
+    if args.protocol == "rest":
+        out = predict_rest(
+            images, args.model_name, args.host, args.port or 8501, args.version
+        )
+    else:
+        out = predict_grpc(
+            images, args.model_name, args.host, args.port or 8500, args.version
+        )
+        out = {k: v.tolist() for k, v in out.items()}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
