@@ -50,7 +50,7 @@ def base_config():
     c.eval.batch_size = 64
     # None: choose on the val split by box accuracy (IoU 0.5, largest contour).
     c.eval.cam_threshold = ml_collections.FieldReference(None, field_type=float)
-    c.eval.cam_threshold_step = 0.01
+    c.eval.cam_threshold_step = 0.001  # wsolevaluation's cam_curve_interval
     c.eval.iou_thresholds = (30, 50, 70)
     c.eval.map_method = "cam"  # cam | topk | dgl | gradcam
     c.eval.topk = 1  # classes averaged by the topk map (SLT Eq. 9)
