@@ -302,6 +302,13 @@ def define_flags():
         "cam_threshold", None, "Fixed CAM threshold (default: " "chosen on val)."
     )
     flags.DEFINE_integer("max_images", None, "Evaluate at most this many.")
+    flags.DEFINE_list(
+        "sweep_layers",
+        None,
+        "Instead of the full protocol, sweep DGL (or --map_method=gradcam) maps "
+        "of these layer paths in one pass and print GT-known Loc / MaxBoxAccV2 "
+        "per layer (DGL Table 1); writes dgl_sweep.json.",
+    )
     flags.mark_flags_as_required(["workdir"])
 
 
@@ -316,6 +323,22 @@ def main(argv):
             if value is not None:
                 config.eval[field] = value
     source = data_lib.get_source(config.data)
+    if FLAGS.sweep_layers:
+        from wsol_keras import dual_gradient  # pylint: disable=g-import-not-at-top
+
+        method = FLAGS.map_method if FLAGS.map_method in ("dgl", "gradcam", "pcs") else "dgl"
+        results = dual_gradient.layer_sweep(
+            model,
+            source,
+            FLAGS.sweep_layers,
+            split=FLAGS.split,
+            method=method,
+            batch_size=config.eval.batch_size,
+            max_images=FLAGS.max_images,
+        )
+        workdir_lib.write_json_atomic(os.path.join(FLAGS.workdir, "dgl_sweep.json"), results)
+        print(dual_gradient.format_sweep_table(results))
+        return
     metrics = evaluate_and_report(model, source, config, FLAGS.workdir, FLAGS.split)
     print(format_table(metrics))
 
