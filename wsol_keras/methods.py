@@ -6,16 +6,25 @@ level, nearest parent first) and "image_size".  `config.method.name` picks the
 entry; every other `config.method` field belongs to that method.
 """
 
+from wsol_keras.models import acol
 from wsol_keras.models import cam
+from wsol_keras.models import danet
 from wsol_keras.models import slt
+from wsol_keras.models import spn
 
 METHODS = {
     "cam": cam.build,
+    "spn": spn.build,
+    "acol": acol.build,
+    "danet": danet.build,
     "slt": slt.build,
 }
 
 DEFAULT_METHOD_CONFIGS = {
     "cam": cam.default_method_config,
+    "spn": spn.default_method_config,
+    "acol": acol.default_method_config,
+    "danet": danet.default_method_config,
     "slt": slt.default_method_config,
 }
 

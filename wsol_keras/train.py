@@ -75,6 +75,8 @@ def data_info_of(source, config):
         "num_classes": source.num_classes,
         "class_names": list(source.class_names),
         "hierarchy_sizes": [int(s) for s in source.hierarchy_sizes],
+        # [C, L] ancestors of each leaf class, nearest parent first (DANet).
+        "ancestors": np.asarray(source.hierarchy, np.int64).tolist(),
         "image_size": int(config.data.image_size),
     }
 

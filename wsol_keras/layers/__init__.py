@@ -1,3 +1,8 @@
 """Keras layers of the WSOL methods, usable on any keras.applications backbone."""
 
 from wsol_keras.layers.cam_head import CAMHead
+from wsol_keras.layers.complementary_erase import ComplementaryErase
+from wsol_keras.layers.divergent_activation import DivergentActivation
+from wsol_keras.layers.divergent_activation import localization_maps
+from wsol_keras.layers.soft_proposal import GlobalSumPooling2D
+from wsol_keras.layers.soft_proposal import SoftProposal

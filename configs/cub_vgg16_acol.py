@@ -1,0 +1,38 @@
+r"""ACoL on CUB-200-2011 with VGG16 (ACoL Sec. 4.1 and the released code).
+
+    wsol-train --config=configs/cub_vgg16_acol.py --workdir=runs/cub_vgg16_acol \
+            --config.data.root=/data/CUB_200_2011
+
+VGG16 cut after conv5_3, ImageNet weights, input 224 cropped from 256 (Sec.
+4.1). Classifiers A and B: two 3x3 convs to 1024 + ReLU and a 1x1 conv to 200
+each, GAP (Sec. 4.1); erasing threshold delta = 0.6 for training and test
+(released scripts/train_vgg_cub.sh). Released schedule: SGD momentum 0.9,
+weight decay 5e-4, base learning rate 1e-4 with the new layers at 10x
+(my_optim.get_finetune_optimizer), batch 20, 60 epochs, constant rate.
+"""
+
+from wsol_keras import config_base
+from wsol_keras.models import acol
+
+
+def get_config(arg=None):
+    config = config_base.base_config()
+    config.data.name = "cub"
+    config.data.root = ""  # set --config.data.root
+    config.data.image_size = 224
+    config.model.backbone = "vgg16"
+    config.model.weights = "imagenet"
+    config.method = acol.default_method_config()
+    config.train.epochs = 60
+    config.train.batch_size = 20
+    config.train.optimizer = "sgd"
+    config.train.learning_rate = 1e-4
+    config.train.momentum = 0.9
+    config.train.weight_decay = 5e-4
+    config.train.lr_schedule = "constant"
+    config.train.head_lr_multiplier = 10.0
+    config.train.resize_size = 256
+    config.eval.batch_size = 32
+    if arg == "smoke":
+        config_base.make_smoke(config)
+    return config

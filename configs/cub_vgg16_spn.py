@@ -1,0 +1,43 @@
+r"""SPN on CUB-200-2011 with VGG16 (SPN Sec. 4 and the released SPN.pytorch).
+
+    wsol-train --config=configs/cub_vgg16_spn.py --workdir=runs/cub_vgg16_spn \
+            --config.data.root=/data/CUB_200_2011
+
+VGG16 cut after conv5_3 (14 x 14 at 224, as the released `vgg16_sp`, which
+drops pool5), ImageNet weights, input 224 cropped from 256. Head of the
+released code: 3x3 conv to 1024 + ReLU, SoftProposal (eps = 0.15 x 14 = 2.1,
+20 iterations at most, tolerance 1e-4, no gradient through M), spatial sum
+pooling, dropout 0.5, dense to 200. SGD momentum 0.9, weight decay 5e-4,
+learning rate 0.01 for the new layers (Sec. 4) and 0.001 for the backbone (the
+released demo's lrp = 0.1), i.e. base rate 0.001 with head_lr_multiplier 10;
+batch 16 and 20 epochs as the released VOC demo (the paper reports no CUB
+schedule), rate / 10 after 10 epochs.
+Differences: the released adconv uses groups=2 (here a dense 3x3 conv).
+"""
+
+from wsol_keras import config_base
+from wsol_keras.models import spn
+
+
+def get_config(arg=None):
+    config = config_base.base_config()
+    config.data.name = "cub"
+    config.data.root = ""  # set --config.data.root
+    config.data.image_size = 224
+    config.model.backbone = "vgg16"
+    config.model.weights = "imagenet"
+    config.method = spn.default_method_config()
+    config.train.epochs = 20
+    config.train.batch_size = 16
+    config.train.optimizer = "sgd"
+    config.train.learning_rate = 0.001
+    config.train.momentum = 0.9
+    config.train.weight_decay = 5e-4
+    config.train.lr_schedule = "step"
+    config.train.lr_decay_epochs = 10
+    config.train.head_lr_multiplier = 10.0
+    config.train.resize_size = 256
+    config.eval.batch_size = 32
+    if arg == "smoke":
+        config_base.make_smoke(config)
+    return config

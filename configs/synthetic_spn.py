@@ -1,0 +1,22 @@
+r"""SPN (Soft Proposal Networks) on the built-in synthetic benchmark.
+
+    wsol-train --config=configs/synthetic_spn.py --workdir=runs/synthetic_spn
+
+Same budget as configs/synthetic_cam.py (backbone, epochs, batch, optimizer,
+seed); only the method section differs. The SPN head is a 3x3 conv to 128
+channels (1024 on real data) + ReLU, SoftProposal with eps = 0.15 x the map
+side (2.4 on the 16 x 16 small_cnn maps), spatial sum pooling, dropout 0.5 and
+a dense classifier. `--config=configs/synthetic_spn.py:smoke` runs in seconds.
+"""
+
+from wsol_keras import config_base
+from wsol_keras.models import spn
+
+
+def get_config(arg=None):
+    config = config_base.base_config()
+    config.method = spn.default_method_config()
+    config.method.num_maps = 128
+    if arg == "smoke":
+        config_base.make_smoke(config)
+    return config

@@ -1,0 +1,251 @@
+"""SPN, ACoL and DANet models: build on small_cnn, fit one step, output contract,
+MirroredStrategy on two logical CPUs, mixed precision."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+
+from configs import synthetic_acol, synthetic_danet, synthetic_spn
+from wsol_keras.layers.divergent_activation import localization_maps
+from wsol_keras.models import acol, danet, spn
+
+SIZE = 32  # small_cnn: 8x8 features (16x16 at the shallow DANet level)
+C = 8
+DATA_INFO = {
+    "num_classes": C,
+    "class_names": [f"c{i}" for i in range(C)],
+    "hierarchy_sizes": [4, 2],
+    "image_size": SIZE,
+}
+ANCESTORS = np.stack([np.arange(C) // 2, np.arange(C) // 4], axis=1)
+MODULES = {
+    "spn": (spn, synthetic_spn),
+    "acol": (acol, synthetic_acol),
+    "danet": (danet, synthetic_danet),
+}
+
+
+def smoke_config(name):
+    config = MODULES[name][1].get_config("smoke")
+    config.data.image_size = SIZE
+    return config
+
+
+def batch(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, C, n).astype(np.int32)
+    return {
+        "image": rng.uniform(0, 255, (n, SIZE, SIZE, 3)).astype(np.float32),
+        "label": labels,
+        "hierarchy": ANCESTORS[labels].astype(np.int32),
+    }
+
+
+def build(name, config=None, info=None):
+    model = MODULES[name][0].build(config or smoke_config(name), info or DATA_INFO)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    return model
+
+
+def minmax(x):
+    lo = x.min(axis=(1, 2), keepdims=True)
+    hi = x.max(axis=(1, 2), keepdims=True)
+    return np.where(hi > lo, (x - lo) / np.where(hi > lo, hi - lo, 1), 0)
+
+
+@pytest.mark.parametrize("name", ["spn", "acol", "danet"])
+def test_builds_fits_one_step_and_meets_output_contract(name):
+    model = build(name)
+    x = batch()
+    out = model(x["image"], training=False)  # inference: images only
+    assert out["logits"].shape == (4, C) and out["logits"].dtype == "float32"
+    cams = out["cams"]
+    assert len(cams.shape) == 4 and cams.shape[0] == 4 and cams.shape[-1] == C
+    assert cams.dtype == "float32" and np.all(np.isfinite(cams))
+    hist = model.fit(x, x["label"], batch_size=4, epochs=1, verbose=0)
+    logs = {k: v[-1] for k, v in hist.history.items()}
+    assert all(np.isfinite(v) for v in logs.values()), logs
+    assert logs["loss"] > 0
+
+
+def test_spn_logits_are_the_spatial_sum_of_response_maps():
+    model = build("spn")
+    out = model(batch()["image"], training=False)
+    bias = model.classifier.bias.numpy()
+    # Sec. 3.3: logits = W . sum_hw (U o M) + b = sum_hw R_c + b (no dropout at test).
+    np.testing.assert_allclose(
+        out["logits"], np.sum(out["cams"], axis=(1, 2)) + bias, rtol=1e-4, atol=1e-5
+    )
+    np.testing.assert_allclose(np.sum(out["proposal"], axis=(1, 2)), 1.0, atol=1e-5)
+
+
+def test_spn_multi_label_loss_is_mean_sigmoid_ce():
+    config = smoke_config("spn")
+    config.method.multi_label = True
+    model = build("spn", config)
+    logits = np.random.default_rng(1).normal(size=(3, C)).astype(np.float32)
+    multi_hot = np.zeros((3, C), np.float32)
+    multi_hot[0, [1, 4]] = multi_hot[1, 0] = multi_hot[2, [2, 3, 7]] = 1
+    got = float(model.loss_terms({"label": multi_hot}, {"logits": logits})["bce"])
+    p = 1 / (1 + np.exp(-logits.astype(np.float64)))
+    expected = -np.mean(multi_hot * np.log(p) + (1 - multi_hot) * np.log(1 - p))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_acol_fused_map_and_erasing_at_inference():
+    model = build("acol")
+    images = batch()["image"]
+    out = model(images, training=False)
+    a, b = np.asarray(out["cams_a"]), np.asarray(out["cams_b"])
+    np.testing.assert_allclose(out["cams"], np.maximum(minmax(a), minmax(b)), atol=1e-6)
+    # B's input is S erased with A's top-1 map (delta kept at test time).
+    feats = model.backbone(images).numpy()
+    top1 = np.argmax(a.mean(axis=(1, 2)), axis=1)
+    att = minmax(np.stack([a[i, :, :, c] for i, c in enumerate(top1)])[..., None])[
+        ..., 0
+    ]
+    erased = feats * (att < 0.6)[..., None]
+    np.testing.assert_allclose(b, model.head_b(erased), rtol=1e-4, atol=1e-4)
+
+
+def test_acol_loss_uses_both_branches():
+    model = build("acol")
+    x = batch()
+    terms = model.loss_terms(x, model(x, training=True))
+    assert set(terms) == {"ce_a", "ce_b"}
+    assert all(float(v) > 0 for v in terms.values())
+
+
+def test_danet_level_outputs_and_hierarchy_losses():
+    model = build("danet")
+    x = batch()
+    out = model(x, training=True)
+    assert out["logits_l0"].shape == (4, C) and out["logits_l1"].shape == (4, 4)
+    assert out["logits_l2"].shape == (4, 2)
+    assert out["maps_l0"].shape[-2:] == (C, 8) and out["maps_l2"].shape[1:3] == (16, 16)
+    terms = model.loss_terms(x, out, training=False)
+    # HDA with labels leaf, parent, grandparent (0.5 each) from numpy.
+    expected = 0.0
+    for logits, labels in [
+        (out["logits_l0"], x["label"]),
+        (out["logits_l1"], x["hierarchy"][:, 0]),
+        (out["logits_l2"], x["hierarchy"][:, 1]),
+    ]:
+        z = np.asarray(logits, np.float64)
+        logp = z - z.max(1, keepdims=True)
+        logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+        expected += 0.5 * -np.mean(logp[np.arange(4), labels])
+    np.testing.assert_allclose(float(terms["hda"]), expected, rtol=1e-5)
+    assert 0 <= float(terms["dda"]) <= 0.01 + 1e-6  # lambda x mean |cos|
+
+
+def test_danet_cams_sum_class_and_ancestor_maps():
+    info = dict(DATA_INFO, ancestors=ANCESTORS.tolist())
+    model = build("danet", info=info)
+    rng = np.random.default_rng(2)
+    maps = [rng.normal(size=(2, 4, 4, n, 3)).astype(np.float32) for n in (C, 4, 2)]
+    outs = [{"maps": m, "logits": m.mean(axis=(1, 2, 4))} for m in maps]
+    got = np.asarray(model._localization(outs))
+    levels = [minmax(np.maximum(m, 0).mean(-1)) for m in maps]
+    expected = (
+        levels[0] + levels[1][..., ANCESTORS[:, 0]] + levels[2][..., ANCESTORS[:, 1]]
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # Without the table: each ancestor level adds its top-1 class map.
+    plain = build("danet")
+    got = np.asarray(plain._localization(outs))
+    top = [np.argmax(o["logits"], axis=1) for o in outs]
+    expected = levels[0] + sum(
+        np.stack([levels[l][i, :, :, top[l][i]] for i in range(2)])[..., None]
+        for l in (1, 2)
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        localization_maps(maps[0]), np.maximum(maps[0], 0).mean(-1), rtol=1e-6
+    )
+
+
+def test_danet_without_hierarchy_uses_one_head():
+    info = dict(DATA_INFO, hierarchy_sizes=[])
+    model = build("danet", info=info)
+    x = batch()
+    x["hierarchy"] = np.zeros((4, 0), np.int32)
+    assert model.num_levels == 1
+    hist = model.fit(x, x["label"], batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(hist.history["loss"][-1])
+
+
+@pytest.mark.slow
+def test_mixed_precision_one_step():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        for name in ("spn", "acol", "danet"):
+            model = build(name)
+            x = batch()
+            out = model(x["image"], training=False)
+            assert out["logits"].dtype == "float32" and out["cams"].dtype == "float32"
+            hist = model.fit(x, x["label"], batch_size=4, epochs=1, verbose=0)
+            assert np.isfinite(hist.history["loss"][-1]), name
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.slow
+def test_one_step_under_mirrored_strategy_two_cpus():
+    code = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from configs import synthetic_acol, synthetic_danet, synthetic_spn
+        from wsol_keras import methods, train as train_lib
+        from wsol_keras.models import acol, danet, spn
+        for name, mod in (("spn", spn), ("acol", acol), ("danet", danet)):
+            methods.METHODS.setdefault(name, mod.build)
+        info = {DATA_INFO!r}
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        rng = np.random.default_rng(0)
+        labels = np.arange(4, dtype=np.int32) * 2
+        x = {{"image": rng.uniform(0, 255, size=(4, {SIZE}, {SIZE}, 3)).astype(np.float32),
+              "label": labels,
+              "hierarchy": np.stack([labels // 2, labels // 4], 1).astype(np.int32)}}
+        ds = tf.data.Dataset.from_tensor_slices((x, x["label"])).batch(4)
+        for cfg in (synthetic_spn, synthetic_acol, synthetic_danet):
+            config = cfg.get_config("smoke")
+            config.data.image_size = {SIZE}
+            with strategy.scope():
+                model = train_lib.build_compiled_model(config, info)
+            hist = model.fit(ds, epochs=1, verbose=0)
+            logs = {{k: v[-1] for k, v in hist.history.items()}}
+            assert all(np.isfinite(v) for v in logs.values()), logs
+            print("OK", config.method.name, logs)
+        """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(
+        os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=root,
+    )
+    assert proc.returncode == 0 and proc.stdout.count("OK") == 3, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["spn", "acol", "danet"])
+def test_fit_with_jit_compile(name):
+    # The random walk (while_loop), erasing (resize, argmax) and DDA sampling
+    # (SeedGenerator, top_k) all compile with XLA.
+    model = MODULES[name][0].build(smoke_config(name), DATA_INFO)
+    model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=True)
+    x = batch()
+    hist = model.fit(x, x["label"], batch_size=4, epochs=2, verbose=0)
+    assert all(np.isfinite(hist.history["loss"]))

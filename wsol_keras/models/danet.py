@@ -1,0 +1,203 @@
+"""DANet: divergent activation (Xue et al., ICCV 2019) on the package's backbones.
+
+Paper: /shared/seeds/003_677e47fcd5773789.txt, Sec. 3.2-3.3. One
+`DivergentActivation` head per hierarchy level, on three backbone depths
+(`BACKBONES[name].levels`, shallow to deep; VGG16: pool3, pool4, conv5_3 as the
+released code): the shallowest depth classifies the coarsest level
+(grandparent), the deepest the leaf classes. Loss (Eq. 2):
+HDA (Eq. 3, 0.5 x CE per level as the released code) + lambda x DDA (Eq. 4).
+
+Data with fewer ancestor levels uses fewer heads (the deepest ones): with no
+hierarchy DANet reduces to one leaf head with K maps per class and DDA.
+
+Localization maps ("cams", per leaf class c): the sum over levels of the
+min-max normalized, upsampled (to the largest level's size) class maps, each
+the mean of its K ReLU'd maps (released get_*_maps). For the ancestor levels
+the map of c's ancestor is used when the class -> ancestors table is known
+(`ancestors`, from data_info["ancestors"]); otherwise the ancestor levels'
+top-1 predicted class, as the released evaluation (val_hierarchy.py).
+Classification uses the leaf level (Sec. 3.3).
+"""
+
+import ml_collections
+import numpy as np
+from keras import ops
+
+from wsol_keras.backbones import build_backbone
+from wsol_keras.layers.complementary_erase import minmax_normalize, select_class_maps
+from wsol_keras.layers.divergent_activation import (
+    DivergentActivation,
+    localization_maps,
+)
+from wsol_keras.losses.discrepancy import DiscrepancyLoss
+from wsol_keras.losses.hierarchical import (
+    hierarchical_cross_entropy,
+    hierarchy_level_labels,
+)
+from wsol_keras.models.base import WSOLModel
+
+
+class DANetModel(WSOLModel):
+    """Multi-level backbone + one DivergentActivation head per hierarchy level.
+
+    Outputs: "logits" [B, C] (leaf), "cams" [B, H, W, C] (see module doc), and
+    per level l (0 = leaf, 1 = parent, 2 = grandparent) "logits_l{l}" and
+    "maps_l{l}" ([B, h_l, w_l, C_l, K]).
+
+    Args:
+        backbone: `build_backbone(..., levels=True)` (three outputs, shallow to
+            deep).
+        num_classes: C leaf classes.
+        hierarchy_sizes: classes per ancestor level, nearest parent first; the
+            first two are used.
+        num_maps: K maps per class.
+        conv_filters: per depth (shallow to deep) the 3x3 conv widths.
+        level_weights: HDA weight per level, leaf first (default 0.5 each).
+        dda_weight: lambda.
+        keep_fraction: fraction of the maps DDA keeps per step.
+        dda_absolute: `discrepancy_loss` mode ("pair" or "image" = released).
+        ancestors: optional int [C, L] table of each leaf's ancestors.
+        seed: DDA SeedGenerator seed.
+        **kwargs: `WSOLModel` arguments.
+    """
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        hierarchy_sizes=(),
+        num_maps=8,
+        conv_filters=((512, 512), (1024, 1024), (1024, 1024)),
+        level_weights=None,
+        dda_weight=0.01,
+        keep_fraction=0.5,
+        dda_absolute="pair",
+        ancestors=None,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(backbone, num_classes, loss_names=("hda", "dda"), **kwargs)
+        self.num_ancestor_levels = min(2, len(hierarchy_sizes))
+        self.num_levels = 1 + self.num_ancestor_levels
+        sizes = [num_classes, *[int(s) for s in hierarchy_sizes[:2]]]  # leaf first
+        conv_filters = [tuple(f) for f in conv_filters]
+        if len(conv_filters) != 3:
+            raise ValueError(
+                "DANet: method.conv_filters needs one tuple per backbone depth "
+                f"(3, shallow to deep), got {len(conv_filters)}"
+            )
+        # Heads leaf first; the leaf reads the deepest features.
+        self.heads = [
+            DivergentActivation(
+                sizes[l],
+                num_maps=num_maps,
+                conv_filters=conv_filters[2 - l],
+                name=f"head_l{l}",
+            )
+            for l in range(self.num_levels)
+        ]
+        self.level_weights = (
+            None if level_weights is None else list(level_weights)[: self.num_levels]
+        )
+        self.dda = DiscrepancyLoss(
+            weight=dda_weight,
+            keep_fraction=keep_fraction,
+            absolute=dda_absolute,
+            seed=seed,
+            name="dda",
+        )
+        self.ancestors = None
+        if ancestors is not None and self.num_ancestor_levels:
+            table = np.asarray(ancestors, np.int32).reshape(num_classes, -1)
+            self.ancestors = table[:, : self.num_ancestor_levels]
+
+    def forward(self, images, labels=None, hierarchy=None, training=None):
+        features = self.backbone(images, training=training)  # shallow to deep
+        outs = [
+            head(features[2 - l], training=training)
+            for l, head in enumerate(self.heads)
+        ]
+        result = {"logits": outs[0]["logits"]}
+        for l, out in enumerate(outs):
+            result[f"logits_l{l}"] = out["logits"]
+            result[f"maps_l{l}"] = out["maps"]
+        result["cams"] = self._localization(outs)
+        return result
+
+    def _localization(self, outs):
+        sizes = [tuple(o["maps"].shape[1:3]) for o in outs]
+        target = max(sizes, key=lambda s: s[0] * s[1])
+
+        def level_map(out):
+            m = localization_maps(out["maps"])
+            if tuple(m.shape[1:3]) != target:
+                m = ops.image.resize(m, target, interpolation="bilinear")
+            return minmax_normalize(m)
+
+        cams = level_map(outs[0])
+        for l in range(1, self.num_levels):
+            maps = level_map(outs[l])
+            if self.ancestors is not None:
+                cams = cams + ops.take(maps, self.ancestors[:, l - 1], axis=-1)
+            else:
+                # top_k, not argmax: keras argmax adds a BitwiseAnd LiteRT lacks.
+                top1 = ops.top_k(outs[l]["logits"], 1)[1][..., 0]
+                cams = cams + select_class_maps(maps, top1)[..., None]
+        return cams
+
+    def loss_terms(self, inputs, outputs, training=True):
+        labels = hierarchy_level_labels(
+            inputs["label"], inputs.get("hierarchy"), self.num_levels
+        )
+        logits = [outputs[f"logits_l{l}"] for l in range(self.num_levels)]
+        hda = ops.mean(hierarchical_cross_entropy(labels, logits, self.level_weights))
+        maps = [outputs[f"maps_l{l}"] for l in range(self.num_levels)]
+        return {"hda": hda, "dda": self.dda(maps, labels, training=training)}
+
+
+def default_method_config():
+    return ml_collections.ConfigDict(
+        {
+            "name": "danet",
+            "num_maps": 8,
+            # Per backbone depth, shallow to deep (released VGG16 code).
+            "conv_filters": ((512, 512), (1024, 1024), (1024, 1024)),
+            "level_weights": (0.5, 0.5, 0.5),
+            "dda_weight": 0.01,
+            "keep_fraction": 0.5,
+            "dda_absolute": "pair",
+        }
+    )
+
+
+def build(config, data_info):
+    """Builds the DANet model from `config.model` / `config.method`.
+
+    Args:
+        config: experiment ConfigDict (see configs/synthetic_danet.py).
+        data_info: dict with "num_classes", "hierarchy_sizes", "image_size" and
+            optionally "ancestors" (int [C, L] table, nearest parent first).
+    """
+    m = config.method
+    backbone = build_backbone(
+        config.model.backbone,
+        data_info["image_size"],
+        weights=config.model.weights,
+        levels=True,
+        resnet_last_stride=config.model.get("resnet_last_stride", 2),
+    )
+    return DANetModel(
+        backbone,
+        data_info["num_classes"],
+        hierarchy_sizes=data_info.get("hierarchy_sizes", ()),
+        num_maps=m.get("num_maps", 8),
+        conv_filters=m.get("conv_filters", ((512, 512), (1024, 1024), (1024, 1024))),
+        level_weights=m.get("level_weights", None),
+        dda_weight=m.get("dda_weight", 0.01),
+        keep_fraction=m.get("keep_fraction", 0.5),
+        dda_absolute=m.get("dda_absolute", "pair"),
+        ancestors=data_info.get("ancestors"),
+        seed=config.get("seed", None),
+        head_lr_multiplier=config.train.head_lr_multiplier,
+        name="danet",
+    )
