@@ -1,8 +1,8 @@
-r"""CAM baseline on the built-in synthetic benchmark (the default experiment).
+r"""CAM baseline on the built-in synthetic benchmark (training of the default experiment).
 
-    wsol-train --workdir=runs/synthetic_cam
+    wsol-train --config=configs/synthetic_cam.py --workdir=runs/cam
     wsol-train --config=configs/synthetic_cam.py --workdir=runs/cam \
-            --config.train.epochs=3
+        --config.train.epochs=3
 
 `--config=configs/synthetic_cam.py:smoke` shrinks the run to seconds (tests).
 """

@@ -28,17 +28,17 @@ from wsol_keras import methods
 from wsol_keras import workdir as workdir_lib
 
 _DEFAULT_CONFIG = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs", "synthetic_cam.py"
+    os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs", "synthetic_dgl.py"
 )
 
 
 def default_config_path():
-    """configs/synthetic_cam.py of the checkout, else of the installed package."""
+    """configs/synthetic_dgl.py of the checkout, else of the installed package."""
     if os.path.exists(_DEFAULT_CONFIG):
         return os.path.normpath(_DEFAULT_CONFIG)
     from wsol_keras import configs  # installed copy of configs/
 
-    return os.path.join(os.path.dirname(configs.__file__), "synthetic_cam.py")
+    return os.path.join(os.path.dirname(configs.__file__), "synthetic_dgl.py")
 
 
 def make_strategy(name, cpu_replicas=0):
