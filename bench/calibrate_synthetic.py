@@ -60,13 +60,18 @@ def main():
     p.add_argument("--num_test", type=int, default=None)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--set", action="append", default=[],
-                   help="synthetic knob override key=python_literal, e.g. decoy_prob=0.3")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="synthetic knob override key=python_literal, e.g. decoy_prob=0.3",
+    )
     args = p.parse_args()
 
     import ast
 
     import tensorflow as tf
+
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     import keras
@@ -116,12 +121,20 @@ def main():
     cam_model = keras.Model(inp, cams)
     steps = args.epochs * int(np.ceil(len(tr["label"]) / args.batch))
     sched = keras.optimizers.schedules.CosineDecay(2e-3, steps)
-    model.compile(keras.optimizers.Adam(sched),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        keras.optimizers.Adam(sched),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     t0 = time.time()
-    model.fit(tr["image"].astype(np.float32), tr["label"], batch_size=args.batch,
-              epochs=args.epochs, verbose=2, shuffle=True)
+    model.fit(
+        tr["image"].astype(np.float32),
+        tr["label"],
+        batch_size=args.batch,
+        epochs=args.epochs,
+        verbose=2,
+        shuffle=True,
+    )
     t_train = time.time() - t0
 
     logits = model.predict(te["image"].astype(np.float32), verbose=0)
@@ -149,17 +162,22 @@ def main():
             peak["outside"] += 1
     n = len(te["label"])
     res = {
-        "num_train": int(len(tr["label"])), "num_test": n, "image_size": size,
-        "epochs": args.epochs, "top1": round(top1, 2),
+        "num_train": int(len(tr["label"])),
+        "num_test": n,
+        "image_size": size,
+        "epochs": args.epochs,
+        "top1": round(top1, 2),
         "gt_known_box_acc_t0.2": round(100 * hit02 / n, 2),
         "max_box_acc": round(float(100 * hits.max() / n), 2),
         "best_threshold": float(thresholds[hits.argmax()]),
         "peak_on_part_pct": round(100 * peak["part"] / n, 2),
         "peak_on_body_pct": round(100 * peak["body"] / n, 2),
         "peak_outside_pct": round(100 * peak["outside"] / n, 2),
-        "mean_part_fraction": round(float(
-            (te["part_mask"].sum((1, 2)) / te["mask"].sum((1, 2))).mean()), 4),
-        "generate_s": round(t_gen, 1), "train_s": round(t_train, 1),
+        "mean_part_fraction": round(
+            float((te["part_mask"].sum((1, 2)) / te["mask"].sum((1, 2))).mean()), 4
+        ),
+        "generate_s": round(t_gen, 1),
+        "train_s": round(t_train, 1),
     }
     for k, v in res.items():
         print(f"{k:>24}: {v}")

@@ -36,7 +36,8 @@ def make_maps(n, size, seed):
             sx, sy = rng.uniform(0.03 * size, 0.25 * size, 2)
             peaks.append((cx, cy, sx, sy))
             m += rng.uniform(0.2, 1.0) * np.exp(
-                -((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2)))
+                -((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2))
+            )
         maps.append(boxes_lib.normalize_scoremap(m))
         # GT: 1-2 boxes around random peaks (+-k sigma, jittered), clipped to the map
         g = []
@@ -45,20 +46,32 @@ def make_maps(n, size, seed):
             k = rng.uniform(1.0, 2.5)
             box = np.array([cx - k * sx, cy - k * sy, cx + k * sx, cy + k * sy])
             box = np.clip(np.round(box + rng.normal(0, 3, 4)), 0, size - 1)
-            g.append([min(box[0], box[2]), min(box[1], box[3]),
-                      max(box[0], box[2]), max(box[1], box[3])])
+            g.append(
+                [
+                    min(box[0], box[2]),
+                    min(box[1], box[3]),
+                    max(box[0], box[2]),
+                    max(box[1], box[3]),
+                ]
+            )
         gts.append(np.array(g))
     return maps, gts
 
 
-def reference_accumulate(scoremap, gt, thresholds, iou_levels, multi_contour, num_correct):
+def reference_accumulate(
+    scoremap, gt, thresholds, iou_levels, multi_contour, num_correct
+):
     """wsolevaluation BoxEvaluator.accumulate with compute_bboxes_from_scoremaps."""
     height, width = scoremap.shape
     scoremap_image = np.expand_dims((scoremap * 255).astype(np.uint8), 2)
     all_boxes, number_of_box_list = [], []
     for threshold in thresholds:
-        _, thr = cv2.threshold(scoremap_image, int(threshold * np.max(scoremap_image)),
-                               255, cv2.THRESH_BINARY)
+        _, thr = cv2.threshold(
+            scoremap_image,
+            int(threshold * np.max(scoremap_image)),
+            255,
+            cv2.THRESH_BINARY,
+        )
         contours = cv2.findContours(thr, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
         if len(contours) == 0:
             all_boxes.append(np.asarray([[0, 0, 0, 0]]))
@@ -76,8 +89,10 @@ def reference_accumulate(scoremap, gt, thresholds, iou_levels, multi_contour, nu
     box_b = np.asarray(gt)
     num_a, num_b = box_a.shape[0], box_b.shape[0]
     a = np.expand_dims(np.tile(box_a, num_b), axis=1).reshape((num_a, num_b, -1))
-    b = np.transpose(np.expand_dims(np.tile(box_b, num_a), axis=1).reshape((num_b, num_a, -1)),
-                     (1, 0, 2))
+    b = np.transpose(
+        np.expand_dims(np.tile(box_b, num_a), axis=1).reshape((num_b, num_a, -1)),
+        (1, 0, 2),
+    )
     min_x = np.maximum(a[:, :, 0], b[:, :, 0])
     min_y = np.maximum(a[:, :, 1], b[:, :, 1])
     max_x = np.minimum(a[:, :, 2], b[:, :, 2])
@@ -93,7 +108,7 @@ def reference_accumulate(scoremap, gt, thresholds, iou_levels, multi_contour, nu
     idx = 0
     sliced = []
     for nr in number_of_box_list:
-        sliced.append(max(iou.max(1)[idx:idx + nr]))
+        sliced.append(max(iou.max(1)[idx : idx + nr]))
         idx += nr
     for d in iou_levels:
         num_correct[d][np.where(np.asarray(sliced) >= d / 100)[0]] += 1
@@ -114,9 +129,16 @@ def run(maps, gts, thresholds, iou_levels, multi_contour):
         c_ref += c1 - c0
         c_ours += c2 - c1
     equal = all(np.array_equal(ref_counts[d], ours.num_correct[d]) for d in iou_levels)
-    return {"ref_s": t_ref, "ours_s": t_ours, "ref_cpu_s": c_ref, "ours_cpu_s": c_ours,
-            "ratio": t_ref / t_ours, "ratio_cpu": c_ref / c_ours, "equal": equal,
-            "max_box_acc": ours.result()["max_box_acc"]}
+    return {
+        "ref_s": t_ref,
+        "ours_s": t_ours,
+        "ref_cpu_s": c_ref,
+        "ours_cpu_s": c_ours,
+        "ratio": t_ref / t_ours,
+        "ratio_cpu": c_ref / c_ours,
+        "equal": equal,
+        "max_box_acc": ours.result()["max_box_acc"],
+    }
 
 
 def main():
@@ -125,21 +147,31 @@ def main():
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--interval", type=float, default=0.001)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--modes", default="v2,v1", help="comma list of v2 (all contours, "
-                        "IoU 30/50/70) and v1 (largest contour, IoU 50)")
+    parser.add_argument(
+        "--modes",
+        default="v2,v1",
+        help="comma list of v2 (all contours, "
+        "IoU 30/50/70) and v1 (largest contour, IoU 50)",
+    )
     args = parser.parse_args()
     maps, gts = make_maps(args.num_maps, args.size, args.seed)
     thresholds = np.arange(0, 1, args.interval)
-    out = {"num_maps": args.num_maps, "size": args.size, "num_thresholds": len(thresholds)}
+    out = {
+        "num_maps": args.num_maps,
+        "size": args.size,
+        "num_thresholds": len(thresholds),
+    }
     ok = True
     for mode in args.modes.split(","):
         iou_levels, mc = ((30, 50, 70), True) if mode == "v2" else ((50,), False)
         r = run(maps, gts, thresholds, iou_levels, mc)
         ok &= r["equal"]
-        print(f"{mode}: reference {r['ref_s']:.2f} s ({1e3 * r['ref_s'] / args.num_maps:.1f} ms/map), "
-              f"ours {r['ours_s']:.2f} s ({1e3 * r['ours_s'] / args.num_maps:.2f} ms/map), "
-              f"ratio {r['ratio']:.1f}x wall, {r['ratio_cpu']:.1f}x cpu; "
-              f"hit counts equal: {r['equal']}; max_box_acc {r['max_box_acc']:.2f}")
+        print(
+            f"{mode}: reference {r['ref_s']:.2f} s ({1e3 * r['ref_s'] / args.num_maps:.1f} ms/map), "
+            f"ours {r['ours_s']:.2f} s ({1e3 * r['ours_s'] / args.num_maps:.2f} ms/map), "
+            f"ratio {r['ratio']:.1f}x wall, {r['ratio_cpu']:.1f}x cpu; "
+            f"hit counts equal: {r['equal']}; max_box_acc {r['max_box_acc']:.2f}"
+        )
         for k, v in r.items():
             out[f"{mode}_{k}"] = round(v, 4) if isinstance(v, float) else v
     first = args.modes.split(",")[0]

@@ -16,23 +16,11 @@ from wsol_keras.models import acol
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.data.name = "cub"
-    config.data.root = ""  # set --config.data.root
-    config.data.image_size = 224
-    config.model.backbone = "vgg16"
-    config.model.weights = "imagenet"
-    config.method = acol.default_method_config()
+    config = config_base.cub_vgg16_config(acol.default_method_config())
     config.train.epochs = 60
     config.train.batch_size = 20
-    config.train.optimizer = "sgd"
     config.train.learning_rate = 1e-4
-    config.train.momentum = 0.9
-    config.train.weight_decay = 5e-4
     config.train.lr_schedule = "constant"
-    config.train.head_lr_multiplier = 10.0
-    config.train.resize_size = 256
-    config.eval.batch_size = 32
     if arg == "smoke":
         config_base.make_smoke(config)
     return config

@@ -11,28 +11,17 @@ wsolevaluation's VGG16 adds a 3x3 conv to 1024 channels before the classifier.
 """
 
 from wsol_keras import config_base
+from wsol_keras.models import cam
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.data.name = "cub"
-    config.data.root = ""  # set --config.data.root
-    config.data.image_size = 224
-    config.model.backbone = "vgg16"
-    config.model.weights = "imagenet"
-    config.method.name = "cam"
+    config = config_base.cub_vgg16_config(cam.default_method_config())
     config.method.conv_filters = (1024,)
     config.train.epochs = 30
     config.train.batch_size = 32
-    config.train.optimizer = "sgd"
     config.train.learning_rate = 0.001
-    config.train.momentum = 0.9
-    config.train.weight_decay = 5e-4
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
-    config.train.head_lr_multiplier = 10.0
-    config.train.crop_scale = 256 / 224
-    config.eval.batch_size = 32
     if arg == "smoke":
         config_base.make_smoke(config)
     return config

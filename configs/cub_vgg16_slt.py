@@ -17,27 +17,16 @@ from wsol_keras.models import slt
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.data.name = "cub"
-    config.data.root = ""  # set --config.data.root
-    config.data.image_size = 224
-    config.model.backbone = "vgg16"
-    config.model.weights = "imagenet"
-    config.method = slt.default_method_config()
+    config = config_base.cub_vgg16_config(slt.default_method_config())
     config.method.k = 0.15
     config.method.alpha = 0.4
     config.method.beta = 10.0
     config.method.conv_filters = (1024,)
     config.train.epochs = 4
     config.train.batch_size = 16
-    config.train.optimizer = "sgd"
     config.train.learning_rate = 0.0002
-    config.train.momentum = 0.9
-    config.train.weight_decay = 5e-4
     config.train.lr_schedule = "constant"
     config.train.head_lr_multiplier = 1.0
-    config.train.resize_size = 256
-    config.eval.batch_size = 32
     config.eval.map_method = "topk"
     config.eval.topk = 30
     if arg == "smoke":

@@ -11,7 +11,7 @@ S = 16
 
 def _element(boxes, mask=None, image=None):
     b = -np.ones((wdata.MAX_BOXES, 4), np.float32)
-    b[:len(boxes)] = boxes
+    b[: len(boxes)] = boxes
     if image is None:
         image = np.arange(S * S * 3, dtype=np.int64).reshape(S, S, 3) % 251
     return {
@@ -48,8 +48,12 @@ def test_center_crop_by_hand_drops_and_compacts_boxes():
     s = 8
     b = -np.ones((wdata.MAX_BOXES, 4), np.float32)
     b[:3] = [[0, 0, 1, 1], [0, 0, 7, 7], [1, 1, 2, 2]]
-    el = {"image": tf.zeros([s, s, 3], tf.uint8), "boxes": tf.constant(b),
-          "num_boxes": tf.constant(3), "mask": tf.zeros([s, s], tf.uint8)}
+    el = {
+        "image": tf.zeros([s, s, 3], tf.uint8),
+        "boxes": tf.constant(b),
+        "num_boxes": tf.constant(3),
+        "mask": tf.zeros([s, s], tf.uint8),
+    }
     out = _np(augment.eval_preprocess(el, center_crop_scale=2.0))
     # big = 16, offset 4: [0,0,1,1] -> [-4,-4,-2,-2] leaves the crop; [0,0,7,7] ->
     # [-4,-4,10,10] -> clip [0,0,7,7]; [1,1,2,2] -> [-2,-2,0,0] -> [0,0,0,0].
@@ -77,7 +81,10 @@ def test_random_crop_keeps_box_on_mask_extent():
         extent = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float32)
         assert out["num_boxes"] == 1
         # Resizing by 1.5 moves edges by under 1.5 px against the nearest-neighbour mask.
-        assert np.all(np.abs(out["boxes"][0] - extent) <= 1.5), (out["boxes"][0], extent)
+        assert np.all(np.abs(out["boxes"][0] - extent) <= 1.5), (
+            out["boxes"][0],
+            extent,
+        )
         for k in ("label", "hierarchy", "has_mask", "image_id"):
             np.testing.assert_array_equal(out[k], e[k].numpy())
 
@@ -114,8 +121,9 @@ def test_augment_dataset_in_tf_data_reproducible_and_rerandomized():
     ds1 = augment.augment_dataset(src.dataset("train"), seed=3)
     ds2 = augment.augment_dataset(src.dataset("train"), seed=3)
     spec = src.dataset("train").element_spec
-    assert {k: (v.shape, v.dtype) for k, v in ds1.element_spec.items()} == \
-        {k: (v.shape, v.dtype) for k, v in spec.items()}
+    assert {k: (v.shape, v.dtype) for k, v in ds1.element_spec.items()} == {
+        k: (v.shape, v.dtype) for k, v in spec.items()
+    }
     ep1 = [e["image"] for e in ds1.as_numpy_iterator()]
     ep1b = [e["image"] for e in ds2.as_numpy_iterator()]
     ep2 = [e["image"] for e in ds1.as_numpy_iterator()]

@@ -40,7 +40,9 @@ def smooth_maps(n, size, seed, noise=0.0):
         for _ in range(rng.integers(1, 6)):
             cx, cy = rng.uniform(-0.1 * size, 1.1 * size, 2)
             sx, sy = rng.uniform(0.03 * size, 0.25 * size, 2)
-            m += rng.uniform(0.3, 1) * np.exp(-((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2)))
+            m += rng.uniform(0.3, 1) * np.exp(
+                -((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2))
+            )
         m += rng.normal(0, noise, m.shape)
         maps.append(boxes.normalize_scoremap(m))
     return maps
@@ -54,16 +56,21 @@ def as_set(b):
 def path(request, monkeypatch):
     """Runs a test through the component-tree fast path and the per-level cv2 path
     (the fast path is skipped for fewer than _MIN_FAST_LEVELS distinct levels)."""
-    monkeypatch.setattr(boxes, "_MIN_FAST_LEVELS", 0 if request.param == "fast" else 10**9)
+    monkeypatch.setattr(
+        boxes, "_MIN_FAST_LEVELS", 0 if request.param == "fast" else 10**9
+    )
     return request.param
 
 
 # --- normalize_scoremap -------------------------------------------------------------
 
+
 def test_normalize_scoremap_minmax_flat_and_nan():
     cam = np.array([[2.0, 4.0], [6.0, 10.0]])
     np.testing.assert_allclose(boxes.normalize_scoremap(cam), [[0, 0.25], [0.5, 1.0]])
-    np.testing.assert_array_equal(boxes.normalize_scoremap(np.full((3, 3), 7.0)), np.zeros((3, 3)))
+    np.testing.assert_array_equal(
+        boxes.normalize_scoremap(np.full((3, 3), 7.0)), np.zeros((3, 3))
+    )
     nan = np.ones((3, 3))
     nan[1, 1] = np.nan
     np.testing.assert_array_equal(boxes.normalize_scoremap(nan), np.zeros((3, 3)))
@@ -71,6 +78,7 @@ def test_normalize_scoremap_minmax_flat_and_nan():
 
 
 # --- worked examples ----------------------------------------------------------------
+
 
 def test_single_rectangle_worked_example(path):
     m = np.zeros((10, 10))
@@ -115,8 +123,12 @@ def test_several_peaks_largest_vs_all_contours(path):
     m[5:9, 4:9] = 0.6  # large, lower: rows 5..8, cols 4..8, contour area 3 * 4 = 12
     small, large = [1, 1, 3, 3], [4, 5, 9, 9]
     out, n = boxes.boxes_from_scoremap(m, [0.3, 0.7], multi_contour=False)
-    np.testing.assert_array_equal(out[0], [large])  # both above the cut: larger area wins
-    np.testing.assert_array_equal(out[1], [small])  # 0.7 * 255 > 0.6 * 255: only the peak
+    np.testing.assert_array_equal(
+        out[0], [large]
+    )  # both above the cut: larger area wins
+    np.testing.assert_array_equal(
+        out[1], [small]
+    )  # 0.7 * 255 > 0.6 * 255: only the peak
     out, n = boxes.boxes_from_scoremap(m, [0.3, 0.7], multi_contour=True)
     assert n == [2, 1]
     assert as_set(out[0]) == as_set([small, large])
@@ -143,6 +155,7 @@ def test_threshold_levels_truncate_like_python_int():
 
 # --- brute force comparison ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("noise", [0.0, 0.004])
 @pytest.mark.parametrize("multi_contour", [False, True])
 def test_fast_path_equals_brute_force_loop(noise, multi_contour):
@@ -160,6 +173,7 @@ def test_fast_path_equals_brute_force_loop(noise, multi_contour):
 
 # --- IoU ------------------------------------------------------------------------------
 
+
 def test_iou_inclusive_convention_worked_example():
     a = [[0, 0, 9, 9]]  # 10 x 10 = 100 pixels
     b = [[5, 5, 14, 14], [20, 20, 30, 30], [0, 0, 9, 9]]
@@ -170,6 +184,7 @@ def test_iou_inclusive_convention_worked_example():
 
 
 # --- in-graph TensorFlow path ------------------------------------------------------------
+
 
 def test_tf_box_matches_cv2_largest_contour():
     maps = np.stack(smooth_maps(12, 64, seed=3)).astype(np.float32)
@@ -202,7 +217,6 @@ def test_tf_box_worked_example_empty_and_saved_model(tmp_path):
     np.testing.assert_array_equal(loaded(tf.constant(m)).numpy(), got)
 
 
-
 def test_cut_level_at_quantization_boundaries_matches_cv2(path):
     # pixels at and next to the uint8 steps k / 255 (float32 neighbours), with cuts
     # right at those steps: the TF path must quantize and cut like the cv2 path
@@ -217,7 +231,9 @@ def test_cut_level_at_quantization_boundaries_matches_cv2(path):
         for t in (float(v), float(v) - 1e-4, float(v) + 1e-4):
             t = min(max(t, 0.0), 0.999)
             ref = brute_force_boxes(m, [t], multi_contour=False)[0]
-            np.testing.assert_array_equal(boxes.boxes_from_scoremap(m, [t], False)[0][0], ref)
+            np.testing.assert_array_equal(
+                boxes.boxes_from_scoremap(m, [t], False)[0][0], ref
+            )
             got = boxes.tf_largest_component_box(m[None], t).numpy()[0]
             np.testing.assert_array_equal(got, ref[0], err_msg=f"v={v!r} t={t!r}")
 
@@ -225,13 +241,18 @@ def test_cut_level_at_quantization_boundaries_matches_cv2(path):
 def test_tf_area_criterion_counts_holes_like_cv2(path):
     m = np.zeros((26, 26), np.float32)
     m[1:13, 1:13] = 1.0
-    m[2:12, 2:12] = 0.0   # ring: 44 pixels, outer contour area 11 * 11 = 121
+    m[2:12, 2:12] = 0.0  # ring: 44 pixels, outer contour area 11 * 11 = 121
     m[15:23, 2:10] = 1.0  # solid blob: 64 pixels, contour area 7 * 7 = 49
     ring, blob = [1, 1, 13, 13], [2, 15, 10, 23]
-    np.testing.assert_array_equal(boxes.boxes_from_scoremap(m, [0.5], False)[0][0], [ring])
-    np.testing.assert_array_equal(boxes.tf_largest_component_box(m, 0.5).numpy(), [ring])
     np.testing.assert_array_equal(
-        boxes.tf_largest_component_box(m, 0.5, criterion="pixels").numpy(), [blob])
+        boxes.boxes_from_scoremap(m, [0.5], False)[0][0], [ring]
+    )
+    np.testing.assert_array_equal(
+        boxes.tf_largest_component_box(m, 0.5).numpy(), [ring]
+    )
+    np.testing.assert_array_equal(
+        boxes.tf_largest_component_box(m, 0.5, criterion="pixels").numpy(), [blob]
+    )
 
 
 @pytest.mark.parametrize("multi_contour", [False, True])
@@ -248,7 +269,10 @@ def test_fast_path_on_plateau_maps_with_holes_and_ties(multi_contour, monkeypatc
             m = np.zeros((size, size))
             for _ in range(rng.integers(1, 8)):
                 y0, x0 = rng.integers(0, size, 2)
-                m[y0:y0 + rng.integers(1, size // 2 + 2), x0:x0 + rng.integers(1, size // 2 + 2)] = rng.uniform()
+                m[
+                    y0 : y0 + rng.integers(1, size // 2 + 2),
+                    x0 : x0 + rng.integers(1, size // 2 + 2),
+                ] = rng.uniform()
         m = boxes.normalize_scoremap(m)
         fast, _ = boxes.boxes_from_scoremap(m, thresholds, multi_contour)
         ref = brute_force_boxes(m, thresholds, multi_contour)

@@ -21,8 +21,12 @@ def test_select_topk_averages_the_k_maps():
     ids = cams.topk_class_ids(logits, 2).numpy()
     np.testing.assert_array_equal(np.sort(ids, axis=1), [[1, 2], [0, 4]])
     out = cams.select_class_maps(maps, ids).numpy()
-    np.testing.assert_allclose(out[0], (maps[0, ..., 1] + maps[0, ..., 2]) / 2, rtol=1e-6)
-    np.testing.assert_allclose(out[1], (maps[1, ..., 0] + maps[1, ..., 4]) / 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        out[0], (maps[0, ..., 1] + maps[0, ..., 2]) / 2, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        out[1], (maps[1, ..., 0] + maps[1, ..., 4]) / 2, rtol=1e-6
+    )
 
 
 def test_normalize_minmax_and_degenerate_maps_become_zero():

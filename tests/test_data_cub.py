@@ -38,7 +38,11 @@ def _jpeg(arr, mode=None) -> bytes:
 def make_cub(root, corrupt=True):
     """3 classes, 5 images (h=20, w=30): RGB PNG, grayscale JPEG, RGBA PNG,
     CMYK JPEG, and a corrupt file. Image 1 has a soft segmentation."""
-    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Groove_billed_Ani"]
+    classes = [
+        "001.Black_footed_Albatross",
+        "002.Laysan_Albatross",
+        "003.Groove_billed_Ani",
+    ]
     rgb = np.zeros((20, 30, 3), np.uint8)
     rgb[:] = RED
     rgba = np.zeros((20, 30, 4), np.uint8)
@@ -46,10 +50,20 @@ def make_cub(root, corrupt=True):
     rgba[..., 3] = 60
     files = [
         ("001.Black_footed_Albatross/a_1.png", _png(rgb), 1, 1),
-        ("001.Black_footed_Albatross/a_2.jpg", _jpeg(np.full((20, 30), 77, np.uint8)), 1, 1),
+        (
+            "001.Black_footed_Albatross/a_2.jpg",
+            _jpeg(np.full((20, 30), 77, np.uint8)),
+            1,
+            1,
+        ),
         ("002.Laysan_Albatross/b_1.png", _png(rgba), 2, 0),
         ("003.Groove_billed_Ani/c_1.jpg", _jpeg(rgb, "CMYK"), 3, 1),
-        ("003.Groove_billed_Ani/c_2.jpg", b"this is not an image" if corrupt else _jpeg(rgb), 3, 0),
+        (
+            "003.Groove_billed_Ani/c_2.jpg",
+            b"this is not an image" if corrupt else _jpeg(rgb),
+            3,
+            0,
+        ),
     ]
     for rel, blob, _, _ in files:
         _write(os.path.join(root, "images", rel), blob)
@@ -63,13 +77,17 @@ def make_cub(root, corrupt=True):
         f.writelines(f"{i + 1} {r[3]}\n" for i, r in enumerate(files))
     with open(os.path.join(root, "bounding_boxes.txt"), "w") as f:
         # x y w h
-        f.write("1 3.0 4.0 12.0 8.0\n2 0.0 0.0 29.0 19.0\n3 6.0 2.0 15.0 10.0\n"
-                "4 1.0 1.0 5.0 5.0\n5 2.0 2.0 3.0 3.0\n")
+        f.write(
+            "1 3.0 4.0 12.0 8.0\n2 0.0 0.0 29.0 19.0\n3 6.0 2.0 15.0 10.0\n"
+            "4 1.0 1.0 5.0 5.0\n5 2.0 2.0 3.0 3.0\n"
+        )
     seg = np.zeros((20, 30), np.uint8)
-    seg[:10] = 200   # top half: foreground (> 127)
+    seg[:10] = 200  # top half: foreground (> 127)
     seg[10:, :15] = 100  # soft but below 0.5: background
-    _write(os.path.join(root, "segmentations", "001.Black_footed_Albatross", "a_1.png"),
-           _png(seg))
+    _write(
+        os.path.join(root, "segmentations", "001.Black_footed_Albatross", "a_1.png"),
+        _png(seg),
+    )
     return root
 
 
@@ -84,7 +102,9 @@ def _config(root, **kw):
 
 
 def _by_id(source, split):
-    return {e["image_id"].decode(): e for e in source.dataset(split).as_numpy_iterator()}
+    return {
+        e["image_id"].decode(): e for e in source.dataset(split).as_numpy_iterator()
+    }
 
 
 def test_structure_splits_and_classes(tmp_path):
@@ -93,8 +113,11 @@ def test_structure_splits_and_classes(tmp_path):
     assert src.class_names[0] == "001.Black_footed_Albatross"
     assert src.splits == ("train", "val", "test")
     train = _by_id(src, "train")
-    assert set(train) == {"001.Black_footed_Albatross/a_1.png",
-                          "001.Black_footed_Albatross/a_2.jpg", "003.Groove_billed_Ani/c_1.jpg"}
+    assert set(train) == {
+        "001.Black_footed_Albatross/a_1.png",
+        "001.Black_footed_Albatross/a_2.jpg",
+        "003.Groove_billed_Ani/c_1.jpg",
+    }
     test = _by_id(src, "test")  # the corrupt c_2.jpg is skipped
     assert set(test) == {"002.Laysan_Albatross/b_1.png"}
     e = train["001.Black_footed_Albatross/a_1.png"]
@@ -109,8 +132,9 @@ def test_box_rescaled_by_hand(tmp_path):
     src = wdata.get_source(_config(make_cub(tmp_path / "CUB")))
     e = _by_id(src, "train")["001.Black_footed_Albatross/a_1.png"]
     # x y w h = 3 4 12 8 -> xyxy 3 4 15 12 in a 30 x 20 image; S/w = 16/30, S/h = 16/20.
-    np.testing.assert_allclose(e["boxes"][0], [3 * 16 / 30, 4 * 0.8, 15 * 16 / 30, 12 * 0.8],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        e["boxes"][0], [3 * 16 / 30, 4 * 0.8, 15 * 16 / 30, 12 * 0.8], rtol=1e-6
+    )
     assert np.all(e["boxes"][1:] == -1)
 
 
@@ -157,7 +181,9 @@ def test_corrupt_image_dropped_without_validation(tmp_path):
 
 
 def test_fatal_decode_errors_names_the_file(tmp_path):
-    src = wdata.get_source(_config(make_cub(tmp_path / "CUB"), fatal_decode_errors=True))
+    src = wdata.get_source(
+        _config(make_cub(tmp_path / "CUB"), fatal_decode_errors=True)
+    )
     src.dataset("train")  # clean split is fine
     with pytest.raises(ValueError, match=r"c_2\.jpg.*images\.txt:5"):
         src.dataset("test")

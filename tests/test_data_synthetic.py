@@ -27,10 +27,16 @@ def test_element_structure_dtypes_shapes():
     src = wdata.get_source(_cfg())
     spec = src.dataset("train").element_spec
     s = 48
-    expected = {"image": ((s, s, 3), "uint8"), "label": ((), "int32"),
-                "hierarchy": ((2,), "int32"), "boxes": ((wdata.MAX_BOXES, 4), "float32"),
-                "num_boxes": ((), "int32"), "mask": ((s, s), "uint8"),
-                "has_mask": ((), "bool"), "image_id": ((), "string")}
+    expected = {
+        "image": ((s, s, 3), "uint8"),
+        "label": ((), "int32"),
+        "hierarchy": ((2,), "int32"),
+        "boxes": ((wdata.MAX_BOXES, 4), "float32"),
+        "num_boxes": ((), "int32"),
+        "mask": ((s, s), "uint8"),
+        "has_mask": ((), "bool"),
+        "image_id": ((), "string"),
+    }
     assert set(spec) == set(expected)
     for k, (shape, dtype) in expected.items():
         assert tuple(spec[k].shape) == shape, k
@@ -101,7 +107,10 @@ def test_hierarchy_two_levels_and_consistent_with_labels():
         np.testing.assert_array_equal(e["hierarchy"], src.hierarchy[e["label"]])
     # Class names of a group share the body word and differ in the part word.
     groups = [n.split("-")[0] for n in src.class_names]
-    assert groups == ["ellipse"] * 2 + ["roundbox"] * 2 + ["diamond"] * 2 + ["triangle"] * 2
+    assert (
+        groups
+        == ["ellipse"] * 2 + ["roundbox"] * 2 + ["diamond"] * 2 + ["triangle"] * 2
+    )
     assert len(set(src.class_names)) == 8
 
 
@@ -125,8 +134,10 @@ def test_other_sizes_and_class_counts():
     assert e["image"].shape == (32, 32, 3)
 
 
-@pytest.mark.parametrize("knob,value", [("num_groups", 5), ("classes_per_group", 0),
-                                        ("part_fraction", (0.01, 0.1))])
+@pytest.mark.parametrize(
+    "knob,value",
+    [("num_groups", 5), ("classes_per_group", 0), ("part_fraction", (0.01, 0.1))],
+)
 def test_bad_knobs_raise_naming_the_field(knob, value):
     with pytest.raises(ValueError, match=knob):
         wdata.get_source(_cfg(**{knob: value}))
@@ -144,6 +155,8 @@ def test_unknown_source_and_split():
 def test_default_config_fields():
     c = wdata.default_data_config()
     assert isinstance(c, ml_collections.ConfigDict)
-    assert c.name == "synthetic" and c.image_size == 64 and c.fatal_decode_errors is False
+    assert (
+        c.name == "synthetic" and c.image_size == 64 and c.fatal_decode_errors is False
+    )
     assert 1200 <= c.synthetic.num_train <= 2000
     assert synthetic.class_names() == wdata.get_source(c).class_names

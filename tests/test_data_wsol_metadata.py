@@ -41,9 +41,19 @@ def make_boxes_dataset(tmp_path):
     _lines(meta / "train" / "class_labels.txt", ["a/1.jpg,0", "a/2.png,1"])
     _lines(meta / "test" / "image_ids.txt", ["a/1.jpg", "b/3.png", "b/4.jpg"])
     _lines(meta / "test" / "class_labels.txt", ["a/1.jpg,0", "b/3.png,2", "b/4.jpg,2"])
-    _lines(meta / "test" / "image_sizes.txt", ["a/1.jpg,30,20", "b/3.png,40,24", "b/4.jpg,9,9"])
-    _lines(meta / "test" / "localization.txt",
-           ["a/1.jpg,3,4,15,12", "b/3.png,0,0,20,12", "b/3.png,10,6,39,23", "b/4.jpg,1,1,2,2"])
+    _lines(
+        meta / "test" / "image_sizes.txt",
+        ["a/1.jpg,30,20", "b/3.png,40,24", "b/4.jpg,9,9"],
+    )
+    _lines(
+        meta / "test" / "localization.txt",
+        [
+            "a/1.jpg,3,4,15,12",
+            "b/3.png,0,0,20,12",
+            "b/3.png,10,6,39,23",
+            "b/4.jpg,1,1,2,2",
+        ],
+    )
     return root, meta
 
 
@@ -63,8 +73,13 @@ def make_mask_dataset(tmp_path):
     _img(root / "masks" / "x_ig.png", ign)
     _lines(meta / "val" / "image_ids.txt", ["val/x.jpg"])
     _lines(meta / "val" / "class_labels.txt", ["val/x.jpg,1"])
-    _lines(meta / "val" / "localization.txt",
-           ["val/x.jpg,masks/x_1.png,masks/x_ig.png", "val/x.jpg,masks/x_2.png,masks/x_ig.png"])
+    _lines(
+        meta / "val" / "localization.txt",
+        [
+            "val/x.jpg,masks/x_1.png,masks/x_ig.png",
+            "val/x.jpg,masks/x_2.png,masks/x_ig.png",
+        ],
+    )
     _lines(meta / "class_names.txt", ["cat", "dog"])
     return root, meta
 
@@ -81,7 +96,9 @@ def _config(root, meta, **kw):
 
 
 def _by_id(source, split):
-    return {e["image_id"].decode(): e for e in source.dataset(split).as_numpy_iterator()}
+    return {
+        e["image_id"].decode(): e for e in source.dataset(split).as_numpy_iterator()
+    }
 
 
 def test_structure_and_names(tmp_path):
@@ -106,12 +123,16 @@ def test_multiple_boxes_rescaled_by_hand(tmp_path):
     te = _by_id(src, "test")
     e = te["b/3.png"]  # 40 x 24 image: S/w = 0.4, S/h = 2/3
     assert e["num_boxes"] == 2
-    np.testing.assert_allclose(e["boxes"][:2], [[0, 0, 8, 8], [4, 4, 15.6, 23 * 16 / 24]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        e["boxes"][:2], [[0, 0, 8, 8], [4, 4, 15.6, 23 * 16 / 24]], rtol=1e-6
+    )
     assert np.all(e["boxes"][2:] == -1)
     assert np.all(e["image"] == (10, 220, 90))  # RGBA -> RGB
-    np.testing.assert_allclose(te["a/1.jpg"]["boxes"][0],
-                               [3 * 16 / 30, 4 * 0.8, 15 * 16 / 30, 12 * 0.8], rtol=1e-6)
+    np.testing.assert_allclose(
+        te["a/1.jpg"]["boxes"][0],
+        [3 * 16 / 30, 4 * 0.8, 15 * 16 / 30, 12 * 0.8],
+        rtol=1e-6,
+    )
 
 
 def test_corrupt_image_skipped_and_counted(tmp_path, caplog):
@@ -124,7 +145,9 @@ def test_corrupt_image_skipped_and_counted(tmp_path, caplog):
 
 
 def test_fatal_mode_raises_naming_the_image(tmp_path):
-    src = wdata.get_source(_config(*make_boxes_dataset(tmp_path), fatal_decode_errors=True))
+    src = wdata.get_source(
+        _config(*make_boxes_dataset(tmp_path), fatal_decode_errors=True)
+    )
     with pytest.raises(ValueError, match=r"b/4\.jpg.*image_ids\.txt:3"):
         src.num_examples("test")
 
@@ -136,8 +159,8 @@ def test_masks_union_and_ignore(tmp_path):
     e = _by_id(src, "val")["val/x.jpg"]
     assert e["has_mask"] and e["num_boxes"] == 0
     expected = np.zeros((S, S), np.uint8)
-    expected[:8, :8] = 255      # ignore region ...
-    expected[:4] = 1            # ... except where an instance is foreground
+    expected[:8, :8] = 255  # ignore region ...
+    expected[:4] = 1  # ... except where an instance is foreground
     expected[:, :2] = 1
     np.testing.assert_array_equal(e["mask"], expected)
 
@@ -151,13 +174,16 @@ def test_mask_root_separate(tmp_path):
     assert _by_id(src, "val")["val/x.jpg"]["has_mask"]
 
 
-@pytest.mark.parametrize("fname,line,bad", [
-    ("class_labels.txt", 2, "b/3.png,two"),
-    ("localization.txt", 3, "b/3.png,10,6,39"),
-    ("localization.txt", 3, "b/3.png,10,6,5,23"),    # x1 < x0
-    ("image_sizes.txt", 1, "a/1.jpg,30"),
-    ("class_labels.txt", 2, "zzz.jpg,1"),             # not in image_ids.txt
-])
+@pytest.mark.parametrize(
+    "fname,line,bad",
+    [
+        ("class_labels.txt", 2, "b/3.png,two"),
+        ("localization.txt", 3, "b/3.png,10,6,39"),
+        ("localization.txt", 3, "b/3.png,10,6,5,23"),  # x1 < x0
+        ("image_sizes.txt", 1, "a/1.jpg,30"),
+        ("class_labels.txt", 2, "zzz.jpg,1"),  # not in image_ids.txt
+    ],
+)
 def test_malformed_line_names_file_and_line(tmp_path, fname, line, bad):
     root, meta = make_boxes_dataset(tmp_path)
     p = meta / "test" / fname
@@ -197,6 +223,7 @@ def test_hierarchy_file_in_metadata(tmp_path):
 
 def test_hierarchy_from_names_generic_fallback_by_hand():
     from wsol_keras.data import hierarchy as h
+
     names = [f"class_{i}" for i in range(9)]
     # No shared last words: level 1 = round(sqrt(9)) = 3 consecutive chunks of 3;
     # level 2 = round(sqrt(3)) = 2 chunks of the 3 groups: [0, 0, 1].
@@ -209,6 +236,7 @@ def test_hierarchy_from_names_generic_fallback_by_hand():
 
 def test_cluster_hierarchy_recovers_planted_tree():
     from wsol_keras.data import hierarchy as h
+
     rng = np.random.default_rng(0)
     centres = {0: (0, 0), 1: (0, 3), 2: (100, 0)}  # groups 0 and 1 close, 2 far
     group = [0, 1, 2, 0, 1, 2]

@@ -34,8 +34,11 @@ def reference_box_evaluator(maps, gt_boxes, cam_thresholds, iou_levels, multi_co
                     iw = max(0, min(e[2], g[2]) - max(e[0], g[0]) + 1)
                     ih = max(0, min(e[3], g[3]) - max(e[1], g[1]) + 1)
                     inter = iw * ih
-                    union = ((e[2] - e[0] + 1) * (e[3] - e[1] + 1)
-                             + (g[2] - g[0] + 1) * (g[3] - g[1] + 1) - inter)
+                    union = (
+                        (e[2] - e[0] + 1) * (e[3] - e[1] + 1)
+                        + (g[2] - g[0] + 1) * (g[3] - g[1] + 1)
+                        - inter
+                    )
                     ious.append(inter / union if union > 0 else 0.0)
             best.append(max(ious))
         for d in iou_levels:
@@ -52,23 +55,28 @@ def smooth_maps(n, size, seed):
         for _ in range(rng.integers(1, 5)):
             cx, cy = rng.uniform(0, size, 2)
             sx, sy = rng.uniform(0.05 * size, 0.3 * size, 2)
-            m += rng.uniform(0.3, 1) * np.exp(-((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2)))
+            m += rng.uniform(0.3, 1) * np.exp(
+                -((xx - cx) ** 2 / (2 * sx**2) + (yy - cy) ** 2 / (2 * sy**2))
+            )
         out.append(boxes.normalize_scoremap(m))
     return out
 
 
 # --- BoxAccuracy ----------------------------------------------------------------------
 
+
 def nested_map():
     m = np.zeros((20, 20))
-    m[2:16, 3:18] = 0.4   # outer object, rows 2..15, cols 3..17
-    m[6:9, 8:11] = 1.0    # small peak
+    m[2:16, 3:18] = 0.4  # outer object, rows 2..15, cols 3..17
+    m[6:9, 8:11] = 1.0  # small peak
     return m
 
 
 def test_box_accuracy_worked_example_curve():
     ts = np.arange(0, 1, 0.01)
-    acc = metrics.BoxAccuracy(cam_thresholds=ts, iou_thresholds=(30, 50, 70), multi_contour=False)
+    acc = metrics.BoxAccuracy(
+        cam_thresholds=ts, iou_thresholds=(30, 50, 70), multi_contour=False
+    )
     gt_outer = [[3, 2, 17, 15]]
     far = [[0, 18, 1, 19]]
     acc.update(np.stack([nested_map(), nested_map()]), [gt_outer, far])
@@ -88,8 +96,8 @@ def test_box_accuracy_worked_example_curve():
 
 def test_multi_contour_finds_the_small_object():
     m = np.zeros((12, 12))
-    m[1:3, 1:3] = 0.6   # small object, lower score
-    m[5:9, 4:9] = 1.0   # large distractor
+    m[1:3, 1:3] = 0.6  # small object, lower score
+    m[5:9, 4:9] = 1.0  # large distractor
     gt_small = [[1, 1, 2, 2]]
     v1 = metrics.BoxAccuracy([0.3], iou_thresholds=(50,), multi_contour=False)
     v2 = metrics.BoxAccuracy([0.3], iou_thresholds=(50,), multi_contour=True)
@@ -116,12 +124,14 @@ def test_box_accuracy_equals_brute_force_evaluator(multi_contour):
         x0, y0 = rng.integers(0, 40, 2)
         gts.append([[x0, y0, x0 + rng.integers(5, 24), y0 + rng.integers(5, 24)]])
     acc = metrics.BoxAccuracy(ts, (30, 50, 70), multi_contour)
-    acc.update(np.stack(maps[:3]), gts[:3])   # streaming: two batches
+    acc.update(np.stack(maps[:3]), gts[:3])  # streaming: two batches
     acc.update(np.stack(maps[3:]), gts[3:])
     ref = reference_box_evaluator(maps, gts, ts, (30, 50, 70), multi_contour)
     for d in (30, 50, 70):
         np.testing.assert_array_equal(acc.num_correct[d], ref[d])
-        assert acc.result()[f"max_box_acc_iou{d}"] == pytest.approx(ref[d].max() * 100 / 6)
+        assert acc.result()[f"max_box_acc_iou{d}"] == pytest.approx(
+            ref[d].max() * 100 / 6
+        )
 
 
 def test_box_accuracy_edge_cases_and_errors():
@@ -144,6 +154,7 @@ def test_box_accuracy_edge_cases_and_errors():
 
 # --- PxAP -----------------------------------------------------------------------------
 
+
 def test_pxap_hand_computed():
     ts = [0.0, 0.5]
     # fg scores 0.9, 0.3; bg 0.6, 0.1; one ignored pixel with a high score.
@@ -157,7 +168,9 @@ def test_pxap_hand_computed():
     assert p.result()["pxap"] == pytest.approx(50.0)
     # perfect separation: t = 0.5 gives precision 1, recall 1 -> AP 1
     p = metrics.PxAP(ts)
-    p.update(np.array([[[0.9, 0.8], [0.1, 0.2]]]), np.array([[[1, 1], [0, 0]]], np.uint8))
+    p.update(
+        np.array([[[0.9, 0.8], [0.1, 0.2]]]), np.array([[[1, 1], [0, 0]]], np.uint8)
+    )
     assert p.result()["pxap"] == pytest.approx(100.0)
 
 
@@ -180,17 +193,20 @@ def test_pxap_streaming_and_errors():
 
 # --- Loc accuracies, pointing game, CorLoc, top-k ------------------------------------------
 
+
 def test_localization_accuracy_boxes_and_maps():
     gt = [[[10, 10, 29, 29]], [[10, 10, 29, 29]], [[10, 10, 29, 29]]]
     pred = [[10, 10, 29, 29], [12, 12, 29, 29], [40, 40, 50, 50]]  # IoU 1, 324/400, 0
     loc = metrics.LocalizationAccuracy(cam_threshold=0.5)
-    loc.update_boxes(pred, gt, top1_correct=[True, False, True], top5_correct=[True, True, True])
+    loc.update_boxes(
+        pred, gt, top1_correct=[True, False, True], top5_correct=[True, True, True]
+    )
     r = loc.result()
     assert r["gt_known_loc"] == pytest.approx(200 / 3)
     assert r["top1_loc"] == pytest.approx(100 / 3)
     assert r["top5_loc"] == pytest.approx(200 / 3)
     m = np.zeros((40, 40))
-    m[10:30, 10:30] = 1.0   # box (10, 10, 30, 30): IoU 400 / 441 with GT
+    m[10:30, 10:30] = 1.0  # box (10, 10, 30, 30): IoU 400 / 441 with GT
     loc2 = metrics.LocalizationAccuracy(cam_threshold=0.5)
     loc2.update(m[None], gt[:1], [False], [True])
     assert loc2.result() == {"top1_loc": 0.0, "top5_loc": 100.0, "gt_known_loc": 100.0}
@@ -204,9 +220,11 @@ def test_pointing_game_tolerance_and_class_mean():
 
     pg = metrics.PointingGame(tolerance=15)
     maps = np.stack([peak(20, 20), peak(20, 20), peak(0, 0)])
-    gts = [[[30, 10, 50, 40]],   # dx = 10 -> hit
-           [[36, 10, 50, 40]],   # dx = 16 -> miss
-           [[10, 11, 20, 20]]]   # distance hypot(10, 11) = 14.9 -> hit
+    gts = [
+        [[30, 10, 50, 40]],  # dx = 10 -> hit
+        [[36, 10, 50, 40]],  # dx = 16 -> miss
+        [[10, 11, 20, 20]],
+    ]  # distance hypot(10, 11) = 14.9 -> hit
     pg.update(maps, gts, class_ids=[0, 1, 1])
     r = pg.result()
     assert r["pointing_game_overall"] == pytest.approx(200 / 3)
@@ -228,8 +246,14 @@ def test_corloc_per_class_mean():
 
 def test_top_k_correct():
     logits = np.array([[0.1, 0.5, 0.4], [0.9, 0.05, 0.05]])
-    np.testing.assert_array_equal(metrics.top_k_correct(logits, [2, 1], 1), [False, False])
-    np.testing.assert_array_equal(metrics.top_k_correct(logits, [2, 1], 2), [True, True])
-    np.testing.assert_array_equal(metrics.top_k_correct(logits, [2, 2], 2), [True, False])
+    np.testing.assert_array_equal(
+        metrics.top_k_correct(logits, [2, 1], 1), [False, False]
+    )
+    np.testing.assert_array_equal(
+        metrics.top_k_correct(logits, [2, 1], 2), [True, True]
+    )
+    np.testing.assert_array_equal(
+        metrics.top_k_correct(logits, [2, 2], 2), [True, False]
+    )
     with pytest.raises(ValueError, match="labels"):
         metrics.top_k_correct(logits, [0, 5], 1)

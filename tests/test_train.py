@@ -30,14 +30,33 @@ def test_train_evaluate_report_and_resume(tmp_path):
     model, source, info = train.train(config, wd)
     assert info["num_classes"] == source.num_classes == len(info["class_names"])
     metrics = evaluate.evaluate_and_report(model, source, config, wd)
-    for name in ("config.json", "model.weights.h5", "metrics.json", "heatmaps.png",
-                 "box_accuracy.png", "history.csv"):
+    for name in (
+        "config.json",
+        "model.weights.h5",
+        "metrics.json",
+        "heatmaps.png",
+        "box_accuracy.png",
+        "history.csv",
+    ):
         assert os.path.exists(os.path.join(wd, name)), name
     with open(os.path.join(wd, "metrics.json")) as f:
         saved = json.load(f)
-    keys = ("top1_cls", "top5_cls", "top1_loc", "top5_loc", "gt_known_loc", "max_box_acc",
-            "max_box_acc_v2", "max_box_acc_v2_iou30", "max_box_acc_v2_iou50",
-            "max_box_acc_v2_iou70", "pxap", "cam_threshold", "pointing_game", "corloc")
+    keys = (
+        "top1_cls",
+        "top5_cls",
+        "top1_loc",
+        "top5_loc",
+        "gt_known_loc",
+        "max_box_acc",
+        "max_box_acc_v2",
+        "max_box_acc_v2_iou30",
+        "max_box_acc_v2_iou50",
+        "max_box_acc_v2_iou70",
+        "pxap",
+        "cam_threshold",
+        "pointing_game",
+        "corloc",
+    )
     for k in keys:
         assert k in saved, k
         assert 0.0 <= saved[k] <= 100.0, (k, saved[k])
@@ -57,30 +76,59 @@ def test_train_evaluate_report_and_resume(tmp_path):
 
 def _run(args, timeout=300):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CI="1")
-    return subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_cli_overrides_and_mirrored_strategy_on_two_cpus(tmp_path):
     wd = str(tmp_path / "mirrored")
-    proc = _run(["-m", "wsol_keras.train", "--config=configs/synthetic_cam.py:smoke",
-                 f"--workdir={wd}", "--strategy=mirrored", "--cpu_replicas=2",
-                 "--config.train.batch_size=4", "--config.eval.max_images=8"])
+    proc = _run(
+        [
+            "-m",
+            "wsol_keras.train",
+            "--config=configs/synthetic_cam.py:smoke",
+            f"--workdir={wd}",
+            "--strategy=mirrored",
+            "--cpu_replicas=2",
+            "--config.train.batch_size=4",
+            "--config.eval.max_images=8",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     config, _ = workdir_lib.read_config(wd)
     assert config.train.batch_size == 4  # the override reached the effective config
     assert "gt_known_loc" in proc.stdout
-    proc = _run(["-m", "wsol_keras.evaluate", f"--workdir={wd}", "--cam_threshold=0.3",
-                 "--max_images=8"])
+    proc = _run(
+        [
+            "-m",
+            "wsol_keras.evaluate",
+            f"--workdir={wd}",
+            "--cam_threshold=0.3",
+            "--max_images=8",
+        ]
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(os.path.join(wd, "metrics.json")) as f:
         assert json.load(f)["cam_threshold"] == pytest.approx(0.3)
 
 
 def test_cli_rejects_a_bad_override(tmp_path):
-    proc = _run(["-m", "wsol_keras.train", "--config=configs/synthetic_cam.py:smoke",
-                 f"--workdir={tmp_path}", "--config.train.no_such_field=3"])
+    proc = _run(
+        [
+            "-m",
+            "wsol_keras.train",
+            "--config=configs/synthetic_cam.py:smoke",
+            f"--workdir={tmp_path}",
+            "--config.train.no_such_field=3",
+        ]
+    )
     assert proc.returncode != 0
     assert "no_such_field" in proc.stderr
 
@@ -96,7 +144,10 @@ def _train_on_folder(tmp_path, data_overrides, labels_seen):
     model, source, info = train.train(config, wd)
     metrics = evaluate.evaluate_and_report(model, source, config, wd)
     assert info["class_names"] == labels_seen
-    assert model(np.zeros((1, 32, 32, 3), np.float32))["logits"].shape == (1, len(labels_seen))
+    assert model(np.zeros((1, 32, 32, 3), np.float32))["logits"].shape == (
+        1,
+        len(labels_seen),
+    )
     assert metrics["num_images"] >= 1 and 0 <= metrics["gt_known_loc"] <= 100
     return metrics
 
@@ -105,9 +156,11 @@ def test_cub_folder_trains_and_evaluates_with_data_overrides_only(tmp_path):
     from test_data_cub import make_cub
 
     root = make_cub(str(tmp_path / "CUB"))
-    metrics = _train_on_folder(tmp_path, {"name": "cub", "root": root},
-                               ["001.Black_footed_Albatross", "002.Laysan_Albatross",
-                                "003.Groove_billed_Ani"])
+    metrics = _train_on_folder(
+        tmp_path,
+        {"name": "cub", "root": root},
+        ["001.Black_footed_Albatross", "002.Laysan_Albatross", "003.Groove_billed_Ani"],
+    )
     assert metrics["num_images"] == 1  # the corrupt test image was skipped, not fatal
 
 
@@ -115,6 +168,8 @@ def test_wsol_metadata_folder_trains_and_evaluates(tmp_path):
     from test_data_wsol_metadata import make_boxes_dataset
 
     root, meta = make_boxes_dataset(tmp_path)
-    _train_on_folder(tmp_path, {"name": "wsol_metadata", "root": str(root),
-                                "metadata": str(meta)},
-                     ["class_0", "class_1", "class_2"])
+    _train_on_folder(
+        tmp_path,
+        {"name": "wsol_metadata", "root": str(root), "metadata": str(meta)},
+        ["class_0", "class_1", "class_2"],
+    )

@@ -11,7 +11,9 @@ from wsol_keras import workdir
 
 
 def test_config_round_trip_keeps_tuples(tmp_path):
-    config = ml_collections.ConfigDict({"eval": {"iou_thresholds": (30, 50, 70)}, "seed": 3})
+    config = ml_collections.ConfigDict(
+        {"eval": {"iou_thresholds": (30, 50, 70)}, "seed": 3}
+    )
     info = {"num_classes": 4, "class_names": ["a", "b", "c", "d"]}
     workdir.write_config(str(tmp_path), config, info)
     back, back_info = workdir.read_config(str(tmp_path))
@@ -55,5 +57,7 @@ def test_checkpoint_callback_and_restore(tmp_path):
     assert workdir.restore_checkpoint(str(tmp_path), fresh) == 5
     x = np.ones((1, 3), np.float32)
     np.testing.assert_allclose(model(x), fresh(x))
-    leftovers = [f for f in os.listdir(tmp_path / "checkpoints") if f.startswith(".tmp")]
+    leftovers = [
+        f for f in os.listdir(tmp_path / "checkpoints") if f.startswith(".tmp")
+    ]
     assert leftovers == []

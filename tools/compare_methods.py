@@ -17,9 +17,14 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-COLUMNS = (("top1_cls", "Top-1 cls"), ("gt_known_loc", "GT-known Loc"),
-           ("top1_loc", "Top-1 Loc"), ("max_box_acc", "MaxBoxAcc"),
-           ("max_box_acc_v2", "MaxBoxAccV2"), ("pxap", "PxAP"))
+COLUMNS = (
+    ("top1_cls", "Top-1 cls"),
+    ("gt_known_loc", "GT-known Loc"),
+    ("top1_loc", "Top-1 Loc"),
+    ("max_box_acc", "MaxBoxAcc"),
+    ("max_box_acc_v2", "MaxBoxAccV2"),
+    ("pxap", "PxAP"),
+)
 
 
 def run(args):
@@ -40,8 +45,15 @@ def main():
     for m in a.methods.split(","):
         wd = os.path.join(a.workdir, m)
         if not os.path.exists(os.path.join(wd, "metrics.json")):
-            times[m] = run(["-m", "wsol_keras.train", f"--config=configs/synthetic_{m}.py",
-                            f"--workdir={wd}", *a.overrides])
+            times[m] = run(
+                [
+                    "-m",
+                    "wsol_keras.train",
+                    f"--config=configs/synthetic_{m}.py",
+                    f"--workdir={wd}",
+                    *a.overrides,
+                ]
+            )
         with open(os.path.join(wd, "metrics.json")) as f:
             rows[m] = json.load(f)
     if a.dgl_layer and "cam" in rows:
@@ -50,8 +62,15 @@ def main():
             shutil.rmtree(wd, ignore_errors=True)
             shutil.copytree(os.path.join(a.workdir, "cam"), wd)
             os.remove(os.path.join(wd, "metrics.json"))
-            times["dgl"] = run(["-m", "wsol_keras.evaluate", f"--workdir={wd}",
-                                "--map_method=dgl", f"--dgl_layer={a.dgl_layer}"])
+            times["dgl"] = run(
+                [
+                    "-m",
+                    "wsol_keras.evaluate",
+                    f"--workdir={wd}",
+                    "--map_method=dgl",
+                    f"--dgl_layer={a.dgl_layer}",
+                ]
+            )
         with open(os.path.join(wd, "metrics.json")) as f:
             rows["dgl (on cam)"] = json.load(f)
     print("| method | " + " | ".join(c for _, c in COLUMNS) + " | wall time |")

@@ -169,7 +169,9 @@ def _regional_maxima_values(img):
     # pixel are never higher, so with non-local-max pixels carrying value + 1 (and
     # local-max pixels 0), one dilation finds the equal-valued non-local-max ones.
     marks = np.where(lm, 0, img.astype(np.uint16) + 1).astype(np.uint16)
-    bad = lm & (cv2.dilate(marks, np.ones((3, 3), np.uint8)) == img.astype(np.uint16) + 1)
+    bad = lm & (
+        cv2.dilate(marks, np.ones((3, 3), np.uint8)) == img.astype(np.uint16) + 1
+    )
     vals = np.zeros(n, np.int64)
     vals[lab[lm]] = img[lm]
     good = np.ones(n, bool)
@@ -243,12 +245,26 @@ def _segment_boxes(img, lab, n, bottom, top, quad_s34=None):
     x0 = np.empty((len(levels), ncomp), np.int64)
     x1, y0, y1 = x0.copy(), x0.copy(), x0.copy()
     for k in range(ncomp):
-        x0[:, k] = np.searchsorted(np.maximum.accumulate(colmax[k]), levels, side="right")
-        x1[:, k] = w - 1 - np.searchsorted(
-            np.maximum.accumulate(colmax[k, ::-1]), levels, side="right")
-        y0[:, k] = np.searchsorted(np.maximum.accumulate(rowmax[k]), levels, side="right")
-        y1[:, k] = h - 1 - np.searchsorted(
-            np.maximum.accumulate(rowmax[k, ::-1]), levels, side="right")
+        x0[:, k] = np.searchsorted(
+            np.maximum.accumulate(colmax[k]), levels, side="right"
+        )
+        x1[:, k] = (
+            w
+            - 1
+            - np.searchsorted(
+                np.maximum.accumulate(colmax[k, ::-1]), levels, side="right"
+            )
+        )
+        y0[:, k] = np.searchsorted(
+            np.maximum.accumulate(rowmax[k]), levels, side="right"
+        )
+        y1[:, k] = (
+            h
+            - 1
+            - np.searchsorted(
+                np.maximum.accumulate(rowmax[k, ::-1]), levels, side="right"
+            )
+        )
     boxes = np.stack([x0, y0, x1 + 1, y1 + 1], axis=2)  # caller clips to the image
     area2 = None
     if quad_s34 is not None and ncomp > 1:
@@ -358,7 +374,10 @@ def _fast_level_table(img, levels, multi_contour):
         # bisection below still decides from real component counts only.
         euler = _euler_numbers(img, m)
         mhat = born_above[1 : m + 1] - euler
-        cand = np.flatnonzero(mhat[lo_level:top] != mhat[lo_level + 1 : top + 1]) + lo_level
+        cand = (
+            np.flatnonzero(mhat[lo_level:top] != mhat[lo_level + 1 : top + 1])
+            + lo_level
+        )
         seeds = {lo_level, top}
         if len(cand) <= 32:
             seeds |= set(cand.tolist()) | set((cand + 1).tolist())
@@ -380,7 +399,9 @@ def _fast_level_table(img, levels, multi_contour):
         fast_arr = np.asarray(fast)
         quads = None
         if not multi_contour:  # 4th and 3rd largest value per 2x2 quad, once per map
-            s4, s3, _, _ = _sort4(img[:-1, :-1], img[:-1, 1:], img[1:, :-1], img[1:, 1:])
+            s4, s3, _, _ = _sort4(
+                img[:-1, :-1], img[:-1, 1:], img[1:, :-1], img[1:, 1:]
+            )
             quads = (s4, s3)
         seg_top = top
         for b in bottoms:
@@ -391,8 +412,10 @@ def _fast_level_table(img, levels, multi_contour):
                 s34 = None
                 if quads is not None:
                     hc, wc = lab.shape
-                    s34 = (quads[0][oy : oy + hc - 1, ox : ox + wc - 1],
-                           quads[1][oy : oy + hc - 1, ox : ox + wc - 1])
+                    s34 = (
+                        quads[0][oy : oy + hc - 1, ox : ox + wc - 1],
+                        quads[1][oy : oy + hc - 1, ox : ox + wc - 1],
+                    )
                 alive, boxes, area2 = _segment_boxes(crop, lab, n, b, seg_top, s34)
                 boxes = boxes + np.array([ox, oy, ox, oy])
                 boxes[..., 2] = np.minimum(boxes[..., 2], width - 1)
@@ -501,8 +524,9 @@ def iou_xyxy(box_a, box_b):
 # ----------------------------------------------------------------------------------
 
 
-def tf_largest_component_box(scoremaps, threshold, criterion="area",
-                             float64_quantization=True):
+def tf_largest_component_box(
+    scoremaps, threshold, criterion="area", float64_quantization=True
+):
     """Box of the largest 8-connected component of each thresholded map, in-graph.
 
     Same quantization and cut as the cv2 path: ``img = int(map * 255)``, foreground
@@ -569,8 +593,12 @@ def tf_largest_component_box(scoremaps, threshold, criterion="area",
         def cross(x):  # 4-neighbourhood max (background is 4-connected)
             p = tf.pad(x, [[0, 0], [1, 1], [1, 1]])
             return tf.maximum(
-                tf.maximum(tf.maximum(p[:, 1:-1, :-2], p[:, 1:-1, 2:]),
-                           tf.maximum(p[:, :-2, 1:-1], p[:, 2:, 1:-1])), x)
+                tf.maximum(
+                    tf.maximum(p[:, 1:-1, :-2], p[:, 1:-1, 2:]),
+                    tf.maximum(p[:, :-2, 1:-1], p[:, 2:, 1:-1]),
+                ),
+                x,
+            )
 
         def outside_body(o, _):
             new = o
@@ -629,7 +657,12 @@ def tf_largest_component_box(scoremaps, threshold, criterion="area",
         tf.ones([b, hw], tf.int64), tf.reshape(lab, [b, hw]) + offsets, nseg
     )
     if criterion == "area":
-        q = solid[:, :-1, :-1] + solid[:, :-1, 1:] + solid[:, 1:, :-1] + solid[:, 1:, 1:]
+        q = (
+            solid[:, :-1, :-1]
+            + solid[:, :-1, 1:]
+            + solid[:, 1:, :-1]
+            + solid[:, 1:, 1:]
+        )
         weight2 = tf.cast(tf.maximum(q - 2, 0), tf.int64)  # 4 -> 2 (=1), 3 -> 1 (=1/2)
         qlab = tf.maximum(
             tf.maximum(lab[:, :-1, :-1], lab[:, :-1, 1:]),

@@ -58,6 +58,35 @@ def base_config():
     c.eval.pointing_tolerance = 15
     c.eval.num_visualize = 16
     c.eval.max_images = ml_collections.FieldReference(None, field_type=int)
+    # Locked: assigning a field that does not exist (a typo) raises instead of
+    # adding a field nothing reads.
+    c.lock()
+    return c
+
+
+def cub_vgg16_config(method_config):
+    """CUB-200-2011 with an ImageNet VGG16, the setting shared by the papers.
+
+    Input 224 cropped from 256 (`crop_scale` 256/224), SGD momentum 0.9,
+    weight decay 5e-4, new layers at 10x the learning rate; each
+    configs/cub_vgg16_<method>.py then sets its paper's schedule.
+
+    Args:
+        method_config: the method's ConfigDict (its `default_method_config()`).
+    """
+    c = base_config()
+    c.data.name = "cub"
+    c.data.root = ""  # set --config.data.root
+    c.data.image_size = 224
+    c.model.backbone = "vgg16"
+    c.model.weights = "imagenet"
+    c.method = method_config
+    c.train.optimizer = "sgd"
+    c.train.momentum = 0.9
+    c.train.weight_decay = 5e-4
+    c.train.head_lr_multiplier = 10.0
+    c.train.crop_scale = 256 / 224
+    c.eval.batch_size = 32
     return c
 
 

@@ -326,7 +326,9 @@ def main(argv):
     if FLAGS.sweep_layers:
         from wsol_keras import dual_gradient  # pylint: disable=g-import-not-at-top
 
-        method = FLAGS.map_method if FLAGS.map_method in ("dgl", "gradcam", "pcs") else "dgl"
+        method = (
+            FLAGS.map_method if FLAGS.map_method in ("dgl", "gradcam", "pcs") else "dgl"
+        )
         results = dual_gradient.layer_sweep(
             model,
             source,
@@ -336,7 +338,9 @@ def main(argv):
             batch_size=config.eval.batch_size,
             max_images=FLAGS.max_images,
         )
-        workdir_lib.write_json_atomic(os.path.join(FLAGS.workdir, "dgl_sweep.json"), results)
+        workdir_lib.write_json_atomic(
+            os.path.join(FLAGS.workdir, "dgl_sweep.json"), results
+        )
         print(dual_gradient.format_sweep_table(results))
         return
     metrics = evaluate_and_report(model, source, config, FLAGS.workdir, FLAGS.split)

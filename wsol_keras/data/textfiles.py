@@ -54,4 +54,3 @@ def check_box(box, path: str, ln: int) -> None:
             f"{path}:{ln}: invalid box x0,y0,x1,y1={box} "
             f"(need 0 <= x0 <= x1 and 0 <= y0 <= y1)"
         )
-

@@ -110,7 +110,9 @@ class WSOLModel(keras.Model):
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        if len(y.shape) == 1:  # multi-hot labels (multi-label SPN) have no top-1 accuracy
+        if (
+            len(y.shape) == 1
+        ):  # multi-hot labels (multi-label SPN) have no top-1 accuracy
             self.accuracy.update_state(y, y_pred["logits"])
         return {m.name: m.result() for m in self.metrics}
 
