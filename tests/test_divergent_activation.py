@@ -83,7 +83,7 @@ def test_head_layout_class_maps_and_logits():
     layer = DivergentActivation(3, num_maps=2, conv_filters=(4,))
     x = rand((2, 5, 5, 3), 1)
     out = layer(x)
-    raw = np.asarray(layer.classifier(layer.convs[0](x)))  # [B, h, w, C*K]
+    raw = np.asarray(layer.head(x))  # [B, h, w, C*K]
     maps = np.asarray(out["maps"])
     assert maps.shape == (2, 5, 5, 3, 2)
     for c, k in itertools.product(range(3), range(2)):
@@ -213,7 +213,7 @@ def test_gradient_flows_to_all_three_heads():
     for head in heads:
         for g in tape.gradient(hda, head.trainable_variables):
             assert g is not None and np.any(g.numpy())
-        g_cls = tape.gradient(d, head.classifier.kernel)
+        g_cls = tape.gradient(d, head.head.classifier.kernel)
         assert g_cls is not None and np.any(g_cls.numpy())
 
 

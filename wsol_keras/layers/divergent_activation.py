@@ -18,6 +18,8 @@ class c.
 import keras
 from keras import layers, ops
 
+from wsol_keras.layers.cam_head import CAMHead
+
 
 def split_class_maps(maps, num_classes, num_maps):
     """[B, h, w, C * K] (class-major) -> [B, h, w, C, K]."""
@@ -73,23 +75,12 @@ class DivergentActivation(layers.Layer):
         self.num_maps = int(num_maps)
         self.conv_filters = tuple(int(f) for f in conv_filters)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.convs = [
-            layers.Conv2D(
-                f,
-                3,
-                padding="same",
-                activation="relu",
-                kernel_initializer=self.kernel_initializer,
-                name=f"conv{i + 1}",
-            )
-            for i, f in enumerate(self.conv_filters)
-        ]
-        self.classifier = layers.Conv2D(
+        # The K maps per class come out of one CAM head with C * K channels.
+        self.head = CAMHead(
             self.num_classes * self.num_maps,
-            1,
+            conv_filters=self.conv_filters,
             kernel_initializer=self.kernel_initializer,
-            dtype="float32",
-            name="classifier",
+            name="head",
         )
 
     def build(self, input_shape):
@@ -99,16 +90,10 @@ class DivergentActivation(layers.Layer):
                 "DivergentActivation: features must be [B, h, w, F], "
                 f"got shape {shape}"
             )
-        for conv in self.convs:
-            conv.build(shape)
-            shape = conv.compute_output_shape(shape)
-        self.classifier.build(shape)
+        self.head.build(shape)
 
     def call(self, inputs, training=None):
-        x = inputs
-        for conv in self.convs:
-            x = conv(x)
-        maps = split_class_maps(self.classifier(x), self.num_classes, self.num_maps)
+        maps = split_class_maps(self.head(inputs), self.num_classes, self.num_maps)
         class_maps = ops.mean(maps, axis=-1)
         return {
             "maps": maps,
