@@ -524,6 +524,40 @@ def iou_xyxy(box_a, box_b):
 # ----------------------------------------------------------------------------------
 
 
+def _tf_propagate_max(labels0, mask, step, b, h, w):
+    """Spreads the maximum label over `mask`'s connected pixels until stable.
+
+    A few `step` (neighbourhood max) rounds, then a pointer jump (a pixel takes the
+    label of the pixel its label points to), repeated until nothing changes;
+    checking for convergence only every `_TF_POOL_STEPS` rounds keeps the loop
+    overhead down. Labels are 1-based pixel indices (values above h*w mark a
+    special class, e.g. "outside"); pixels outside `mask` stay 0.
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (numpy users skip TF)
+
+    hw = h * w
+    mask_flat = tf.reshape(mask, [b, hw])
+
+    def body(labels, _):
+        new = labels
+        for _ in range(_TF_POOL_STEPS):
+            new = step(new) * mask
+        flat = tf.reshape(new, [b, hw])
+        ptr = tf.clip_by_value(flat - 1, 0, hw - 1)
+        flat = tf.maximum(flat, tf.gather(flat, ptr, batch_dims=1) * mask_flat)
+        new = tf.reshape(flat, [b, h, w])
+        return new, tf.reduce_any(tf.not_equal(new, labels))
+
+    out, _ = tf.while_loop(
+        lambda labels, changed: changed,
+        body,
+        (labels0, tf.constant(True)),
+        shape_invariants=(tf.TensorShape([None, None, None]), tf.TensorShape([])),
+        maximum_iterations=hw,
+    )
+    return out
+
+
 def tf_largest_component_box(
     scoremaps, threshold, criterion="area", float64_quantization=True
 ):
@@ -588,7 +622,6 @@ def tf_largest_component_box(
         # propagation over 4-neighbours plus pointer jumps spreads "outside" quickly
         idx0 = tf.reshape(tf.range(1, hw + 1), [1, h, w])
         out0 = bg * tf.where(border[None], hw + 1, idx0)
-        bg_flat = tf.reshape(bg, [b, hw])
 
         def cross(x):  # 4-neighbourhood max (background is 4-connected)
             p = tf.pad(x, [[0, 0], [1, 1], [1, 1]])
@@ -600,29 +633,12 @@ def tf_largest_component_box(
                 x,
             )
 
-        def outside_body(o, _):
-            new = o
-            for _ in range(_TF_POOL_STEPS):
-                new = cross(new) * bg
-            flat = tf.reshape(new, [b, hw])
-            ptr = tf.clip_by_value(flat - 1, 0, hw - 1)
-            flat = tf.maximum(flat, tf.gather(flat, ptr, batch_dims=1) * bg_flat)
-            new = tf.reshape(flat, [b, h, w])
-            return new, tf.reduce_any(tf.not_equal(new, o))
-
-        out_lab, _ = tf.while_loop(
-            lambda o, changed: changed,
-            outside_body,
-            (out0, tf.constant(True)),
-            shape_invariants=(tf.TensorShape([None, None, None]), tf.TensorShape([])),
-            maximum_iterations=hw,
-        )
+        out_lab = _tf_propagate_max(out0, bg, cross, b, h, w)
         outside = tf.cast(tf.equal(out_lab, hw + 1), tf.int32)
         solid = 1 - outside
     else:
         solid = fgi
     labels0 = solid * tf.reshape(tf.range(1, hw + 1), [1, h, w])
-    fg_flat = tf.reshape(solid, [b, hw])
 
     def dilate3x3(x):
         # separable 3x3 max with zero padding (labels are >= 0); cheaper than
@@ -632,24 +648,8 @@ def tf_largest_component_box(
         p = tf.pad(x, [[0, 0], [1, 1], [0, 0]])
         return tf.maximum(tf.maximum(p[:, :-2], p[:, 1:-1]), p[:, 2:])
 
-    def body(labels, _):
-        # a few 3x3 max steps (8-connectivity), then a pointer jump; checking for
-        # convergence only every few steps keeps the loop overhead down
-        new = labels
-        for _ in range(_TF_POOL_STEPS):
-            new = dilate3x3(new) * solid
-        flat = tf.reshape(new, [b, hw])
-        ptr = tf.maximum(flat - 1, 0)
-        flat = tf.maximum(flat, tf.gather(flat, ptr, batch_dims=1) * fg_flat)
-        new = tf.reshape(flat, [b, h, w])
-        return new, tf.reduce_any(tf.not_equal(new, labels))
-
-    lab, _ = tf.while_loop(
-        lambda lab, changed: changed,
-        body,
-        (labels0, tf.constant(True)),
-        shape_invariants=(tf.TensorShape([None, None, None]), tf.TensorShape([])),
-        maximum_iterations=hw,
+    lab = _tf_propagate_max(
+        labels0, solid, dilate3x3, b, h, w
     )  # [B, H, W], 0 background
     offsets = tf.reshape(tf.range(b) * (hw + 1), [b, 1])
     nseg = b * (hw + 1)
