@@ -151,7 +151,8 @@ def test_configs():
         4,
     )
     assert (cub.train.momentum, cub.train.weight_decay) == (0.9, 5e-4)
-    assert (cub.data.image_size, cub.train.resize_size) == (224, 256)
+    assert cub.data.image_size == 224
+    assert cub.train.crop_scale == pytest.approx(256 / 224)
     assert (cub.method.k, cub.method.alpha, cub.method.beta) == (0.15, 0.4, 10.0)
     syn = synthetic_slt.get_config()
     assert syn.train.epochs == synthetic_cam_epochs()
