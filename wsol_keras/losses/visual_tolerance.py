@@ -288,6 +288,9 @@ class VisualStimulusTransform(keras.layers.Layer):
         self.value_range = value_range
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="vst_seed")
+        # No weights: built at construction, like keras.layers.Dropout (its only
+        # state, the seed, exists already).
+        self.built = True
 
     def sample(self, batch_size):
         """Per-image parameters (see :func:`sample_transform_params`)."""
