@@ -493,6 +493,16 @@ def boxes_from_scoremap(scoremap, thresholds, multi_contour=False):
     return out, [len(b) for b in out]
 
 
+def largest_contour_box(scoremap, threshold):
+    """The xyxy box of the largest contour of `scoremap` at one CAM threshold.
+
+    The MaxBoxAcc rule (`boxes_from_scoremap` with `multi_contour=False`) for a
+    single threshold: the box the evaluator scores for Top-1/GT-known Loc and
+    CorLoc, and the one the report draws.
+    """
+    return boxes_from_scoremap(scoremap, [threshold], multi_contour=False)[0][0][0]
+
+
 def iou_xyxy(box_a, box_b):
     """Pairwise IoU [num_a, num_b] with the inclusive +1 convention.
 

@@ -89,13 +89,6 @@ def make_map_fn(model, config):
     return map_fn
 
 
-def predicted_box(scoremap, threshold):
-    """xyxy box of the largest contour of `scoremap` at `threshold` (MaxBoxAcc rule)."""
-    return boxes_lib.boxes_from_scoremap(scoremap, [threshold], multi_contour=False)[0][
-        0
-    ][0]
-
-
 def _gt_boxes(batch):
     return [b[:n] for b, n in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
 
@@ -208,7 +201,7 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
             loc.update_boxes(pred, gt, top1_ok, top5_ok)
         else:
             loc.update(maps, gt, top1_ok, top5_ok)
-            pred = np.stack([predicted_box(m, threshold) for m in maps])
+            pred = np.stack([boxes_lib.largest_contour_box(m, threshold) for m in maps])
         corloc.update(pred, gt, labels)
         if on_batch is not None:
             on_batch(batch, results, threshold)

@@ -5,6 +5,8 @@ import os
 import cv2
 import numpy as np
 
+from wsol_keras import boxes as boxes_lib
+
 
 def _mpl():
     import matplotlib  # pylint: disable=g-import-not-at-top
@@ -37,9 +39,7 @@ class ExampleCollector:
             if "boxes" in results:
                 pred = np.clip(results["boxes"][i], 0, 1) * (size - 1)
             else:
-                from wsol_keras.evaluate import predicted_box  # circular at import
-
-                pred = predicted_box(score, threshold)
+                pred = boxes_lib.largest_contour_box(score, threshold)
             n = int(batch["num_boxes"][i])
             self.items.append(
                 {
