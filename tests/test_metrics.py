@@ -1,10 +1,10 @@
 """Tests for wsol_keras.metrics against hand-computed examples and a brute-force
 re-implementation of wsolevaluation's BoxEvaluator written here."""
 
-import cv2
 import numpy as np
 import pytest
 
+from test_boxes import brute_force_boxes  # the plain per-threshold cv2 loop
 from wsol_keras import boxes, metrics
 
 
@@ -12,22 +12,8 @@ def reference_box_evaluator(maps, gt_boxes, cam_thresholds, iou_levels, multi_co
     """wsolevaluation BoxEvaluator.accumulate / compute, written plainly (counts)."""
     num_correct = {d: np.zeros(len(cam_thresholds)) for d in iou_levels}
     for scoremap, gt in zip(maps, gt_boxes):
-        scoremap = scoremap.astype(np.float64)  # t2n: maps are np.float
-        h, w = scoremap.shape
-        img = (scoremap * 255).astype(np.uint8)
         best = []
-        for t in cam_thresholds:
-            _, thr = cv2.threshold(img, int(t * np.max(img)), 255, cv2.THRESH_BINARY)
-            cs = cv2.findContours(thr, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[0]
-            if not cs:
-                est = [[0, 0, 0, 0]]
-            else:
-                if not multi_contour:
-                    cs = [max(cs, key=cv2.contourArea)]
-                est = []
-                for c in cs:
-                    x, y, bw, bh = cv2.boundingRect(c)
-                    est.append([x, y, min(x + bw, w - 1), min(y + bh, h - 1)])
+        for est in brute_force_boxes(scoremap, cam_thresholds, multi_contour):
             ious = []
             for e in est:
                 for g in gt:
