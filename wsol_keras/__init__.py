@@ -1,7 +1,7 @@
 """wsol_keras: weakly supervised object localization in Keras 3.
 
-Public API in pipeline order: data -> backbones -> layers / losses / methods
--> cams -> boxes -> metrics.  Importing the package registers every layer and
+Public API in pipeline order: data -> backbones -> layers / losses / models
+(the METHODS registry) -> cams -> boxes -> metrics.  Importing the package registers every layer and
 loss with Keras' serialization.
 """
 
@@ -12,7 +12,7 @@ from wsol_keras import cams
 from wsol_keras import data
 from wsol_keras import layers
 from wsol_keras import losses
-from wsol_keras import methods
+from wsol_keras import models
 from wsol_keras.backbones import BACKBONES, build_backbone
-from wsol_keras.methods import METHODS, build_model
+from wsol_keras.models.registry import METHODS, build_model
 from wsol_keras.dual_gradient import DualGradient

@@ -218,3 +218,20 @@ def build_backbone(
     inputs = keras.Input((*size, 3), name="image")
     x = ImagePreprocessing(spec.preprocessing, name="preprocessing")(inputs)
     return keras.Model(inputs, extractor(x), name=name_prefix)
+
+
+def backbone_from_config(model_config, image_size, levels=False, name_prefix="backbone"):
+    """`build_backbone` from an experiment's `config.model` section.
+
+    The one place the `config.model` fields (backbone, weights,
+    resnet_last_stride) become a feature extractor; every method's backbone(s)
+    are built here by `wsol_keras.models.registry.build_model`.
+    """
+    return build_backbone(
+        model_config.backbone,
+        image_size,
+        weights=model_config.weights,
+        levels=levels,
+        resnet_last_stride=model_config.get("resnet_last_stride", 2),
+        name_prefix=name_prefix,
+    )

@@ -23,21 +23,15 @@ from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import configs
 from wsol_keras import data as data_lib
-from wsol_keras import methods
+from wsol_keras import evaluate
 from wsol_keras import workdir as workdir_lib
-
-_DEFAULT_CONFIG = os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), os.pardir, "configs", "synthetic_dgl.py"
-)
+from wsol_keras.models.registry import build_model
 
 
 def default_config_path():
-    """configs/synthetic_dgl.py of the checkout, else of the installed package."""
-    if os.path.exists(_DEFAULT_CONFIG):
-        return os.path.normpath(_DEFAULT_CONFIG)
-    from wsol_keras import configs  # installed copy of configs/
-
+    """The package's configs/synthetic_dgl.py (checkout or installed alike)."""
     return os.path.join(os.path.dirname(configs.__file__), "synthetic_dgl.py")
 
 
@@ -151,19 +145,6 @@ def make_optimizer(config, steps_per_epoch):
     )
 
 
-def build_model(config, data_info):
-    """Builds the configured model and creates its variables (not compiled)."""
-    model = methods.build_model(config, data_info)
-    size = data_info["image_size"]
-    dummy = {
-        "image": np.zeros((1, size, size, 3), np.float32),
-        "label": np.zeros((1,), np.int32),
-        "hierarchy": np.zeros((1, len(data_info["hierarchy_sizes"])), np.int32),
-    }
-    model(dummy, training=False)
-    return model
-
-
 def build_compiled_model(config, data_info, steps_per_epoch=1):
     """`build_model`, then compiled with the configured optimizer."""
     model = build_model(config, data_info)
@@ -275,8 +256,6 @@ def define_flags():
 
 def main(argv):
     del argv
-    from wsol_keras import evaluate  # pylint: disable=g-import-not-at-top
-
     config = FLAGS.config
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     model, source, data_info = train(config, FLAGS.workdir, strategy)

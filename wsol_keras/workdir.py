@@ -2,7 +2,7 @@
 
 A workdir is self-describing: `config.json` holds the experiment config and
 the data's class names, so `wsol-eval` and `wsol-export` rebuild the model
-with `methods.build_model` and load `model.weights.h5` (the Model Garden way;
+with `models.registry.build_model` and load `model.weights.h5` (the Model Garden way;
 no pickled Python objects).  Every file is written to a temporary name in
 the same directory and renamed, so an interrupted run never leaves a
 half-written checkpoint or config behind.
@@ -15,6 +15,8 @@ import tempfile
 from absl import logging
 import keras
 import ml_collections
+
+from wsol_keras.models.registry import build_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -123,8 +125,6 @@ def load_model(workdir, config_overrides=None):
     Returns:
         (model, config, data_info).
     """
-    from wsol_keras import train  # pylint: disable=g-import-not-at-top
-
     config, data_info = read_config(workdir)
     if config_overrides:
         config.update(config_overrides)
@@ -133,6 +133,6 @@ def load_model(workdir, config_overrides=None):
         raise FileNotFoundError(
             f"{weights} not found: training in {workdir!r} " "did not finish"
         )
-    model = train.build_model(config, data_info)  # no optimizer: inference only
+    model = build_model(config, data_info)  # no optimizer: inference only
     model.load_weights(weights)
     return model, config, data_info

@@ -10,10 +10,8 @@ max(minmax(M^A_c), minmax(M^B_c)) (Sec. 3.2). Classification uses A's logits,
 whose maps choose the erased region (as the released code's `logits[0]`).
 """
 
-import ml_collections
 from keras import ops
 
-from wsol_keras.backbones import build_backbone
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
 from wsol_keras.layers.complementary_erase import (
     ComplementaryErase,
@@ -69,32 +67,3 @@ class ACoLModel(WSOLModel):
             "ce_a": sparse_ce(labels, outputs["logits"]),
             "ce_b": sparse_ce(labels, outputs["logits_b"]),
         }
-
-
-def default_method_config():
-    return ml_collections.ConfigDict(
-        {"name": "acol", "conv_filters": (1024, 1024), "delta": 0.6}
-    )
-
-
-def build(config, data_info):
-    """Builds the ACoL model from `config.model` / `config.method`.
-
-    Args:
-        config: experiment ConfigDict (see configs/synthetic_acol.py).
-        data_info: dict with "num_classes", "image_size".
-    """
-    backbone = build_backbone(
-        config.model.backbone,
-        data_info["image_size"],
-        weights=config.model.weights,
-        resnet_last_stride=config.model.get("resnet_last_stride", 2),
-    )
-    return ACoLModel(
-        backbone,
-        data_info["num_classes"],
-        conv_filters=tuple(config.method.get("conv_filters", (1024, 1024))),
-        delta=config.method.get("delta", 0.6),
-        head_lr_multiplier=config.train.head_lr_multiplier,
-        name="acol",
-    )

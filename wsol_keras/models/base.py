@@ -19,9 +19,32 @@ the pretrained backbone; for SGD a gradient multiplier is exactly a learning
 rate multiplier), and tracks every loss term and top-1 accuracy.
 """
 
+import inspect
+
 import keras
 import tensorflow as tf
 from keras import ops
+
+
+def constructor_defaults(cls, names=None):
+    """{argument: default} of `cls.__init__`'s arguments that have a default.
+
+    Lets a model take a layer's defaults (e.g. SPN's `SoftProposal` arguments)
+    without restating them.
+
+    Args:
+        cls: a class.
+        names: the arguments to return (all with a default when None).
+    """
+    params = inspect.signature(cls).parameters
+    found = {
+        n: p.default
+        for n, p in params.items()
+        if p.default is not inspect.Parameter.empty
+    }
+    if names is None:
+        return found
+    return {n: found[n] for n in names}
 
 
 def sparse_ce(labels, logits):
@@ -43,6 +66,11 @@ class WSOLModel(keras.Model):
         head_lr_multiplier: gradient multiplier for every variable outside
             `backbone` (10 with pretrained backbones, as in the papers).
     """
+
+    # How `models.registry.build_model` builds the backbone(s) passed first to
+    # the constructor: one per name prefix, multi-level (DANet) or not.
+    BACKBONE_PREFIXES = ("backbone",)
+    BACKBONE_LEVELS = False
 
     def __init__(
         self,

@@ -1,14 +1,12 @@
 """The CAM baseline (Zhou et al. 2016; ACoL Sec. 3.1): backbone -> class maps -> GAP.
 
 This module is the template for a method: a `WSOLModel` subclass with
-`forward` / `loss_terms`, a `build(config, data_info)` function registered in
-`wsol_keras.methods.METHODS`, and a `default_method_config()` merged into the
-experiment config under `config.method`.
+`forward` / `loss_terms`, registered in `wsol_keras.models.registry.METHODS`.
+Its constructor's keyword arguments (after the backbone and `num_classes`) are
+the method's `config.method` fields, defaults included: the registry reads them
+from the signature.
 """
 
-import ml_collections
-
-from wsol_keras.backbones import build_backbone
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
 from wsol_keras.models.base import WSOLModel
 
@@ -30,29 +28,3 @@ class CAMModel(WSOLModel):
     def forward(self, images, labels=None, hierarchy=None, training=None):
         cams = self.head(self.backbone(images, training=training))
         return {"logits": global_average_logits(cams), "cams": cams}
-
-
-def default_method_config():
-    return ml_collections.ConfigDict({"name": "cam", "conv_filters": ()})
-
-
-def build(config, data_info):
-    """Builds the CAM model from `config.model` / `config.method`.
-
-    Args:
-        config: experiment ConfigDict (see configs/synthetic_cam.py).
-        data_info: dict with "num_classes", "hierarchy_sizes", "image_size".
-    """
-    backbone = build_backbone(
-        config.model.backbone,
-        data_info["image_size"],
-        weights=config.model.weights,
-        resnet_last_stride=config.model.get("resnet_last_stride", 2),
-    )
-    return CAMModel(
-        backbone,
-        data_info["num_classes"],
-        conv_filters=tuple(config.method.get("conv_filters", ())),
-        head_lr_multiplier=config.train.head_lr_multiplier,
-        name="cam",
-    )

@@ -19,11 +19,9 @@ top-1 predicted class, as the released evaluation (val_hierarchy.py).
 Classification uses the leaf level (Sec. 3.3).
 """
 
-import ml_collections
 import numpy as np
 from keras import ops
 
-from wsol_keras.backbones import build_backbone
 from wsol_keras.layers.complementary_erase import minmax_normalize, select_class_maps
 from wsol_keras.layers.divergent_activation import (
     DivergentActivation,
@@ -52,7 +50,8 @@ class DANetModel(WSOLModel):
             first two are used.
         num_maps: K maps per class.
         conv_filters: per depth (shallow to deep) the 3x3 conv widths.
-        level_weights: HDA weight per level, leaf first (default 0.5 each).
+        level_weights: HDA weight per level, leaf first (released code: 0.5
+            each); entries beyond the levels the data has are unused.
         dda_weight: lambda.
         keep_fraction: fraction of the maps DDA keeps per step.
         dda_absolute: `discrepancy_loss` mode ("pair" or "image" = released).
@@ -61,14 +60,17 @@ class DANetModel(WSOLModel):
         **kwargs: `WSOLModel` arguments.
     """
 
+    BACKBONE_LEVELS = True
+
     def __init__(
         self,
         backbone,
         num_classes,
         hierarchy_sizes=(),
         num_maps=8,
+        # Per backbone depth, shallow to deep (released VGG16 code).
         conv_filters=((512, 512), (1024, 1024), (1024, 1024)),
-        level_weights=None,
+        level_weights=(0.5, 0.5, 0.5),
         dda_weight=0.01,
         keep_fraction=0.5,
         dda_absolute="pair",
@@ -153,51 +155,3 @@ class DANetModel(WSOLModel):
         hda = ops.mean(hierarchical_cross_entropy(labels, logits, self.level_weights))
         maps = [outputs[f"maps_l{l}"] for l in range(self.num_levels)]
         return {"hda": hda, "dda": self.dda(maps, labels, training=training)}
-
-
-def default_method_config():
-    return ml_collections.ConfigDict(
-        {
-            "name": "danet",
-            "num_maps": 8,
-            # Per backbone depth, shallow to deep (released VGG16 code).
-            "conv_filters": ((512, 512), (1024, 1024), (1024, 1024)),
-            "level_weights": (0.5, 0.5, 0.5),
-            "dda_weight": 0.01,
-            "keep_fraction": 0.5,
-            "dda_absolute": "pair",
-        }
-    )
-
-
-def build(config, data_info):
-    """Builds the DANet model from `config.model` / `config.method`.
-
-    Args:
-        config: experiment ConfigDict (see configs/synthetic_danet.py).
-        data_info: dict with "num_classes", "hierarchy_sizes", "image_size" and
-            optionally "ancestors" (int [C, L] table, nearest parent first).
-    """
-    m = config.method
-    backbone = build_backbone(
-        config.model.backbone,
-        data_info["image_size"],
-        weights=config.model.weights,
-        levels=True,
-        resnet_last_stride=config.model.get("resnet_last_stride", 2),
-    )
-    return DANetModel(
-        backbone,
-        data_info["num_classes"],
-        hierarchy_sizes=data_info.get("hierarchy_sizes", ()),
-        num_maps=m.get("num_maps", 8),
-        conv_filters=m.get("conv_filters", ((512, 512), (1024, 1024), (1024, 1024))),
-        level_weights=m.get("level_weights", None),
-        dda_weight=m.get("dda_weight", 0.01),
-        keep_fraction=m.get("keep_fraction", 0.5),
-        dda_absolute=m.get("dda_absolute", "pair"),
-        ancestors=data_info.get("ancestors"),
-        seed=config.get("seed", None),
-        head_lr_multiplier=config.train.head_lr_multiplier,
-        name="danet",
-    )

@@ -37,13 +37,11 @@ Choices the paper leaves open (documented):
   [0, 1] in "boxes".
 """
 
-import ml_collections
+import types
+
 import tensorflow as tf
 from keras import layers, ops
 
-import keras
-
-from wsol_keras.backbones import build_backbone
 from wsol_keras.cams import normalize_maps, upsample_maps
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
 from wsol_keras.losses.class_tolerant import (
@@ -55,15 +53,22 @@ from wsol_keras.losses.visual_tolerance import (
     VisualStimulusTransform,
     visual_stimulus_tolerance_loss,
 )
-from wsol_keras.models.base import WSOLModel, sparse_ce
+from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
 
 __all__ = [
     "SLTModel",
     "extent_box_from_maps",
     "smooth_l1",
-    "default_method_config",
-    "build",
 ]
+
+# g of Eq. 10: the `VisualStimulusTransform` arguments an experiment sets
+# (config.method.vst), with that layer's own defaults.
+VST_DEFAULTS = types.MappingProxyType(
+    constructor_defaults(
+        VisualStimulusTransform,
+        ("brightness", "contrast", "saturation", "hue", "flip_prob", "scale_range"),
+    )
+)
 
 
 def extent_box_from_maps(maps, threshold):
@@ -122,16 +127,20 @@ class SLTModel(WSOLModel):
         regressor_backbone: feature extractor of the regressor.
         classifier_backbone: feature extractor of the classifier.
         num_classes: C.
-        k: top-K of Eq. 8/9, an int or a fraction of C.
-        alpha: loss reduction of Eq. 8.
+        k: top-K of Eq. 8/9, an int or a fraction of C (CUB: 0.15 = 30 of 200;
+            ILSVRC: 0.1 = 100 of 1000).
+        alpha: loss reduction of Eq. 8 (CUB 0.4, ILSVRC 0.2).
         beta: weight of L_VST in Eq. 2 (10 in the paper).
         conv_filters: 3x3 conv widths of the localizer's CAM head.
         regressor_hidden: width of the regressor's hidden FC layer.
         box_threshold: threshold of the localizer map for the pseudo box.
-        transform: a `VisualStimulusTransform` (g of Eq. 10) or None for the
-            default one.
+        vst: mapping of `VisualStimulusTransform` arguments (g of Eq. 10);
+            missing ones take the layer's defaults.
+        seed: seed of the transform's random draws.
         **kwargs: `WSOLModel` arguments.
     """
+
+    BACKBONE_PREFIXES = ("backbone", "regressor_backbone", "classifier_backbone")
 
     def __init__(
         self,
@@ -139,13 +148,14 @@ class SLTModel(WSOLModel):
         regressor_backbone,
         classifier_backbone,
         num_classes,
-        k=30,
+        k=0.15,
         alpha=0.4,
         beta=10.0,
         conv_filters=(),
         regressor_hidden=512,
         box_threshold=0.2,
-        transform=None,
+        vst=VST_DEFAULTS,
+        seed=None,
         **kwargs,
     ):
         kwargs.setdefault("loss_names", ("smt", "vst", "reg", "cls"))
@@ -161,7 +171,10 @@ class SLTModel(WSOLModel):
         self.box_threshold = float(box_threshold)
         self.smt_loss = ClassTolerantLoss(k=self.top_k, alpha=self.alpha)
         self.cam_head = CAMHead(num_classes, conv_filters=conv_filters, name="cam_head")
-        self.transform = transform or VisualStimulusTransform(name="vst_transform")
+        vst = dict(vst.items())
+        if "scale_range" in vst:
+            vst["scale_range"] = tuple(vst["scale_range"])
+        self.transform = VisualStimulusTransform(seed=seed, name="vst_transform", **vst)
         self.regressor_backbone = regressor_backbone
         self.regressor_pool = layers.GlobalAveragePooling2D(name="regressor_gap")
         self.regressor_fc1 = layers.Dense(
@@ -252,78 +265,3 @@ class SLTModel(WSOLModel):
             1.0 if id(v) in ids else self.head_lr_multiplier
             for v in self.trainable_variables
         ]
-
-
-def default_method_config():
-    """`config.method` fields of SLT-Net (CUB settings of Sec. 4.1)."""
-    return ml_collections.ConfigDict(
-        {
-            "name": "slt",
-            "k": 0.15,  # 30 of CUB's 200 classes (ILSVRC: 0.1 = 100 of 1000)
-            "alpha": 0.4,  # ILSVRC: 0.2
-            "beta": 10.0,
-            "conv_filters": (),
-            "regressor_hidden": 512,
-            "box_threshold": 0.2,
-            "vst": {
-                "brightness": 0.3,
-                "contrast": 0.3,
-                "saturation": 0.3,
-                "hue": 0.05,
-                "flip_prob": 0.5,
-                "scale_range": (0.8, 1.2),
-            },
-        }
-    )
-
-
-def build(config, data_info):
-    """Builds SLT-Net from `config.model` / `config.method`.
-
-    Args:
-        config: experiment ConfigDict (see configs/synthetic_slt.py).
-        data_info: dict with "num_classes", "image_size".
-    """
-    defaults = default_method_config()
-    m = config.method
-
-    def get(name):
-        return m.get(name, defaults[name])
-
-    def backbone(prefix):
-        return build_backbone(
-            config.model.backbone,
-            data_info["image_size"],
-            weights=config.model.weights,
-            resnet_last_stride=config.model.get("resnet_last_stride", 2),
-            name_prefix=prefix,
-        )
-
-    vst = defaults.vst.to_dict()
-    if m.get("vst") is not None:
-        vst.update(m.vst.to_dict() if hasattr(m.vst, "to_dict") else dict(m.vst))
-    transform = VisualStimulusTransform(
-        brightness=vst["brightness"],
-        contrast=vst["contrast"],
-        saturation=vst["saturation"],
-        hue=vst["hue"],
-        flip_prob=vst["flip_prob"],
-        scale_range=tuple(vst["scale_range"]),
-        seed=int(config.get("seed", 0)),
-        name="vst_transform",
-    )
-    return SLTModel(
-        backbone("backbone"),
-        backbone("regressor_backbone"),
-        backbone("classifier_backbone"),
-        data_info["num_classes"],
-        k=get("k"),
-        alpha=get("alpha"),
-        beta=get("beta"),
-        conv_filters=tuple(get("conv_filters")),
-        regressor_hidden=get("regressor_hidden"),
-        box_threshold=get("box_threshold"),
-        transform=transform,
-        head_lr_multiplier=config.train.head_lr_multiplier,
-        name="slt",
-    )

@@ -13,12 +13,16 @@ released code's MultiLabelSoftMarginLoss.
 """
 
 import keras
-import ml_collections
 from keras import layers, ops
 
-from wsol_keras.backbones import build_backbone
 from wsol_keras.layers.soft_proposal import GlobalSumPooling2D, SoftProposal
-from wsol_keras.models.base import WSOLModel, sparse_ce
+from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
+
+# SoftProposal's own defaults (one statement of them: the layer's signature).
+_SP = constructor_defaults(
+    SoftProposal,
+    ("epsilon", "epsilon_factor", "max_iter", "tol", "stop_gradient_proposal"),
+)
 
 
 class SPNModel(WSOLModel):
@@ -33,7 +37,9 @@ class SPNModel(WSOLModel):
         num_maps: channels of the added 3x3 conv (released code: 1024).
         dropout: dropout rate before the classifier (released code: 0.5).
         multi_label: sigmoid loss on multi-hot (or int) labels instead of softmax.
-        soft_proposal: dict of `SoftProposal` arguments (epsilon, max_iter, ...).
+        epsilon, epsilon_factor, max_iter, tol, stop_gradient_proposal:
+            `SoftProposal` arguments (epsilon None: epsilon_factor x the longer
+            feature-map side, 2.1 on 14x14 maps).
         **kwargs: `WSOLModel` arguments.
     """
 
@@ -44,7 +50,11 @@ class SPNModel(WSOLModel):
         num_maps=1024,
         dropout=0.5,
         multi_label=False,
-        soft_proposal=None,
+        epsilon: float | None = _SP["epsilon"],
+        epsilon_factor=_SP["epsilon_factor"],
+        max_iter=_SP["max_iter"],
+        tol=_SP["tol"],
+        stop_gradient_proposal=_SP["stop_gradient_proposal"],
         **kwargs,
     ):
         super().__init__(
@@ -58,7 +68,13 @@ class SPNModel(WSOLModel):
             int(num_maps), 3, padding="same", activation="relu", name="adconv"
         )
         self.soft_proposal = SoftProposal(
-            return_proposal=True, name="soft_proposal", **dict(soft_proposal or {})
+            epsilon=epsilon,
+            epsilon_factor=epsilon_factor,
+            max_iter=max_iter,
+            tol=tol,
+            stop_gradient_proposal=stop_gradient_proposal,
+            return_proposal=True,
+            name="soft_proposal",
         )
         self.pool = GlobalSumPooling2D(name="sum_pool")
         self.dropout = layers.Dropout(float(dropout), name="dropout")
@@ -88,52 +104,3 @@ class SPNModel(WSOLModel):
             from_logits=True,
         )
         return {"bce": ops.mean(bce)}
-
-
-def default_method_config():
-    return ml_collections.ConfigDict(
-        {
-            "name": "spn",
-            "num_maps": 1024,
-            "dropout": 0.5,
-            "multi_label": False,
-            # None: 0.15 x the longer feature-map side (2.1 on 14x14 maps).
-            "epsilon": ml_collections.FieldReference(None, field_type=float),
-            "epsilon_factor": 0.15,
-            "max_iter": 20,
-            "tol": 1e-4,
-            "stop_gradient_proposal": True,
-        }
-    )
-
-
-def build(config, data_info):
-    """Builds the SPN model from `config.model` / `config.method`.
-
-    Args:
-        config: experiment ConfigDict (see configs/synthetic_spn.py).
-        data_info: dict with "num_classes", "image_size".
-    """
-    m = config.method
-    backbone = build_backbone(
-        config.model.backbone,
-        data_info["image_size"],
-        weights=config.model.weights,
-        resnet_last_stride=config.model.get("resnet_last_stride", 2),
-    )
-    return SPNModel(
-        backbone,
-        data_info["num_classes"],
-        num_maps=m.get("num_maps", 1024),
-        dropout=m.get("dropout", 0.5),
-        multi_label=m.get("multi_label", False),
-        soft_proposal={
-            "epsilon": m.get("epsilon", None),
-            "epsilon_factor": m.get("epsilon_factor", 0.15),
-            "max_iter": m.get("max_iter", 20),
-            "tol": m.get("tol", 1e-4),
-            "stop_gradient_proposal": m.get("stop_gradient_proposal", True),
-        },
-        head_lr_multiplier=config.train.head_lr_multiplier,
-        name="spn",
-    )

@@ -14,14 +14,14 @@ That layer was chosen on the *val* split with the layer sweep (DGL Table 1)
 and localizes best of all methods on the synthetic benchmark (README table).
 """
 
-from wsol_keras import config_base
+from wsol_keras.configs import base
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
+    config = base.base_config()
     config.method.name = "cam"
     config.eval.map_method = "dgl"
     config.eval.dgl_layer = "backbone/small_cnn_features/stage3_relu1"
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -9,14 +9,14 @@ delta = 0.6 (released code). `--config=configs/synthetic_acol.py:smoke` runs in
 seconds.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import acol
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.method = acol.default_method_config()
+    config = base.base_config()
+    config.method = default_method_config("acol")
     config.method.conv_filters = (128,)
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -15,17 +15,17 @@ schedule), rate / 10 after 10 epochs.
 Differences: the released adconv uses groups=2 (here a dense 3x3 conv).
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import spn
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.cub_vgg16_config(spn.default_method_config())
+    config = base.cub_vgg16_config(default_method_config("spn"))
     config.train.epochs = 20
     config.train.batch_size = 16
     config.train.learning_rate = 0.001
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -13,17 +13,17 @@ weight decay 5e-4, learning rate 0.001 with the new layers at 10x, batch 30,
 100 epochs, rate / 10 at epoch 80; input 224 cropped from 256.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import danet
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.cub_vgg16_config(danet.default_method_config())
+    config = base.cub_vgg16_config(default_method_config("danet"))
     config.train.epochs = 100
     config.train.batch_size = 30
     config.train.learning_rate = 0.001
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 80
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

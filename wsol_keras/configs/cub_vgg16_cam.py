@@ -10,12 +10,12 @@ released ACoL/wsolevaluation VGG16 CAM schedule, batch 32).  The CAM head of
 wsolevaluation's VGG16 adds a 3x3 conv to 1024 channels before the classifier.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import cam
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.cub_vgg16_config(cam.default_method_config())
+    config = base.cub_vgg16_config(default_method_config("cam"))
     config.method.conv_filters = (1024,)
     config.train.epochs = 30
     config.train.batch_size = 32
@@ -23,5 +23,5 @@ def get_config(arg=None):
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

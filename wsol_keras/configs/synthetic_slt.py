@@ -11,13 +11,13 @@ paper's CUB setting. Localization is evaluated on the top-K averaged map
 (Eq. 9) for MaxBoxAccV2 and on the regressor's boxes for the Loc metrics.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import slt
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.method = slt.default_method_config()
+    config = base.base_config()
+    config.method = default_method_config("slt")
     config.method.k = 2
     config.method.alpha = 0.4
     config.method.beta = 10.0
@@ -25,5 +25,5 @@ def get_config(arg=None):
     config.eval.map_method = "topk"
     config.eval.topk = 2
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

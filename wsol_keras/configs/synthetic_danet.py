@@ -11,14 +11,14 @@ class; HDA weights 0.5 per level, DDA lambda = 0.01 on half of the 3K maps.
 `--config=configs/synthetic_danet.py:smoke` runs in seconds.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import danet
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.method = danet.default_method_config()
+    config = base.base_config()
+    config.method = default_method_config("danet")
     config.method.conv_filters = ((64,), (128,), (128,))
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -11,16 +11,16 @@ weight decay 5e-4, base learning rate 1e-4 with the new layers at 10x
 (my_optim.get_finetune_optimizer), batch 20, 60 epochs, constant rate.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import acol
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.cub_vgg16_config(acol.default_method_config())
+    config = base.cub_vgg16_config(default_method_config("acol"))
     config.train.epochs = 60
     config.train.batch_size = 20
     config.train.learning_rate = 1e-4
     config.train.lr_schedule = "constant"
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -12,12 +12,12 @@ alpha=0.4, K=30 of 200 (k=0.15, so the same config fits other class counts),
 beta=10. Localizer maps are scored with the top-K ACAM (Eq. 9).
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import slt
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.cub_vgg16_config(slt.default_method_config())
+    config = base.cub_vgg16_config(default_method_config("slt"))
     config.method.k = 0.15
     config.method.alpha = 0.4
     config.method.beta = 10.0
@@ -30,5 +30,5 @@ def get_config(arg=None):
     config.eval.map_method = "topk"
     config.eval.topk = 30
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -7,12 +7,12 @@ r"""CAM baseline on the built-in synthetic benchmark (training of the default ex
 `--config=configs/synthetic_cam.py:smoke` shrinks the run to seconds (tests).
 """
 
-from wsol_keras import config_base
+from wsol_keras.configs import base
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
+    config = base.base_config()
     config.method.name = "cam"
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

@@ -9,14 +9,14 @@ side (2.4 on the 16 x 16 small_cnn maps), spatial sum pooling, dropout 0.5 and
 a dense classifier. `--config=configs/synthetic_spn.py:smoke` runs in seconds.
 """
 
-from wsol_keras import config_base
-from wsol_keras.models import spn
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = config_base.base_config()
-    config.method = spn.default_method_config()
+    config = base.base_config()
+    config.method = default_method_config("spn")
     config.method.num_maps = 128
     if arg == "smoke":
-        config_base.make_smoke(config)
+        base.make_smoke(config)
     return config

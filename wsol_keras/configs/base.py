@@ -9,6 +9,7 @@ command line, e.g. `--config.train.epochs=3`.
 import ml_collections
 
 from wsol_keras import data as data_lib
+from wsol_keras.models.registry import default_method_config
 
 
 def base_config():
@@ -23,7 +24,8 @@ def base_config():
     c.model.weights = ml_collections.FieldReference(None, field_type=str)
     c.model.resnet_last_stride = 2
 
-    c.method = ml_collections.ConfigDict({"name": "cam", "conv_filters": ()})
+    # The method's constructor arguments (models/registry.py); CAM by default.
+    c.method = default_method_config("cam")
 
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 12
@@ -72,7 +74,8 @@ def cub_vgg16_config(method_config):
     configs/cub_vgg16_<method>.py then sets its paper's schedule.
 
     Args:
-        method_config: the method's ConfigDict (its `default_method_config()`).
+        method_config: the method's ConfigDict
+            (`models.registry.default_method_config(name)`).
     """
     c = base_config()
     c.data.name = "cub"
