@@ -295,8 +295,8 @@ def test_errors_are_clear():
 
 def test_on_package_cam_model_nested_backbone():
     """The package's CAM model: dict outputs, layer two sub-models deep."""
-    from configs import synthetic_cam
-    from wsol_keras.models import cam
+    from wsol_keras.configs import synthetic_cam
+    from wsol_keras.models.registry import build_model
 
     config = synthetic_cam.get_config("smoke")
     info = {
@@ -305,7 +305,7 @@ def test_on_package_cam_model_nested_backbone():
         "hierarchy_sizes": [4],
         "image_size": 32,
     }
-    model = cam.build(config, info)
+    model = build_model(config, info)
     images = (
         np.random.default_rng(4).uniform(0, 255, size=(2, 32, 32, 3)).astype(np.float32)
     )
@@ -325,11 +325,11 @@ def test_on_package_cam_model_nested_backbone():
 
 
 def test_layer_sweep_table_on_synthetic_source():
-    from configs import synthetic_cam
     from wsol_keras import data as data_lib
     from wsol_keras import metrics as metrics_lib
+    from wsol_keras.configs import synthetic_cam
     from wsol_keras.dual_gradient import format_sweep_table, layer_sweep
-    from wsol_keras.models import cam
+    from wsol_keras.models.registry import build_model
 
     config = synthetic_cam.get_config("smoke")
     config.data.image_size = 32
@@ -340,7 +340,7 @@ def test_layer_sweep_table_on_synthetic_source():
         "hierarchy_sizes": [4],
         "image_size": 32,
     }
-    model = cam.build(config, info)
+    model = build_model(config, info)
     layers = [
         "backbone/small_cnn_features/stage3_relu3",
         "backbone/small_cnn_features/stage2_relu2",

@@ -36,7 +36,11 @@ products of the logits w.r.t. them, batched, inside a ``tf.function``.
 import contextlib
 
 import keras
+import numpy as np
 import tensorflow as tf
+
+from wsol_keras import cams as cams_lib
+from wsol_keras import metrics as metrics_lib
 
 __all__ = [
     "DualGradient",
@@ -382,11 +386,6 @@ def layer_sweep(
     Returns:
         dict layer -> dict of the metrics above (percent) and ``num_images``.
     """
-    import numpy as np
-
-    from wsol_keras import cams as cams_lib
-    from wsol_keras import metrics as metrics_lib
-
     explainer = DualGradient(model, layer_names, alpha=alpha, method=method, **kwargs)
     thresholds = np.arange(0.0, 1.0, float(cam_threshold_step))
     v1 = {

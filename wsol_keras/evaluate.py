@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
 from wsol_keras import cams as cams_lib
+from wsol_keras import data as data_lib
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
@@ -307,8 +308,6 @@ def define_flags():
 
 def main(argv):
     del argv
-    from wsol_keras import data as data_lib  # pylint: disable=g-import-not-at-top
-
     model, config, _ = workdir_lib.load_model(FLAGS.workdir)
     with config.unlocked():
         for field in ("map_method", "dgl_layer", "cam_threshold", "max_images"):

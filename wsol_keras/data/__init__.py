@@ -24,6 +24,9 @@ from wsol_keras.data.hierarchy import read_hierarchy_file
 from wsol_keras.data.augment import augment_dataset
 from wsol_keras.data.augment import eval_preprocess
 from wsol_keras.data.augment import train_augment
+from wsol_keras.data.cub import CUBSource
+from wsol_keras.data.synthetic_source import SyntheticSource
+from wsol_keras.data.wsol_metadata import WSOLMetadataSource
 
 SOURCES = ("synthetic", "cub", "wsol_metadata")
 
@@ -100,16 +103,10 @@ def get_source(data_config) -> DataSource:
     cfg.update(_as_dict(data_config))
     name = str(cfg.name)
     if name == "synthetic":
-        from wsol_keras.data.synthetic_source import SyntheticSource
-
         return SyntheticSource(cfg)
     if name == "cub":
-        from wsol_keras.data.cub import CUBSource
-
         return CUBSource(cfg)
     if name == "wsol_metadata":
-        from wsol_keras.data.wsol_metadata import WSOLMetadataSource
-
         return WSOLMetadataSource(cfg)
     raise ValueError(f"data.name must be one of {SOURCES}, got {name!r}")
 

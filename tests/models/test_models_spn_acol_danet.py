@@ -10,9 +10,9 @@ import keras
 import numpy as np
 import pytest
 
-from configs import synthetic_acol, synthetic_danet, synthetic_spn
+from wsol_keras.configs import synthetic_acol, synthetic_danet, synthetic_spn
 from wsol_keras.layers.divergent_activation import localization_maps
-from wsol_keras.models import acol, danet, spn
+from wsol_keras.models.registry import build_model
 
 SIZE = 32  # small_cnn: 8x8 features (16x16 at the shallow DANet level)
 C = 8
@@ -24,14 +24,14 @@ DATA_INFO = {
 }
 ANCESTORS = np.stack([np.arange(C) // 2, np.arange(C) // 4], axis=1)
 MODULES = {
-    "spn": (spn, synthetic_spn),
-    "acol": (acol, synthetic_acol),
-    "danet": (danet, synthetic_danet),
+    "spn": synthetic_spn,
+    "acol": synthetic_acol,
+    "danet": synthetic_danet,
 }
 
 
 def smoke_config(name):
-    config = MODULES[name][1].get_config("smoke")
+    config = MODULES[name].get_config("smoke")
     config.data.image_size = SIZE
     return config
 
@@ -47,7 +47,7 @@ def batch(n=4, seed=0):
 
 
 def build(name, config=None, info=None):
-    model = MODULES[name][0].build(config or smoke_config(name), info or DATA_INFO)
+    model = build_model(config or smoke_config(name), info or DATA_INFO)
     model.compile(optimizer=keras.optimizers.SGD(0.01))
     return model
 
@@ -201,11 +201,8 @@ def test_one_step_under_mirrored_strategy_two_cpus():
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from configs import synthetic_acol, synthetic_danet, synthetic_spn
-        from wsol_keras import methods, train as train_lib
-        from wsol_keras.models import acol, danet, spn
-        for name, mod in (("spn", spn), ("acol", acol), ("danet", danet)):
-            methods.METHODS.setdefault(name, mod.build)
+        from wsol_keras import train as train_lib
+        from wsol_keras.configs import synthetic_acol, synthetic_danet, synthetic_spn
         info = {DATA_INFO!r}
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
         rng = np.random.default_rng(0)
@@ -224,7 +221,7 @@ def test_one_step_under_mirrored_strategy_two_cpus():
             assert all(np.isfinite(v) for v in logs.values()), logs
             print("OK", config.method.name, logs)
         """)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(
         os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
@@ -244,7 +241,7 @@ def test_one_step_under_mirrored_strategy_two_cpus():
 def test_fit_with_jit_compile(name):
     # The random walk (while_loop), erasing (resize, argmax) and DDA sampling
     # (SeedGenerator, top_k) all compile with XLA.
-    model = MODULES[name][0].build(smoke_config(name), DATA_INFO)
+    model = build_model(smoke_config(name), DATA_INFO)
     model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=True)
     x = batch()
     hist = model.fit(x, x["label"], batch_size=4, epochs=2, verbose=0)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import cub_vgg16_slt, synthetic_slt
-from wsol_keras import methods
 from wsol_keras import train as train_lib
+from wsol_keras.configs import cub_vgg16_slt, synthetic_cam, synthetic_slt
 from wsol_keras.models import slt
+from wsol_keras.models.registry import build_model
 
 SIZE = 32
 DATA_INFO = {
@@ -21,12 +21,6 @@ DATA_INFO = {
     "hierarchy_sizes": [4],
     "image_size": SIZE,
 }
-
-
-@pytest.fixture(autouse=True)
-def _register_slt(monkeypatch):
-    # Until the lead adds "slt" to METHODS.
-    monkeypatch.setitem(methods.METHODS, "slt", slt.build)
 
 
 def tiny_batch(n=4, seed=0):
@@ -155,17 +149,11 @@ def test_configs():
     assert cub.train.crop_scale == pytest.approx(256 / 224)
     assert (cub.method.k, cub.method.alpha, cub.method.beta) == (0.15, 0.4, 10.0)
     syn = synthetic_slt.get_config()
-    assert syn.train.epochs == synthetic_cam_epochs()
+    assert syn.train.epochs == synthetic_cam.get_config().train.epochs
     with pytest.raises(ValueError, match="1 <= K < number of classes"):
         bad = smoke_config()
         bad.method.k = 8
-        slt.build(bad, DATA_INFO)
-
-
-def synthetic_cam_epochs():
-    from configs import synthetic_cam
-
-    return synthetic_cam.get_config().train.epochs
+        build_model(bad, DATA_INFO)
 
 
 @pytest.mark.slow
@@ -174,10 +162,8 @@ def test_one_step_under_mirrored_strategy_two_cpus():
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from configs import synthetic_slt
-        from wsol_keras import methods, train as train_lib
-        from wsol_keras.models import slt
-        methods.METHODS.setdefault("slt", slt.build)
+        from wsol_keras import train as train_lib
+        from wsol_keras.configs import synthetic_slt
         config = synthetic_slt.get_config("smoke")
         config.data.image_size = {SIZE}
         config.method.regressor_hidden = 16
@@ -196,7 +182,7 @@ def test_one_step_under_mirrored_strategy_two_cpus():
         assert logs["vst_loss"] > 0, logs
         print("OK", logs)
         """)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     env = dict(
         os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", "")
     )
@@ -216,7 +202,7 @@ def test_mixed_precision_losses_in_float32():
 
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        model = slt.build(smoke_config(), DATA_INFO)
+        model = build_model(smoke_config(), DATA_INFO)
         x, _ = tiny_batch()
         out = model(x, training=True)
         terms = model.loss_terms(x, out)

@@ -1,0 +1,124 @@
+"""Every config in wsol_keras/configs/ loads, names a registered method, keeps the
+papers' CUB setting, and has the effective values it had before the method
+defaults moved into the model constructors."""
+
+import glob
+import importlib.util
+import json
+import os
+
+import ml_collections
+import pytest
+
+from wsol_keras import configs as configs_pkg
+from wsol_keras.configs import base as config_base
+from wsol_keras.models.registry import METHODS
+
+CONFIG_DIR = os.path.dirname(os.path.abspath(configs_pkg.__file__))
+CONFIGS = sorted(
+    p
+    for p in glob.glob(os.path.join(CONFIG_DIR, "*.py"))
+    if os.path.basename(p) not in ("__init__.py", "base.py")
+)
+# Effective config (value and field type of every leaf) of each file, with
+# arguments None and "smoke", computed by the code of main at fd69132 (before
+# models/registry.py derived `config.method` from the constructors).
+PINNED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effective_configs_main.json")
+
+
+def load(path, arg=None):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def test_every_method_has_a_synthetic_and_a_cub_config():
+    names = {os.path.basename(p)[:-3] for p in CONFIGS}
+    for m in METHODS:
+        assert f"synthetic_{m}" in names and f"cub_vgg16_{m}" in names, m
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_loads_and_names_a_registered_method(path):
+    for arg in (None, "smoke"):
+        config = load(path, arg)
+        assert config.method.name in METHODS
+        assert config.data.name in ("synthetic", "cub", "wsol_metadata")
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if "cub_vgg16" in p], ids=os.path.basename
+)
+def test_cub_configs_use_the_papers_input_and_optimizer(path):
+    config = load(path)
+    assert config.data.name == "cub" and config.data.image_size == 224
+    assert config.model.backbone == "vgg16" and config.model.weights == "imagenet"
+    assert config.train.crop_scale == pytest.approx(256 / 224)
+    assert config.train.optimizer == "sgd" and config.train.momentum == 0.9
+    assert config.train.weight_decay == pytest.approx(5e-4)
+
+
+def test_synthetic_configs_share_one_budget():
+    budgets = set()
+    for path in [p for p in CONFIGS if "synthetic_" in p]:
+        c = load(path)
+        budgets.add(
+            (
+                c.model.backbone,
+                c.train.epochs,
+                c.train.batch_size,
+                c.seed,
+                c.train.learning_rate,
+                c.data.synthetic.num_train,
+            )
+        )
+    assert len(budgets) == 1, budgets
+
+
+def test_a_misspelt_field_raises_instead_of_being_ignored():
+    config = config_base.base_config()
+    with pytest.raises(AttributeError):
+        config.train.resize_size = 256
+
+
+def leaves(config, prefix=""):
+    """{dotted field: [value, type name]}, JSON-normalized (tuples -> lists)."""
+    out = {}
+    for key in sorted(config.keys()):
+        value = config[key]
+        if isinstance(value, ml_collections.ConfigDict):
+            out.update(leaves(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = [
+                json.loads(json.dumps(value)),
+                config.get_type(key).__name__,
+            ]
+    return out
+
+
+def test_effective_configs_are_unchanged_since_defaults_moved_to_constructors():
+    with open(PINNED) as f:
+        pinned = json.load(f)
+    now = {}
+    for path in CONFIGS:
+        for arg in (None, "smoke"):
+            now[f"{os.path.basename(path)[:-3]}:{arg}"] = leaves(load(path, arg))
+    assert sorted(now) == sorted(pinned)
+    for name, fields in pinned.items():
+        changed = {
+            f: (v, now[name].get(f)) for f, v in fields.items() if now[name].get(f) != v
+        }
+        added = sorted(set(now[name]) - set(fields))
+        assert not changed and not added, (name, changed, added)
+
+
+def test_checkout_configs_link_points_at_the_package_configs():
+    # `wsol-train --config=configs/x.py` in a checkout reads the package's files.
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    link = os.path.join(repo, "configs")
+    assert os.path.islink(link)
+    assert os.readlink(link) == os.path.join("wsol_keras", "configs")
+    assert sorted(os.listdir(link)) == sorted(
+        os.listdir(os.path.join(repo, "wsol_keras", "configs"))
+    )
