@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from layer_test_util import run_layer_test
 from wsol_keras import backbones
 
 
@@ -41,6 +42,18 @@ def test_preprocessing_caffe_matches_keras_applications():
     ours_tf = backbones.ImagePreprocessing("tf")(x)
     ref_tf = keras.applications.mobilenet_v2.preprocess_input(x.copy())
     np.testing.assert_allclose(np.asarray(ours_tf), ref_tf, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["caffe", "tf", "unit", "none"])
+def test_preprocessing_keras_layer_contract(tmp_path, mode):
+    run_layer_test(
+        backbones.ImagePreprocessing,
+        {"mode": mode},
+        (2, 4, 4, 3),
+        tmp_path=tmp_path,
+        rtol=1e-5,
+        atol=1e-4,
+    )
 
 
 def test_bad_arguments_name_the_value(tmp_path):

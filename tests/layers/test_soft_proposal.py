@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from layer_test_util import run_layer_test
 from wsol_keras.layers.soft_proposal import (
     GlobalSumPooling2D,
     SoftProposal,
@@ -163,25 +164,21 @@ def test_gradient_through_proposal_matches_finite_differences():
     assert not np.allclose(tape.gradient(loss2, u).numpy(), grad, atol=1e-5)
 
 
-def test_get_config_round_trip():
-    layer = SoftProposal(epsilon=1.3, max_iter=7, tol=1e-5, return_proposal=True)
-    clone = SoftProposal.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
-    u = random_maps((1, 3, 3, 2), seed=11)
-    np.testing.assert_allclose(clone(u)[1], layer(u)[1])
+@pytest.mark.parametrize("return_proposal", [False, True])
+def test_soft_proposal_keras_layer_contract(tmp_path, return_proposal):
+    run_layer_test(
+        SoftProposal,
+        {"epsilon": 1.3, "max_iter": 7, "tol": 1e-5, "return_proposal": return_proposal},
+        (2, 5, 4, 3),
+        input_data=random_maps((2, 5, 4, 3), seed=11),
+        tmp_path=tmp_path,
+    )
 
 
-def test_keras_file_round_trip_safe_mode(tmp_path):
-    inputs = keras.Input((5, 4, 3))
-    x = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(inputs)
-    x = SoftProposal(epsilon=2.1)(x)
-    outputs = keras.layers.Dense(2)(GlobalSumPooling2D()(x))
-    model = keras.Model(inputs, outputs)
-    u = random_maps((2, 5, 4, 3), seed=12)
-    path = tmp_path / "spn.keras"
-    model.save(path)
-    loaded = keras.saving.load_model(path, safe_mode=True)
-    np.testing.assert_allclose(loaded(u), model(u), rtol=1e-6)
+def test_global_sum_pooling_keras_layer_contract(tmp_path):
+    x = random_maps((2, 5, 4, 3), seed=12)
+    out = run_layer_test(GlobalSumPooling2D, {}, (2, 5, 4, 3), input_data=x, tmp_path=tmp_path)
+    np.testing.assert_allclose(np.asarray(out), x.sum(axis=(1, 2)), rtol=1e-5)
 
 
 @pytest.mark.parametrize(

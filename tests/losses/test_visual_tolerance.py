@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from layer_test_util import run_layer_test
 from wsol_keras.losses.visual_tolerance import (
     VisualStimulusTransform,
     color_jitter,
@@ -218,7 +219,32 @@ def test_layer_in_tf_function_and_gradients():
     assert v.min() >= -1e-3 and v.max() <= 255.0 + 1e-3
 
 
-def test_layer_config_roundtrip_and_validation():
+def test_layer_keras_contract(tmp_path):
+    # Zero-width jitter ranges, no flip and scale 1: the sampled transform is
+    # the identity, so outputs compare across the clone and the .keras file.
+    layer_kwargs = {
+        "brightness": 0.0,
+        "contrast": 0.0,
+        "saturation": 0.0,
+        "hue": 0.0,
+        "flip_prob": 0.0,
+        "scale_range": (1.0, 1.0),
+        "seed": 5,
+    }
+    images = np.random.default_rng(3).uniform(0, 255, (2, 8, 8, 3)).astype(np.float32)
+    out, params = run_layer_test(
+        VisualStimulusTransform,
+        layer_kwargs,
+        (2, 8, 8, 3),
+        input_data=images,
+        tmp_path=tmp_path,
+        rtol=1e-5,
+        atol=1e-3,
+    )
+    np.testing.assert_allclose(np.asarray(out), images, atol=1e-3)
+
+
+def test_layer_config_keeps_every_argument_and_validates():
     layer = VisualStimulusTransform(
         brightness=0.1, hue=0.02, scale_range=(0.7, 1.3), seed=5
     )
