@@ -63,7 +63,7 @@ def _median_ms(fn, repeats, warmup=5):
 
 
 def _train(workdir, epochs):
-    from wsol_keras import config_base  # pylint: disable=g-import-not-at-top
+    from wsol_keras.configs import base as config_base  # pylint: disable=g-import-not-at-top
     from wsol_keras import evaluate, train  # pylint: disable=g-import-not-at-top
 
     config = config_base.base_config()

@@ -9,6 +9,8 @@ from wsol_keras import boxes as boxes_lib
 
 
 def _mpl():
+    # Deferred on purpose (no cycle): matplotlib is heavy and only the report
+    # figures need it, and the Agg backend must be chosen before pyplot loads.
     import matplotlib  # pylint: disable=g-import-not-at-top
 
     matplotlib.use("Agg")
