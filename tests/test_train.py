@@ -153,7 +153,7 @@ def _train_on_folder(tmp_path, data_overrides, labels_seen):
 
 
 def test_cub_folder_trains_and_evaluates_with_data_overrides_only(tmp_path):
-    from test_data_cub import make_cub
+    from data.test_data_cub import make_cub
 
     root = make_cub(str(tmp_path / "CUB"))
     metrics = _train_on_folder(
@@ -165,7 +165,7 @@ def test_cub_folder_trains_and_evaluates_with_data_overrides_only(tmp_path):
 
 
 def test_wsol_metadata_folder_trains_and_evaluates(tmp_path):
-    from test_data_wsol_metadata import make_boxes_dataset
+    from data.test_data_wsol_metadata import make_boxes_dataset
 
     root, meta = make_boxes_dataset(tmp_path)
     _train_on_folder(
