@@ -10,15 +10,12 @@ resumes from the last one), logs/ (TensorBoard), model.weights.h5, and the
 evaluation report (metrics.json, heatmaps.png, box_accuracy.png).
 """
 
-import json
 import os
-import sys
 
 from absl import app
 from absl import flags
 from absl import logging
 import keras
-import ml_collections
 from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf

@@ -1,6 +1,5 @@
 """Tests of ComplementaryErase (ACoL Sec. 3.2, Algorithm 1) against numpy."""
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
