@@ -1,6 +1,7 @@
 """Complementary erasing of ACoL (Zhang et al., CVPR 2018).
 
-Paper: /shared/seeds/004_719a83c68966173d.txt, Sec. 3.2 and Algorithm 1
+Paper: "Adversarial Complementary Learning for Weakly Supervised Object Localization" (Zhang et al.),
+Sec. 3.2 and Algorithm 1
 (lines 3-5): take classifier A's localization map M^A of the target class,
 normalize it to [0, 1], resize it to the feature size by linear interpolation if
 needed, and replace the features S by zeros where the normalized map passes the

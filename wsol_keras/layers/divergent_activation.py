@@ -1,6 +1,7 @@
 """Divergent activation head of DANet (Xue et al., ICCV 2019).
 
-Paper: /shared/seeds/003_677e47fcd5773789.txt, Sec. 3.1 (class activation
+Paper: "DANet: Divergent Activation for Weakly Supervised Object Localization" (Xue et al.),
+Sec. 3.1 (class activation
 maps), Sec. 3.2 (HDA Eq. 3, DDA Eq. 4) and Sec. 3.3 (network). One head per
 hierarchy level: 3x3 conv + ReLU, 3x3 conv + ReLU, then a 1x1 conv to C_h * K
 activation maps A_c^k (K maps per class, Sec. 3.2 "a single class activation

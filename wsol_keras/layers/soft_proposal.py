@@ -1,6 +1,7 @@
 """Soft Proposal (SP) layer of Soft Proposal Networks (Zhu et al., CVPR 2017).
 
-Paper: /shared/seeds/000_8c285086d5c4184c.txt, Sec. 3.1 (Eq. 1-2, soft proposal
+Paper: "Soft Proposal Networks for Weakly Supervised Object Localization" (Zhu et al.),
+Sec. 3.1 (Eq. 1-2, soft proposal
 generation), Sec. 3.2 (Eq. 3, coupling) and Sec. 3.3 (response maps). The
 released code (yeezhu/SPN.pytorch, CUDA kernels `SP_Generate`/`SP_Couple`) fixes
 the details the paper leaves open; they are followed here and noted where used.

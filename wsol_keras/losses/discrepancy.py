@@ -1,6 +1,7 @@
 """Discrepant divergent activation (DDA) loss of DANet (Xue et al., ICCV 2019).
 
-Paper: /shared/seeds/003_677e47fcd5773789.txt, Sec. 3.2 Eq. 4:
+Paper: "DANet: Divergent Activation for Weakly Supervised Object Localization" (Xue et al.),
+Sec. 3.2 Eq. 4:
 
   L_D = sum_{k < k'} S(A_c^k, A_c^k'),  S(a, b) = a.b / (||a|| ||b||),
 

@@ -1,6 +1,7 @@
 """Hierarchical divergent activation (HDA) loss of DANet and class hierarchies.
 
-Paper: /shared/seeds/003_677e47fcd5773789.txt, Sec. 3.2 Eq. 3:
+Paper: "DANet: Divergent Activation for Weakly Supervised Object Localization" (Xue et al.),
+Sec. 3.2 Eq. 3:
 
   L_H = sum_h L_h = - sum_h (1 / C^h) sum_c y_c^h log p_c^h,
 

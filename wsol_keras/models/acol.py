@@ -1,6 +1,7 @@
 """Adversarial Complementary Learning (Zhang et al., CVPR 2018).
 
-Paper: /shared/seeds/004_719a83c68966173d.txt, Sec. 3.2, Algorithm 1, Sec. 4.1.
+Paper: "Adversarial Complementary Learning for Weakly Supervised Object Localization" (Zhang et al.),
+Sec. 3.2, Algorithm 1, Sec. 4.1.
 Two parallel classifiers A and B on the shared backbone features S, each
 3x3 conv 1024 + ReLU, 3x3 conv 1024 + ReLU, 1x1 conv to C, GAP (Sec. 4.1).
 B's input is S erased where A's normalized map of the target class is >= delta

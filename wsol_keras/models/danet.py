@@ -1,6 +1,7 @@
 """DANet: divergent activation (Xue et al., ICCV 2019) on the package's backbones.
 
-Paper: /shared/seeds/003_677e47fcd5773789.txt, Sec. 3.2-3.3. One
+Paper: "DANet: Divergent Activation for Weakly Supervised Object Localization" (Xue et al.),
+Sec. 3.2-3.3. One
 `DivergentActivation` head per hierarchy level, on three backbone depths
 (`BACKBONES[name].levels`, shallow to deep; VGG16: pool3, pool4, conv5_3 as the
 released code): the shallowest depth classifies the coarsest level

@@ -1,6 +1,7 @@
 """Soft Proposal Network (Zhu et al., CVPR 2017) on the package's backbones.
 
-Paper: /shared/seeds/000_8c285086d5c4184c.txt, Sec. 3. Head of the released
+Paper: "Soft Proposal Networks for Weakly Supervised Object Localization" (Zhu et al.),
+Sec. 3. Head of the released
 code (yeezhu/SPN.pytorch, `SP_GoogLeNet` / `SPNetWSL`): a 3x3 conv to 1024
 channels + ReLU on the backbone features (U), SoftProposal (V = U o M, Eq. 1-3),
 spatial sum pooling (the M-weighted average of U), dropout 0.5 and a dense
