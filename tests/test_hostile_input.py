@@ -280,7 +280,7 @@ _GT_UPDATES = {
     ),
     "PointingGame": lambda m, g: metrics.PointingGame().update(m, g),
     "CorLoc": lambda m, g: metrics.CorLoc(2).update(
-        np.zeros((len(m), 4)), g, [0] * len(m)
+        np.zeros((len(m), 4)), g, [0] * len(m), image_shape=m.shape[1:]
     ),
 }
 
