@@ -46,10 +46,14 @@ def default_data_config() -> ml_collections.ConfigDict:
         fatal_decode_errors.
       hierarchy_file: explicit hierarchy file ("" = look for hierarchy.txt in
         metadata, then root; else build one automatically).
-      cub_val: CUB only: "train_subset" (val = val_per_class training images per
-        class, still used for training, like wsolevaluation's ILSVRC
-        train-fullsup), "holdout" (the same images removed from train) or "test".
+      cub_val: CUB only: "holdout" (val = val_per_class training images per
+        class, fixed seed, removed from train), "train_subset" (the same images
+        kept in train too) or "test".
       val_per_class: CUB only: images per class in val.
+      allow_outside_root: accept metadata paths that are absolute or leave the
+        root with "..".
+      strict_boxes: raise on a box outside the decoded image or of zero area
+        instead of clipping / dropping it with a counted warning.
       synthetic: the synthetic benchmark's sizes, seed and difficulty knobs.
     """
     c = ml_collections.ConfigDict()
@@ -61,8 +65,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.fatal_decode_errors = False
     c.validate_images = True
     c.hierarchy_file = ""
-    c.cub_val = "train_subset"
+    c.cub_val = "holdout"
     c.val_per_class = 5
+    c.allow_outside_root = False
+    c.strict_boxes = False
 
     s = ml_collections.ConfigDict()
     s.num_train = 1600
