@@ -248,6 +248,7 @@ def test_fine_missing_metadata_file_named(tmp_path):
         ("train__localization_txt", "i0.png,2,3,nan,12\n", r"localization\.txt:1: x1 must be finite"),
         ("train__localization_txt", "i0.png,-2,3,10,12\n", r"localization\.txt:1: invalid box"),
         ("train__localization_txt", "i0.png,2,3,10\n", r"localization\.txt:1: expected"),
+        ("train__localization_txt", "i0.png,2,3,10,12,4,4\n", r"localization\.txt:1: expected"),
         ("train__image_ids_txt", "i0.png\ni0.png\n", r"image_ids\.txt:2: image i0\.png listed twice"),
     ],
 )
@@ -262,6 +263,13 @@ def test_fine_undecodable_image_counted(tmp_path, warnings_log):
     src = wdata.get_source(meta_config(root, meta))
     assert src.num_examples("test") == 1 and src.num_skipped("test") == 1
     assert "i4.png" in warnings_log.text
+
+
+@pytest.mark.parametrize("line", ["3 2 3 8", "3 2 3 8 9 4 4"], ids=["3_numbers", "6_numbers"])
+def test_fine_cub_box_line_with_wrong_count_named(tmp_path, line):
+    boxes = _CUB["bounding_boxes.txt"].replace("3 2 3 8 9", line)
+    with pytest.raises(ValueError, match=r"bounding_boxes\.txt:3: expected"):
+        wdata.get_source(cub_config(make_cub(tmp_path, bounding_boxes_txt=boxes)))
 
 
 def test_fine_cub_class_id_not_in_classes(tmp_path):

@@ -2,6 +2,8 @@
 mean of Hits / (Hits + Misses), tolerance in original-image pixels. Expected
 values are worked out by hand below (numpy only builds the inputs)."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,25 @@ def test_tolerance_boundary_and_mixed_units_refused():
         pg.update(MAPS[:1], GTS[:1], CLASSES[:1])
     with pytest.raises(ValueError, match=r"original_sizes\[1\]"):
         metrics.PointingGame().update(MAPS[:2], GTS[:2], None, [[10, 10], [0, 5]])
+
+
+def test_sources_yield_original_size_for_the_tolerance(tmp_path):
+    # The pointing game needs each image's size before the S x S resize.
+    import cv2
+    from wsol_keras import data as wdata
+
+    root, meta = tmp_path / "img", tmp_path / "meta" / "T"
+    os.makedirs(root)
+    assert cv2.imwrite(str(root / "a.png"), np.zeros((20, 30, 3), np.uint8))  # h 20, w 30
+    for split in ("train", "test"):
+        os.makedirs(meta / split)
+        (meta / split / "image_ids.txt").write_text("a.png\n")
+        (meta / split / "class_labels.txt").write_text("a.png,0\n")
+    c = wdata.default_data_config()
+    c.name, c.root, c.metadata, c.image_size = "wsol_metadata", str(root), str(meta), 16
+    (e,) = list(wdata.get_source(c).dataset("test").as_numpy_iterator())
+    assert e["original_size"].tolist() == [20, 30]
+    syn = wdata.default_data_config()
+    syn.synthetic.num_train = syn.synthetic.num_val = syn.synthetic.num_test = 1
+    (e,) = list(wdata.get_source(syn).dataset("test").as_numpy_iterator())
+    assert e["original_size"].tolist() == [64, 64]  # rendered at S x S

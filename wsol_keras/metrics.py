@@ -21,6 +21,7 @@ References:
 import numpy as np
 
 from wsol_keras import boxes as _boxes
+from wsol_keras import metric_inputs as _in
 
 __all__ = [
     "BoxAccuracy",
@@ -36,107 +37,6 @@ __all__ = [
 def default_cam_thresholds(interval=0.001):
     """wsolevaluation's CAM threshold list ``np.arange(0, 1, interval)``."""
     return np.arange(0, 1, interval)
-
-
-def _as_maps(scoremaps, name="scoremaps"):
-    maps = np.asarray(scoremaps)
-    if maps.ndim == 2:
-        maps = maps[None]
-    if maps.ndim != 3:
-        raise ValueError(
-            f"{name} must be [B, H, W] (or one [H, W] map), got shape {maps.shape}"
-        )
-    if len(maps) and (maps.shape[1] == 0 or maps.shape[2] == 0):
-        raise ValueError(
-            f"{name} has shape {maps.shape}: every map is empty "
-            f"(first at batch index 0)"
-        )
-    if not np.issubdtype(maps.dtype, np.floating):
-        maps = maps.astype(np.float64)
-    return maps
-
-
-def _clean_gt(boxes, index, map_shape=None):
-    """GT boxes of one image as float [n, 4]; all -1 padding rows are dropped.
-
-    Rejects (naming the batch ``index``) what would otherwise count as a silent
-    miss: a count that is not a multiple of 4, non-finite or negative
-    coordinates, flipped boxes, and boxes beyond the ``map_shape`` (H, W) they
-    are scored against (x1 <= W and y1 <= H: a box ending on the image border
-    scales to exactly the map side).
-    """
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.size == 0:
-        raise ValueError(f"gt_boxes[{index}]: no ground-truth box")
-    if b.size % 4 or (b.ndim > 1 and b.shape[-1] != 4):
-        raise ValueError(
-            f"gt_boxes[{index}]: {b.size} number(s) of shape {b.shape}; expected "
-            f"xyxy boxes, a multiple of 4 numbers as [n, 4], got {b.tolist()}"
-        )
-    b = b.reshape(-1, 4)
-    if not np.isfinite(b).all():
-        raise ValueError(f"gt_boxes[{index}]: coordinates not finite: {b.tolist()}")
-    b = b[~np.all(b == -1, axis=1)]
-    if len(b) == 0:
-        raise ValueError(
-            f"gt_boxes[{index}]: only padding rows (-1), no ground-truth box"
-        )
-    if (b < 0).any():
-        raise ValueError(
-            f"gt_boxes[{index}]: negative coordinates (pixels start at 0): {b.tolist()}"
-        )
-    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-        raise ValueError(
-            f"gt_boxes[{index}]: boxes must be xyxy with x1 >= x0 and y1 >= y0, got {b.tolist()}"
-        )
-    if map_shape is not None:
-        h, w = map_shape
-        # float32 scaling of a border box may overshoot the side by ~1e-5
-        if (b[:, 2] > w + 1e-3).any() or (b[:, 3] > h + 1e-3).any():
-            raise ValueError(
-                f"gt_boxes[{index}]: box outside the {h} x {w} map it is scored "
-                f"against (boxes must be in the map's pixels): {b.tolist()}"
-            )
-    return b
-
-
-def _check_cam_thresholds(values):
-    t = np.asarray(values, dtype=np.float64).reshape(-1)
-    if len(t) == 0:
-        raise ValueError("cam_thresholds is empty")
-    bad = ~np.isfinite(t) | (t < 0) | (t > 1)
-    if bad.any():
-        raise ValueError(
-            f"cam_thresholds must be finite and in [0, 1]; got {t[bad][:5].tolist()} "
-            f"at position(s) {np.flatnonzero(bad)[:5].tolist()}"
-        )
-    return t
-
-
-def _check_iou_percents(values):
-    out = []
-    for d in tuple(values):
-        ok = (
-            isinstance(d, (int, float, np.integer, np.floating))
-            and not isinstance(d, bool)
-            and np.isfinite(d)
-            and float(d).is_integer()
-            and 0 < d <= 100
-        )
-        if not ok:
-            raise ValueError(
-                f"iou_thresholds must be integer percents in (0, 100], got {d!r} "
-                f"in {tuple(values)}"
-            )
-        out.append(int(d))
-    if not out:
-        raise ValueError("iou_thresholds is empty")
-    return tuple(out)
-
-
-def _check_len(name, seq, n):
-    if len(seq) != n:
-        raise ValueError(f"{name} has {len(seq)} entries but there are {n} maps")
 
 
 def top_k_correct(logits, labels, k):
@@ -186,8 +86,8 @@ class BoxAccuracy:
     ):
         if cam_thresholds is None:
             cam_thresholds = default_cam_thresholds()
-        self.cam_thresholds = _check_cam_thresholds(cam_thresholds)
-        self.iou_thresholds = _check_iou_percents(iou_thresholds)
+        self.cam_thresholds = _in.check_cam_thresholds(cam_thresholds)
+        self.iou_thresholds = _in.check_iou_percents(iou_thresholds)
         self.multi_contour = bool(multi_contour)
         self.reset()
 
@@ -217,10 +117,10 @@ class BoxAccuracy:
             gt_boxes: B entries, each [n_i, 4] xyxy in the map's pixels (rows of -1
                 are padding and ignored).
         """
-        maps = _as_maps(scoremaps)
-        _check_len("gt_boxes", gt_boxes, len(maps))
+        maps = _in.as_maps(scoremaps)
+        _in.check_len("gt_boxes", gt_boxes, len(maps))
         for i, (m, g) in enumerate(zip(maps, gt_boxes)):
-            iou = self.max_iou_per_threshold(m, _clean_gt(g, i, m.shape))
+            iou = self.max_iou_per_threshold(m, _in.clean_gt(g, i, m.shape))
             for d in self.iou_thresholds:
                 self.num_correct[d] += iou >= d / 100
             self.num_images += 1
@@ -266,7 +166,7 @@ class PxAP:
     def __init__(self, cam_thresholds=None):
         if cam_thresholds is None:
             cam_thresholds = default_cam_thresholds()
-        self.cam_thresholds = _check_cam_thresholds(cam_thresholds)
+        self.cam_thresholds = _in.check_cam_thresholds(cam_thresholds)
         if (np.diff(self.cam_thresholds) <= 0).any():
             raise ValueError("cam_thresholds must be a non-empty increasing sequence")
         # The lowest bin must catch every score: starting above 0 drops the
@@ -287,7 +187,7 @@ class PxAP:
 
     def update(self, scoremaps, masks):
         """Args: scoremaps [B, H, W] in [0, 1]; masks [B, H, W] uint8, 1 fg / 0 bg / 255 ignore."""
-        maps = _as_maps(scoremaps)
+        maps = _in.as_maps(scoremaps)
         masks = np.asarray(masks)
         if masks.ndim == 2:
             masks = masks[None]
@@ -374,15 +274,15 @@ class LocalizationAccuracy:
     def update(self, scoremaps, gt_boxes, top1_correct, top5_correct):
         """Args: scoremaps [B, H, W] of the GT class in [0, 1]; gt_boxes B x [n_i, 4];
         top1_correct, top5_correct: bool [B]."""
-        maps = _as_maps(scoremaps)
-        _check_len("gt_boxes", gt_boxes, len(maps))
+        maps = _in.as_maps(scoremaps)
+        _in.check_len("gt_boxes", gt_boxes, len(maps))
         hits = []
         for i, (m, g) in enumerate(zip(maps, gt_boxes)):
             pred, _ = _boxes.boxes_from_scoremap(
                 m, [self.cam_threshold], self.multi_contour
             )
             hits.append(
-                _boxes.iou_xyxy(pred[0], _clean_gt(g, i, m.shape)).max()
+                _boxes.iou_xyxy(pred[0], _in.clean_gt(g, i, m.shape)).max()
                 >= self.iou_threshold
             )
         self._accumulate(hits, top1_correct, top5_correct)
@@ -393,9 +293,9 @@ class LocalizationAccuracy:
         """For models that regress boxes: pred_boxes [B, 4] absolute xyxy pixels;
         image_shape: (H, W) the boxes live in, to reject GT boxes beyond it."""
         pred = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
-        _check_len("gt_boxes", gt_boxes, len(pred))
+        _in.check_len("gt_boxes", gt_boxes, len(pred))
         hits = [
-            _boxes.iou_xyxy(p[None], _clean_gt(g, i, image_shape)).max()
+            _boxes.iou_xyxy(p[None], _in.clean_gt(g, i, image_shape)).max()
             >= self.iou_threshold
             for i, (p, g) in enumerate(zip(pred, gt_boxes))
         ]
@@ -451,14 +351,14 @@ class PointingGame:
             original_sizes: [B, 2] (height, width) of each image before it was
                 resized to H x W; None measures the tolerance in map pixels.
         """
-        maps = _as_maps(scoremaps)
-        _check_len("gt_boxes", gt_boxes, len(maps))
+        maps = _in.as_maps(scoremaps)
+        _in.check_len("gt_boxes", gt_boxes, len(maps))
         cls = (
             np.zeros(len(maps), np.int64)
             if class_ids is None
             else np.asarray(class_ids).reshape(-1)
         )
-        _check_len("class_ids", cls, len(maps))
+        _in.check_len("class_ids", cls, len(maps))
         units = "map pixels" if original_sizes is None else "original-image pixels"
         if self.units not in (None, units):
             raise ValueError(
@@ -469,7 +369,7 @@ class PointingGame:
             scale = np.ones((len(maps), 2))
         else:
             sizes = np.asarray(original_sizes, np.float64).reshape(-1, 2)
-            _check_len("original_sizes", sizes, len(maps))
+            _in.check_len("original_sizes", sizes, len(maps))
             bad = ~np.isfinite(sizes).all(axis=1) | (sizes <= 0).any(axis=1)
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
@@ -480,7 +380,7 @@ class PointingGame:
             scale = sizes / np.asarray(maps.shape[1:], np.float64)  # (sy, sx)
         self.units = units
         for i, (m, g) in enumerate(zip(maps, gt_boxes)):
-            g = _clean_gt(g, i, m.shape)
+            g = _in.clean_gt(g, i, m.shape)
             flat = np.nan_to_num(m, nan=-np.inf).ravel()
             y, x = np.unravel_index(int(np.argmax(flat)), m.shape)
             dx = np.maximum.reduce([g[:, 0] - x, np.zeros(len(g)), x - g[:, 2]])
@@ -534,15 +434,15 @@ class CorLoc:
         image_shape: (H, W) the boxes live in, to reject GT boxes beyond it."""
         pred = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
         cls = np.asarray(class_ids).reshape(-1)
-        _check_len("gt_boxes", gt_boxes, len(pred))
-        _check_len("class_ids", cls, len(pred))
+        _in.check_len("gt_boxes", gt_boxes, len(pred))
+        _in.check_len("class_ids", cls, len(pred))
         if (cls < 0).any() or (cls >= self.num_classes).any():
             raise ValueError(
                 f"class_ids must be in [0, {self.num_classes}), got {cls.tolist()}"
             )
         for i, (p, g, c) in enumerate(zip(pred, gt_boxes, cls)):
             self.hits[c] += (
-                _boxes.iou_xyxy(p[None], _clean_gt(g, i, image_shape)).max()
+                _boxes.iou_xyxy(p[None], _in.clean_gt(g, i, image_shape)).max()
                 >= self.iou_threshold
             )
             self.counts[c] += 1

@@ -5,7 +5,8 @@ Every source yields unbatched elements (after a direct resize to S x S)::
     {"image": uint8 [S,S,3] RGB, "label": int32 [], "hierarchy": int32 [L],
      "boxes": float32 [MAX_BOXES,4] xyxy px (rows past num_boxes = -1),
      "num_boxes": int32 [], "mask": uint8 [S,S] (1 fg, 0 bg, 255 ignore),
-     "has_mask": bool [], "image_id": string []}
+     "has_mask": bool [], "image_id": string [],
+     "original_size": int32 [2] (height, width before the resize)}
 
 Pick a source with ``get_source(data_config)``; ``data_config.name`` is one of
 ``"synthetic"`` (built-in benchmark, :mod:`wsol_keras.data.synthetic`), ``"cub"``
