@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
 from wsol_keras import cams as cams_lib
+from wsol_keras import config_checks
 from wsol_keras import data as data_lib
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
@@ -149,6 +150,7 @@ def _thresholds(config):
 
 def evaluate_model(model, source, config, split="test", on_batch=None):
     """Runs the whole protocol; returns the metrics dict (percent)."""
+    config_checks.check_config(config)
     map_fn = make_map_fn(model, config)
     threshold = choose_cam_threshold(map_fn, source, config)
     thresholds = _thresholds(config)

@@ -13,14 +13,15 @@ References:
   * Top-1 / Top-5 / GT-known Loc: the CAM paper as revisited in ACoL Sec. 4
     (IoU >= 0.5 with a ground-truth box, with the class correct).
   * Pointing game and CorLoc: SPN (Zhu et al., CVPR 2017) Sec. 4.2 (hit if the
-    maximum falls within 15 px of a GT box of the class; mean of per-class
-    accuracy) and Sec. 4.3 (CorLoc: fraction of images with IoU >= 0.5, per
+    maximum falls within 15 px of a GT box of the class, in original-image
+    pixels as in Zhang et al.'s protocol; mean of per-class accuracy) and Sec. 4.3 (CorLoc: fraction of images with IoU >= 0.5, per
     class, averaged over classes).
 """
 
 import numpy as np
 
 from wsol_keras import boxes as _boxes
+from wsol_keras import metric_inputs as _in
 
 __all__ = [
     "BoxAccuracy",
@@ -36,42 +37,6 @@ __all__ = [
 def default_cam_thresholds(interval=0.001):
     """wsolevaluation's CAM threshold list ``np.arange(0, 1, interval)``."""
     return np.arange(0, 1, interval)
-
-
-def _as_maps(scoremaps, name="scoremaps"):
-    maps = np.asarray(scoremaps)
-    if maps.ndim == 2:
-        maps = maps[None]
-    if maps.ndim != 3:
-        raise ValueError(
-            f"{name} must be [B, H, W] (or one [H, W] map), got shape {maps.shape}"
-        )
-    if not np.issubdtype(maps.dtype, np.floating):
-        maps = maps.astype(np.float64)
-    return maps
-
-
-def _clean_gt(boxes, index):
-    """GT boxes of one image as float [n, 4]; all -1 padding rows are dropped."""
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.size == 0:
-        raise ValueError(f"gt_boxes[{index}]: no ground-truth box")
-    b = b.reshape(-1, 4)
-    b = b[~np.all(b == -1, axis=1)]
-    if len(b) == 0:
-        raise ValueError(
-            f"gt_boxes[{index}]: only padding rows (-1), no ground-truth box"
-        )
-    if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-        raise ValueError(
-            f"gt_boxes[{index}]: boxes must be xyxy with x1 >= x0 and y1 >= y0, got {b.tolist()}"
-        )
-    return b
-
-
-def _check_len(name, seq, n):
-    if len(seq) != n:
-        raise ValueError(f"{name} has {len(seq)} entries but there are {n} maps")
 
 
 def top_k_correct(logits, labels, k):
@@ -121,16 +86,8 @@ class BoxAccuracy:
     ):
         if cam_thresholds is None:
             cam_thresholds = default_cam_thresholds()
-        self.cam_thresholds = np.asarray(cam_thresholds, dtype=np.float64).reshape(-1)
-        if len(self.cam_thresholds) == 0:
-            raise ValueError("cam_thresholds is empty")
-        self.iou_thresholds = tuple(int(d) for d in iou_thresholds)
-        if not self.iou_thresholds or any(
-            not 0 < d <= 100 for d in self.iou_thresholds
-        ):
-            raise ValueError(
-                f"iou_thresholds must be percents in (0, 100], got {iou_thresholds}"
-            )
+        self.cam_thresholds = _in.check_cam_thresholds(cam_thresholds)
+        self.iou_thresholds = _in.check_iou_percents(iou_thresholds)
         self.multi_contour = bool(multi_contour)
         self.reset()
 
@@ -160,10 +117,10 @@ class BoxAccuracy:
             gt_boxes: B entries, each [n_i, 4] xyxy in the map's pixels (rows of -1
                 are padding and ignored).
         """
-        maps = _as_maps(scoremaps)
-        _check_len("gt_boxes", gt_boxes, len(maps))
+        maps = _in.as_maps(scoremaps)
+        _in.check_len("gt_boxes", gt_boxes, len(maps))
         for i, (m, g) in enumerate(zip(maps, gt_boxes)):
-            iou = self.max_iou_per_threshold(m, _clean_gt(g, i))
+            iou = self.max_iou_per_threshold(m, _in.clean_gt(g, i, m.shape))
             for d in self.iou_thresholds:
                 self.num_correct[d] += iou >= d / 100
             self.num_images += 1
@@ -209,9 +166,16 @@ class PxAP:
     def __init__(self, cam_thresholds=None):
         if cam_thresholds is None:
             cam_thresholds = default_cam_thresholds()
-        self.cam_thresholds = np.asarray(cam_thresholds, dtype=np.float64).reshape(-1)
-        if len(self.cam_thresholds) == 0 or (np.diff(self.cam_thresholds) <= 0).any():
+        self.cam_thresholds = _in.check_cam_thresholds(cam_thresholds)
+        if (np.diff(self.cam_thresholds) <= 0).any():
             raise ValueError("cam_thresholds must be a non-empty increasing sequence")
+        # The lowest bin must catch every score: starting above 0 drops the
+        # low-scoring pixels from both histograms and inflates AP (100.0 where
+        # the full curve gives 62.5).
+        if self.cam_thresholds[0] != 0:
+            raise ValueError(
+                f"PxAP cam_thresholds must start at 0, got {self.cam_thresholds[0]}"
+            )
         self.edges = np.append(self.cam_thresholds, [1.0, 2.0, 3.0])
         self.reset()
 
@@ -223,7 +187,7 @@ class PxAP:
 
     def update(self, scoremaps, masks):
         """Args: scoremaps [B, H, W] in [0, 1]; masks [B, H, W] uint8, 1 fg / 0 bg / 255 ignore."""
-        maps = _as_maps(scoremaps)
+        maps = _in.as_maps(scoremaps)
         masks = np.asarray(masks)
         if masks.ndim == 2:
             masks = masks[None]
@@ -310,24 +274,29 @@ class LocalizationAccuracy:
     def update(self, scoremaps, gt_boxes, top1_correct, top5_correct):
         """Args: scoremaps [B, H, W] of the GT class in [0, 1]; gt_boxes B x [n_i, 4];
         top1_correct, top5_correct: bool [B]."""
-        maps = _as_maps(scoremaps)
-        _check_len("gt_boxes", gt_boxes, len(maps))
+        maps = _in.as_maps(scoremaps)
+        _in.check_len("gt_boxes", gt_boxes, len(maps))
         hits = []
         for i, (m, g) in enumerate(zip(maps, gt_boxes)):
             pred, _ = _boxes.boxes_from_scoremap(
                 m, [self.cam_threshold], self.multi_contour
             )
             hits.append(
-                _boxes.iou_xyxy(pred[0], _clean_gt(g, i)).max() >= self.iou_threshold
+                _boxes.iou_xyxy(pred[0], _in.clean_gt(g, i, m.shape)).max()
+                >= self.iou_threshold
             )
         self._accumulate(hits, top1_correct, top5_correct)
 
-    def update_boxes(self, pred_boxes, gt_boxes, top1_correct, top5_correct):
-        """For models that regress boxes: pred_boxes [B, 4] absolute xyxy pixels."""
+    def update_boxes(
+        self, pred_boxes, gt_boxes, top1_correct, top5_correct, image_shape=None
+    ):
+        """For models that regress boxes: pred_boxes [B, 4] absolute xyxy pixels;
+        image_shape: (H, W) the boxes live in, to reject GT boxes beyond it."""
         pred = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
-        _check_len("gt_boxes", gt_boxes, len(pred))
+        _in.check_len("gt_boxes", gt_boxes, len(pred))
         hits = [
-            _boxes.iou_xyxy(p[None], _clean_gt(g, i)).max() >= self.iou_threshold
+            _boxes.iou_xyxy(p[None], _in.clean_gt(g, i, image_shape)).max()
+            >= self.iou_threshold
             for i, (p, g) in enumerate(zip(pred, gt_boxes))
         ]
         self._accumulate(hits, top1_correct, top5_correct)
@@ -344,54 +313,98 @@ class LocalizationAccuracy:
 
 
 class PointingGame:
-    """Pointing game (SPN Sec. 4.2, following c-MWP): a hit when the pixel of
-    maximum response lies inside a GT box of the cued class or within ``tolerance``
-    pixels of it (Euclidean distance to the box); accuracy Hits / (Hits + Misses)
-    per class, averaged over classes (overall accuracy when no class ids are given).
+    """Pointing game (SPN Sec. 4.2, the protocol of Zhang et al., "Top-down Neural
+    Attention by Excitation Backprop"): a hit when the pixel of maximum response
+    lies inside a GT box of the cued class or within ``tolerance`` pixels of it
+    (Euclidean distance to the box), measured in *original-image* pixels; accuracy
+    Hits / (Hits + Misses) per class, and the result is the mean over classes.
+
+    The maps and boxes are at the network's resolution (H x W); with
+    ``original_sizes`` each image's distances are scaled by (orig_h / H,
+    orig_w / W) before the tolerance is applied, as if the map had been
+    upsampled to the image. Without them the tolerance is in map pixels, and
+    the result says so.
 
     Args:
         tolerance: pixels, default 15 (SPN's value for pointing without prediction).
     """
 
     def __init__(self, tolerance=15):
-        if tolerance < 0:
-            raise ValueError(f"tolerance must be >= 0, got {tolerance}")
+        if not np.isfinite(tolerance) or tolerance < 0:
+            raise ValueError(f"tolerance must be finite and >= 0, got {tolerance}")
         self.tolerance = float(tolerance)
         self.reset()
 
     def reset(self):
         self.hits = {}
         self.counts = {}
+        self.units = None
 
-    def update(self, scoremaps, gt_boxes, class_ids=None):
-        """Args: scoremaps [B, H, W]; gt_boxes B x [n_i, 4] xyxy; class_ids [B] (optional)."""
-        maps = _as_maps(scoremaps)
-        _check_len("gt_boxes", gt_boxes, len(maps))
+    def update(self, scoremaps, gt_boxes, class_ids=None, original_sizes=None):
+        """Accumulates a batch.
+
+        Args:
+            scoremaps: [B, H, W] maps of the cued class.
+            gt_boxes: B entries, each [n_i, 4] xyxy in the map's pixels.
+            class_ids: [B] cued class of each map (None: all one class, so the
+                result is the overall rate).
+            original_sizes: [B, 2] (height, width) of each image before it was
+                resized to H x W; None measures the tolerance in map pixels.
+        """
+        maps = _in.as_maps(scoremaps)
+        _in.check_len("gt_boxes", gt_boxes, len(maps))
         cls = (
             np.zeros(len(maps), np.int64)
             if class_ids is None
             else np.asarray(class_ids).reshape(-1)
         )
-        _check_len("class_ids", cls, len(maps))
+        _in.check_len("class_ids", cls, len(maps))
+        units = "map pixels" if original_sizes is None else "original-image pixels"
+        if self.units not in (None, units):
+            raise ValueError(
+                f"PointingGame: this batch measures the tolerance in {units}, earlier "
+                f"ones in {self.units}; pass original_sizes for every batch or none"
+            )
+        if original_sizes is None:
+            scale = np.ones((len(maps), 2))
+        else:
+            sizes = np.asarray(original_sizes, np.float64).reshape(-1, 2)
+            _in.check_len("original_sizes", sizes, len(maps))
+            bad = ~np.isfinite(sizes).all(axis=1) | (sizes <= 0).any(axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"original_sizes[{i}] must be a positive (height, width), "
+                    f"got {sizes[i].tolist()}"
+                )
+            scale = sizes / np.asarray(maps.shape[1:], np.float64)  # (sy, sx)
+        self.units = units
         for i, (m, g) in enumerate(zip(maps, gt_boxes)):
-            g = _clean_gt(g, i)
+            g = _in.clean_gt(g, i, m.shape)
             flat = np.nan_to_num(m, nan=-np.inf).ravel()
             y, x = np.unravel_index(int(np.argmax(flat)), m.shape)
             dx = np.maximum.reduce([g[:, 0] - x, np.zeros(len(g)), x - g[:, 2]])
             dy = np.maximum.reduce([g[:, 1] - y, np.zeros(len(g)), y - g[:, 3]])
-            hit = bool((np.hypot(dx, dy) <= self.tolerance).any())
+            dist = np.hypot(dx * scale[i, 1], dy * scale[i, 0])
+            hit = bool((dist <= self.tolerance).any())
             c = int(cls[i])
             self.hits[c] = self.hits.get(c, 0) + hit
             self.counts[c] = self.counts.get(c, 0) + 1
 
     def result(self):
+        """``pointing_game`` (mean of per-class accuracies, percent),
+        ``pointing_game_overall`` (all images pooled), the tolerance and its unit,
+        and the number of classes averaged."""
         if not self.counts:
             raise ValueError("PointingGame.result() called before any update")
-        per_class = [self.hits[c] / self.counts[c] for c in self.counts]
+        per_class = [self.hits[c] / self.counts[c] for c in sorted(self.counts)]
         overall = sum(self.hits.values()) / sum(self.counts.values())
         return {
             "pointing_game": 100.0 * float(np.mean(per_class)),
             "pointing_game_overall": 100.0 * overall,
+            "pointing_tolerance": self.tolerance,
+            "pointing_tolerance_unit": self.units,
+            "pointing_num_classes": len(per_class),
         }
 
 
@@ -416,19 +429,21 @@ class CorLoc:
         self.hits = np.zeros(self.num_classes, np.int64)
         self.counts = np.zeros(self.num_classes, np.int64)
 
-    def update(self, pred_boxes, gt_boxes, class_ids):
-        """Args: pred_boxes [B, 4] xyxy pixels; gt_boxes B x [n_i, 4]; class_ids [B]."""
+    def update(self, pred_boxes, gt_boxes, class_ids, image_shape=None):
+        """Args: pred_boxes [B, 4] xyxy pixels; gt_boxes B x [n_i, 4]; class_ids [B];
+        image_shape: (H, W) the boxes live in, to reject GT boxes beyond it."""
         pred = np.asarray(pred_boxes, dtype=np.float64).reshape(-1, 4)
         cls = np.asarray(class_ids).reshape(-1)
-        _check_len("gt_boxes", gt_boxes, len(pred))
-        _check_len("class_ids", cls, len(pred))
+        _in.check_len("gt_boxes", gt_boxes, len(pred))
+        _in.check_len("class_ids", cls, len(pred))
         if (cls < 0).any() or (cls >= self.num_classes).any():
             raise ValueError(
                 f"class_ids must be in [0, {self.num_classes}), got {cls.tolist()}"
             )
         for i, (p, g, c) in enumerate(zip(pred, gt_boxes, cls)):
             self.hits[c] += (
-                _boxes.iou_xyxy(p[None], _clean_gt(g, i)).max() >= self.iou_threshold
+                _boxes.iou_xyxy(p[None], _in.clean_gt(g, i, image_shape)).max()
+                >= self.iou_threshold
             )
             self.counts[c] += 1
 

@@ -20,6 +20,7 @@ from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras import evaluate
@@ -154,6 +155,7 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
 
 def train(config, workdir, strategy=None):
     """Trains `config` into `workdir`; returns (model, source, data_info)."""
+    config_checks.check_config(config)  # before anything is written
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
     if config.train.mixed_precision:

@@ -96,6 +96,9 @@ def _config(root, **kw):
     c.name = "cub"
     c.root = str(root)
     c.image_size = S
+    # These tests look training images up in "train"; the val holdout (the
+    # default) is tested in test_val_modes.
+    c.cub_val = "train_subset"
     for k, v in kw.items():
         setattr(c, k, v)
     return c
@@ -195,10 +198,16 @@ def test_val_modes(tmp_path):
     val = set(_by_id(sub, "val"))
     # One training image per class that has training images (classes 1 and 3).
     assert len(val) == 2
-    assert sub.num_examples("train") == 3  # val stays in train by default
+    assert sub.num_examples("train") == 3  # train_subset: val stays in train
+    default = wdata.default_data_config()
+    assert default.cub_val == "holdout"  # issue 9: val held out by default
     hold = wdata.get_source(_config(root, val_per_class=1, cub_val="holdout"))
-    assert hold.num_examples("train") == 1
-    assert set(_by_id(hold, "val")) == val  # same deterministic choice
+    # Holdout keeps one training image per class: class 1 (2 images) gives
+    # one to val, class 3 (1 image) none.
+    hold_val = set(_by_id(hold, "val"))
+    assert len(hold_val) == 1 and hold_val < val
+    assert hold.num_examples("train") == 2
+    assert not hold_val & set(_by_id(hold, "train"))
     test = wdata.get_source(_config(root, cub_val="test"))
     assert set(_by_id(test, "val")) == set(_by_id(test, "test"))
     with pytest.raises(ValueError, match="cub_val"):

@@ -36,6 +36,7 @@ def test_element_structure_dtypes_shapes():
         "mask": ((s, s), "uint8"),
         "has_mask": ((), "bool"),
         "image_id": ((), "string"),
+        "original_size": ((2,), "int32"),
     }
     assert set(spec) == set(expected)
     for k, (shape, dtype) in expected.items():

@@ -5,7 +5,8 @@ Every source yields unbatched elements (after a direct resize to S x S)::
     {"image": uint8 [S,S,3] RGB, "label": int32 [], "hierarchy": int32 [L],
      "boxes": float32 [MAX_BOXES,4] xyxy px (rows past num_boxes = -1),
      "num_boxes": int32 [], "mask": uint8 [S,S] (1 fg, 0 bg, 255 ignore),
-     "has_mask": bool [], "image_id": string []}
+     "has_mask": bool [], "image_id": string [],
+     "original_size": int32 [2] (height, width before the resize)}
 
 Pick a source with ``get_source(data_config)``; ``data_config.name`` is one of
 ``"synthetic"`` (built-in benchmark, :mod:`wsol_keras.data.synthetic`), ``"cub"``
@@ -49,10 +50,14 @@ def default_data_config() -> ml_collections.ConfigDict:
         fatal_decode_errors.
       hierarchy_file: explicit hierarchy file ("" = look for hierarchy.txt in
         metadata, then root; else build one automatically).
-      cub_val: CUB only: "train_subset" (val = val_per_class training images per
-        class, still used for training, like wsolevaluation's ILSVRC
-        train-fullsup), "holdout" (the same images removed from train) or "test".
+      cub_val: CUB only: "holdout" (val = val_per_class training images per
+        class, fixed seed, removed from train), "train_subset" (the same images
+        kept in train too) or "test".
       val_per_class: CUB only: images per class in val.
+      allow_outside_root: accept metadata paths that are absolute or leave the
+        root with "..".
+      strict_boxes: raise on a box outside the decoded image or of zero area
+        instead of clipping / dropping it with a counted warning.
       synthetic: the synthetic benchmark's sizes, seed and difficulty knobs.
     """
     c = ml_collections.ConfigDict()
@@ -64,8 +69,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.fatal_decode_errors = False
     c.validate_images = True
     c.hierarchy_file = ""
-    c.cub_val = "train_subset"
+    c.cub_val = "holdout"
     c.val_per_class = 5
+    c.allow_outside_root = False
+    c.strict_boxes = False
 
     s = ml_collections.ConfigDict()
     s.num_train = 1600

@@ -20,11 +20,13 @@ Splits: ``train`` (is_training_image = 1) and ``test`` (= 0), as in every paper.
 Choe et al. 2020, Sec. 4, uses separately collected full-supervision images,
 which are not part of the release). Choice (``data.cub_val``):
 
-* ``"train_subset"`` (default): ``data.val_per_class`` training images per class
-  (deterministic), which stay in ``train``. Like wsolevaluation's ILSVRC
-  train-fullsup split, the threshold is tuned on training images whose boxes the
-  classifier never saw, and the papers' training set is unchanged.
-* ``"holdout"``: the same images, removed from ``train``.
+* ``"holdout"`` (default): ``data.val_per_class`` training images per class
+  (chosen with a fixed seed, at most all but one of the class's training
+  images), removed from ``train``: the CAM threshold is tuned on images the
+  classifier never trained on, as wsolevaluation's ``train-fullsup`` images are
+  separate from its training images.
+* ``"train_subset"``: the same images, left in ``train`` too (the papers'
+  training set unchanged, but the threshold is tuned on training images).
 * ``"test"``: val is the test set (what the original papers effectively did).
 
 Class hierarchy: see :mod:`wsol_keras.data.hierarchy` (hierarchy.txt in root if
@@ -39,11 +41,13 @@ from typing import Dict, List
 import numpy as np
 
 from wsol_keras.data import hierarchy as hier_lib
+from wsol_keras.data import checks
 from wsol_keras.data import pipeline
 from wsol_keras.data.textfiles import check_box
 from wsol_keras.data.textfiles import expect_fields
 from wsol_keras.data.textfiles import parse_number
 from wsol_keras.data.textfiles import read_lines
+from wsol_keras.data.textfiles import safe_join
 
 CUB_VAL_MODES = ("train_subset", "holdout", "test")
 _VAL_SEED = 20110611
@@ -151,7 +155,10 @@ class CUBSource(pipeline.FileSource):
             check_box(box, j("bounding_boxes.txt"), bln)
             seg = os.path.join(seg_dir, os.path.splitext(rel)[0] + ".png")
             info[iid] = dict(
-                path=os.path.join(root, "images", rel),
+                path=safe_join(
+                    os.path.join(root, "images"), rel, f"{j('images.txt')}:{ln}",
+                    bool(data_config.get("allow_outside_root", False)),
+                ),
                 label=class_index[cid],
                 box=box,
                 mask=seg if os.path.isfile(seg) else "",
@@ -160,6 +167,11 @@ class CUBSource(pipeline.FileSource):
             )
             per_split["train" if is_train else "test"].append(iid)
 
+        checks.warn_duplicate_files(
+            [info[i]["path"] for i in sorted(info)],
+            [info[i]["origin"] for i in sorted(info)],
+            j("images.txt"),
+        )
         val_ids = self._val_ids(per_split, info, mode, int(data_config.val_per_class))
         if mode == "holdout":
             held = set(val_ids)
@@ -190,7 +202,10 @@ class CUBSource(pipeline.FileSource):
         hierarchy = hier_lib.resolve_hierarchy(
             class_ids, names, str(data_config.hierarchy_file), [root]
         )
-        super().__init__(data_config, names, hierarchy, records)
+        declared = {"train_subset": [("train", "val")], "test": [("val", "test")]}
+        super().__init__(
+            data_config, names, hierarchy, records, declared.get(mode, ())
+        )
         self.root = root
 
     @staticmethod
@@ -204,8 +219,10 @@ class CUBSource(pipeline.FileSource):
             by_class.setdefault(info[iid]["label"], []).append(iid)
         rng = np.random.default_rng(_VAL_SEED)
         chosen = []
+        # holdout keeps at least one training image of every class
+        keep = 1 if mode == "holdout" else 0
         for c in sorted(by_class):
             ids = by_class[c]
-            pick = rng.permutation(len(ids))[: min(per_class, len(ids))]
+            pick = rng.permutation(len(ids))[: min(per_class, len(ids) - keep)]
             chosen.extend(ids[k] for k in sorted(pick))
         return sorted(chosen)

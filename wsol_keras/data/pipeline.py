@@ -14,6 +14,12 @@ out of the split, so an epoch can never crash half-way; with
 metadata line. With ``validate_images=False`` the check is skipped and failing
 elements are dropped by ``Dataset.ignore_errors`` (logged by TF, not counted).
 
+Ground-truth boxes are checked against the decoded size in that same pass
+(:mod:`wsol_keras.data.checks`): boxes reaching outside the image are clipped and
+zero-area boxes dropped, with a counted warning (``data.strict_boxes=True``
+raises instead, naming the metadata line). With ``validate_images=False`` boxes
+are not checked.
+
 Resizing follows wsolevaluation: a direct (aspect-changing) resize of the whole
 image to S x S (bilinear, antialiased), boxes scaled by S/w and S/h, masks resized
 with nearest neighbour.
@@ -28,6 +34,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 from absl import logging
+
+from wsol_keras.data import checks
 
 MAX_BOXES = 16
 
@@ -44,6 +52,9 @@ def element_spec(image_size: int, hierarchy_levels: int) -> Dict[str, tf.TensorS
         "mask": tf.TensorSpec([s, s], tf.uint8),
         "has_mask": tf.TensorSpec([], tf.bool),
         "image_id": tf.TensorSpec([], tf.string),
+        # (height, width) of the image before the resize to S x S, for metrics
+        # measured in original-image pixels (the pointing game's tolerance).
+        "original_size": tf.TensorSpec([2], tf.int32),
     }
 
 
@@ -112,7 +123,7 @@ class Records:
 
     Boxes are in the original image's pixels; ``mask_paths`` is [N, M] padded with
     "" (M >= 1); ``origin`` names the metadata file and line of each image, for
-    error messages.
+    error messages; ``box_origin`` (optional) the file and line of each box.
     """
 
     paths: List[str]
@@ -123,6 +134,7 @@ class Records:
     ignore_paths: np.ndarray
     image_ids: List[str]
     origin: List[str]
+    box_origin: Optional[List[List[str]]] = None
 
     def __len__(self):
         return len(self.paths)
@@ -138,6 +150,7 @@ class Records:
             self.ignore_paths[index],
             [self.image_ids[i] for i in index],
             [self.origin[i] for i in index],
+            None if self.box_origin is None else [self.box_origin[i] for i in index],
         )
 
 
@@ -241,6 +254,7 @@ def make_loader(size: int, hierarchy: np.ndarray, mask_threshold: int):
             "mask": tf.ensure_shape(mask, [size, size]),
             "has_mask": num_masks > 0,
             "image_id": image_id,
+            "original_size": tf.stack([h, w]),
         }
 
     return load
@@ -266,14 +280,22 @@ class FileSource(DataSource):
     mask_threshold = 127
 
     def __init__(
-        self, data_config, class_names, hierarchy, records: Dict[str, Records]
+        self,
+        data_config,
+        class_names,
+        hierarchy,
+        records: Dict[str, Records],
+        declared_overlap=(),
     ):
+        """``declared_overlap``: split pairs that share images by the config's
+        choice (logged at info level instead of a warning)."""
         super().__init__(
             class_names, hierarchy, tuple(records), int(data_config.image_size)
         )
         self._records = records
         self._fatal = bool(data_config.fatal_decode_errors)
         self._validate = bool(data_config.validate_images) or self._fatal
+        self._strict_boxes = bool(data_config.get("strict_boxes", False))
         self._valid: Dict[str, Records] = {}
         self._skipped: Dict[str, List[str]] = {}
         self._loader = make_loader(self.image_size, self.hierarchy, self.mask_threshold)
@@ -284,6 +306,10 @@ class FileSource(DataSource):
                     f"split {split}: label {int(bad[0])} outside "
                     f"[0, {self.num_classes})"
                 )
+            checks.warn_duplicate_files(rec.paths, rec.origin, f"split {split}")
+        checks.warn_split_overlap(
+            {k: r.paths for k, r in records.items()}, declared_overlap
+        )
 
     def _validated(self, split: str) -> Records:
         self._check_split(split)
@@ -303,8 +329,10 @@ class FileSource(DataSource):
             num_parallel_calls=tf.data.AUTOTUNE,
         ).ignore_errors()
         ok = np.zeros((n,), bool)
-        for i, _ in ds.as_numpy_iterator():
+        sizes = np.zeros((n, 2), np.int64)
+        for i, (_, hw) in ds.as_numpy_iterator():
             ok[i] = True
+            sizes[i] = hw
         bad = np.flatnonzero(~ok)
         skipped = []
         for i in bad:
@@ -322,7 +350,14 @@ class FileSource(DataSource):
                 n,
             )
         self._skipped[split] = skipped
-        self._valid[split] = rec.take(np.flatnonzero(ok))
+        kept = np.flatnonzero(ok)
+        rec = rec.take(kept)
+        # Boxes can only be checked against the decoded size (metadata sizes
+        # may be wrong), so this happens here, with validate_images on.
+        rec.boxes, rec.num_boxes = checks.fit_boxes_to_images(
+            rec, sizes[kept], self._strict_boxes, split
+        )
+        self._valid[split] = rec
         return self._valid[split]
 
     def num_examples(self, split: str) -> int:
@@ -350,9 +385,11 @@ class FileSource(DataSource):
 
 
 def _checksum(element) -> tf.Tensor:
-    return tf.reduce_sum(tf.cast(element["image"], tf.int64)) + tf.reduce_sum(
+    """(pixel checksum, decoded (h, w)); the checksum keeps the decode ops alive."""
+    total = tf.reduce_sum(tf.cast(element["image"], tf.int64)) + tf.reduce_sum(
         tf.cast(element["mask"], tf.int64)
     )
+    return total, element["original_size"]
 
 
 def _decode_error(path: str, mask_paths, ignore_path: str) -> str:

@@ -59,5 +59,7 @@ class SyntheticSource(DataSource):
                 "mask": a["mask"],
                 "has_mask": np.ones((n,), bool),
                 "image_id": a["image_id"].astype(str),
+                # rendered at S x S: the original size is the delivered one
+                "original_size": np.full((n, 2), self.image_size, np.int32),
             }
         )

@@ -7,14 +7,44 @@ from typing import Iterator, List, Sequence, Tuple
 
 
 def read_lines(path: str) -> Iterator[Tuple[int, str]]:
-    """Yields (1-based line number, stripped line) for non-empty lines."""
+    """Yields (1-based line number, stripped line) for non-empty lines.
+
+    Text is UTF-8; a leading byte-order mark (Windows editors write one) is
+    dropped, so it neither breaks the first id nor hides an invisible U+FEFF in a
+    path. A byte that is not UTF-8 (e.g. Latin-1) raises naming file and line.
+    """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"metadata file {path} does not exist")
-    with open(path, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for ln, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if ln == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(
+                    f"{path}:{ln}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at "
+                    f"column {e.start + 1}); save the file as UTF-8"
+                ) from None
             line = line.strip()
             if line:
                 yield ln, line
+
+
+def safe_join(root: str, rel: str, where: str, allow_outside: bool) -> str:
+    """``root``/``rel``, refusing a path that leaves ``root`` unless allowed.
+
+    A metadata line with an absolute path or ``..`` would silently read files
+    outside the data folder (a copied metadata set pointing at another data
+    set, or a hostile one); ``data.allow_outside_root=True`` permits it.
+    """
+    norm = os.path.normpath(rel)
+    if not allow_outside and (
+        os.path.isabs(rel) or norm == os.pardir or norm.startswith(os.pardir + os.sep)
+    ):
+        raise ValueError(
+            f"{where}: path {rel!r} points outside data.root ({root}); "
+            "set data.allow_outside_root=True to allow it"
+        )
+    return rel if os.path.isabs(rel) else os.path.join(root, rel)
 
 
 def split_fields(line: str, sep: str) -> List[str]:

@@ -12,7 +12,9 @@
                                                  ignore path may be empty)
 
 Image paths are relative to ``data.root``; mask paths to ``data.mask_root`` (or
-``data.root`` if empty). Masks follow wsolevaluation: each instance mask is
+``data.root`` if empty). Absolute paths and paths climbing out with ``..`` are
+refused unless ``data.allow_outside_root``. A conflicting second label line for
+an image, or labels leaving a class without any image, raise. Masks follow wsolevaluation: each instance mask is
 resized (nearest) and binarized (> 0), instances are OR-ed, and ignore-region
 pixels that are not foreground become 255. Boxes are scaled with the *decoded*
 image's size (image_sizes.txt is only validated; the decoded size is what the
@@ -27,13 +29,16 @@ import os
 from typing import Dict, List, Tuple
 
 import numpy as np
+from absl import logging
 
 from wsol_keras.data import hierarchy as hier_lib
+from wsol_keras.data import checks
 from wsol_keras.data import pipeline
 from wsol_keras.data.textfiles import check_box
 from wsol_keras.data.textfiles import expect_fields
 from wsol_keras.data.textfiles import parse_number
 from wsol_keras.data.textfiles import read_lines
+from wsol_keras.data.textfiles import safe_join
 from wsol_keras.data.textfiles import split_fields
 
 _SPLIT_ORDER = ("train", "val", "test")
@@ -57,7 +62,7 @@ def _find_splits(meta: str) -> List[str]:
     ]
 
 
-def _parse_split(d: str, root: str, mask_root: str):
+def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False):
     ids_file = os.path.join(d, "image_ids.txt")
     paths: List[str] = []
     line_of: Dict[str, int] = {}
@@ -78,6 +83,7 @@ def _parse_split(d: str, root: str, mask_root: str):
 
     lab_file = os.path.join(d, "class_labels.txt")
     labels: Dict[str, int] = {}
+    label_line: Dict[str, int] = {}
     for ln, line in read_lines(lab_file):
         f = split_fields(line, ",")
         expect_fields(f, (2,), lab_file, ln, "'path,label'")
@@ -85,7 +91,13 @@ def _parse_split(d: str, root: str, mask_root: str):
         lab = parse_number(f[1], lab_file, ln, "label", int)
         if lab < 0:
             raise ValueError(f"{lab_file}:{ln}: label must be >= 0, got {lab}")
+        if f[0] in labels:  # a second line would silently win
+            raise ValueError(
+                f"{lab_file}:{ln}: image {f[0]} labelled again: label {lab} here, "
+                f"label {labels[f[0]]} at line {label_line[f[0]]}"
+            )
         labels[f[0]] = lab
+        label_line[f[0]] = ln
     missing = [p for p in paths if p not in labels]
     if missing:
         raise ValueError(
@@ -106,6 +118,7 @@ def _parse_split(d: str, root: str, mask_root: str):
                     )
 
     boxes: Dict[str, List[Tuple[float, ...]]] = {p: [] for p in paths}
+    box_where: Dict[str, List[str]] = {p: [] for p in paths}
     masks: Dict[str, List[str]] = {p: [] for p in paths}
     ignore: Dict[str, str] = {p: "" for p in paths}
     loc_file = os.path.join(d, "localization.txt")
@@ -133,17 +146,18 @@ def _parse_split(d: str, root: str, mask_root: str):
                 )
                 check_box(b, loc_file, ln)
                 boxes[f[0]].append(b)
+                box_where[f[0]].append(f"{loc_file}:{ln}")
             else:
                 if not f[1]:
                     raise ValueError(f"{loc_file}:{ln}: empty mask path")
-                mp = pipeline.relpath_join(mask_root, f[1])
+                mp = safe_join(mask_root, f[1], f"{loc_file}:{ln}", allow_outside)
                 if not os.path.isfile(mp):
                     raise FileNotFoundError(
                         f"mask {mp} listed at {loc_file}:{ln} does not exist"
                     )
                 masks[f[0]].append(mp)
                 if len(f) == 3 and f[2]:
-                    ip = pipeline.relpath_join(mask_root, f[2])
+                    ip = safe_join(mask_root, f[2], f"{loc_file}:{ln}", allow_outside)
                     if not os.path.isfile(ip):
                         raise FileNotFoundError(
                             f"ignore mask {ip} listed at {loc_file}:{ln} does not exist"
@@ -153,7 +167,9 @@ def _parse_split(d: str, root: str, mask_root: str):
     origin = [f"{ids_file}:{line_of[p]}" for p in paths]
     b, nb = pipeline.pad_boxes([boxes[p] for p in paths], origin)
     rec = pipeline.Records(
-        paths=[pipeline.relpath_join(root, p) for p in paths],
+        paths=[
+            safe_join(root, p, f"{ids_file}:{line_of[p]}", allow_outside) for p in paths
+        ],
         labels=np.asarray([labels[p] for p in paths], np.int32).reshape(-1),
         boxes=b,
         num_boxes=nb,
@@ -161,9 +177,10 @@ def _parse_split(d: str, root: str, mask_root: str):
         ignore_paths=np.asarray([ignore[p] for p in paths], object).reshape(-1),
         image_ids=list(paths),
         origin=origin,
+        box_origin=[box_where[p][: pipeline.MAX_BOXES] for p in paths],
     )
     pipeline.check_files_exist(rec.paths, rec.origin, "image")
-    return rec
+    return rec, [f"{lab_file}:{label_line[p]}" for p in paths]
 
 
 def _class_names(dirs: List[str], num_labels: int) -> List[str]:
@@ -175,8 +192,33 @@ def _class_names(dirs: List[str], num_labels: int) -> List[str]:
                 raise ValueError(
                     f"{p}: {len(names)} names, but labels go up to " f"{num_labels - 1}"
                 )
-            return names
-    return [f"class_{i}" for i in range(num_labels)]
+            return names, p
+    return [f"class_{i}" for i in range(num_labels)], None
+
+
+def _check_no_empty_class(parsed, num_classes: int, names_file) -> None:
+    """A label typo (17 for 1) silently creates classes without images: refuse,
+    unless class_names.txt declares the classes (e.g. metadata of an evaluation
+    split only), then warn with the count."""
+    empty = checks.empty_classes(
+        {s: rec.labels for s, (rec, _) in parsed.items()}, num_classes
+    )
+    if empty and names_file:
+        logging.warning(
+            "%d of the %d classes named in %s have no image in any split (e.g. %s)",
+            len(empty), num_classes, names_file, empty[:5],
+        )
+    elif empty:
+        top = max(
+            ((int(lab), where[i]) for rec, where in parsed.values()
+             for i, lab in enumerate(rec.labels)),
+        )
+        raise ValueError(
+            f"{len(empty)} class(es) have no image in any split (labels "
+            f"{empty[:5]}{' ...' if len(empty) > 5 else ''}); labels are 0-based "
+            f"and dense, and the highest, {top[0]}, is at {top[1]}: a typo? (a "
+            "class_names.txt naming every class allows classes without images)"
+        )
 
 
 class WSOLMetadataSource(pipeline.FileSource):
@@ -193,14 +235,17 @@ class WSOLMetadataSource(pipeline.FileSource):
                 f"data.root={root!r} is not a directory (the image root)"
             )
         mask_root = str(data_config.mask_root) or root
-        records = {
-            s: _parse_split(os.path.join(meta, s), root, mask_root)
+        allow = bool(data_config.get("allow_outside_root", False))
+        parsed = {
+            s: _parse_split(os.path.join(meta, s), root, mask_root, allow)
             for s in _find_splits(meta)
         }
+        records = {s: rec for s, (rec, _) in parsed.items()}
         num_labels = 1 + max(
             [int(r.labels.max()) for r in records.values() if len(r)] + [-1]
         )
-        names = _class_names([meta, root], num_labels)
+        names, names_file = _class_names([meta, root], num_labels)
+        _check_no_empty_class(parsed, len(names), names_file)
         hierarchy = hier_lib.resolve_hierarchy(
             list(range(len(names))),
             names,

@@ -1,0 +1,141 @@
+"""Consistency checks of parsed metadata that no single line can show.
+
+Each ends in a counted warning (the data stays usable and the count says how
+much is odd) or, where the result would be silently wrong, an error naming the
+file and line:
+
+* one file listed under several ids in a split, and images shared between
+  splits (e.g. a test split equal to the train split): counted warnings;
+* ground-truth boxes reaching outside the decoded image, or with zero area:
+  clipped / dropped with a count, or an error with ``data.strict_boxes=True``.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from typing import Dict, Iterable, List, Sequence, Tuple
+
+import numpy as np
+from absl import logging
+
+
+def _key(path: str) -> str:
+    return os.path.normcase(os.path.normpath(os.path.abspath(path)))
+
+
+def warn_duplicate_files(paths: Sequence[str], origins: Sequence[str], scope: str) -> int:
+    """Warns when several entries of ``scope`` name one file; returns the number of files."""
+    where = collections.defaultdict(list)
+    for p, o in zip(paths, origins):
+        where[_key(p)].append(o)
+    dups = {k: v for k, v in where.items() if len(v) > 1}
+    if dups:
+        k, v = next(iter(dups.items()))
+        logging.warning(
+            "%s: %d file(s) listed under 2 ids or more (%d entries in all), "
+            "e.g. %s at %s; they count (and train) more than once",
+            scope,
+            len(dups),
+            sum(len(v) for v in dups.values()),
+            k,
+            ", ".join(v),
+        )
+    return len(dups)
+
+
+def warn_split_overlap(
+    split_paths: Dict[str, Sequence[str]], declared: Iterable[Tuple[str, str]] = ()
+) -> Dict[Tuple[str, str], int]:
+    """Counts the images each pair of splits shares; warns unless the pair is
+    ``declared`` (an overlap the config asked for, logged at info level)."""
+    declared = {tuple(sorted(p)) for p in declared}
+    keys = {s: {_key(p) for p in ps} for s, ps in split_paths.items()}
+    names = list(split_paths)
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            shared = keys[a] & keys[b]
+            if not shared:
+                continue
+            out[(a, b)] = len(shared)
+            log = logging.info if tuple(sorted((a, b))) in declared else logging.warning
+            log(
+                "splits %s and %s share %d image(s) (%d and %d in all), e.g. %s",
+                a,
+                b,
+                len(shared),
+                len(keys[a]),
+                len(keys[b]),
+                min(shared),
+            )
+    return out
+
+
+def fit_boxes_to_images(rec, sizes_hw: np.ndarray, strict: bool, split: str):
+    """Clips ``rec``'s boxes to each decoded image (H, W) and drops zero-area ones.
+
+    Args:
+      rec: :class:`~wsol_keras.data.pipeline.Records` (boxes in original pixels).
+      sizes_hw: int [N, 2] decoded (height, width) of each row.
+      strict: raise instead of clipping / dropping.
+      split: split name for the counted warning.
+
+    Returns:
+      (boxes [N, MAX, 4], num_boxes [N]) to use instead of ``rec``'s.
+    """
+    boxes = rec.boxes.copy()
+    counts = rec.num_boxes.copy()
+    # Vectorized over the real boxes only (ILSVRC has ~1.2 M rows); only bad
+    # boxes go through the Python loop.
+    rows, cols = np.nonzero(np.arange(boxes.shape[1])[None, :] < counts[:, None])
+    b = boxes[rows, cols].astype(np.float64)  # [V, 4]
+    hw = np.asarray(sizes_hw, np.float64)[rows]  # [V, 2]
+    c = b.copy()
+    c[:, 0], c[:, 2] = np.minimum(b[:, 0], hw[:, 1]), np.minimum(b[:, 2], hw[:, 1])
+    c[:, 1], c[:, 3] = np.minimum(b[:, 1], hw[:, 0]), np.minimum(b[:, 3], hw[:, 0])
+    empty = (c[:, 2] <= c[:, 0]) | (c[:, 3] <= c[:, 1])
+    moved = (c != b).any(axis=1) & ~empty
+    clipped, dropped = int(moved.sum()), int(empty.sum())
+    example = None
+    for k in np.flatnonzero(empty | moved):
+        i, j = rows[k], cols[k]
+        where = rec.box_origin[i][j] if rec.box_origin else rec.origin[i]
+        inside = not (c[k] != b[k]).any()
+        what = (
+            "has zero area" + (" inside the image" if inside else " once clipped to the image")
+            if empty[k]
+            else "reaches outside the image"
+        )
+        msg = (
+            f"{where}: box x0,y0,x1,y1=({', '.join(f'{v:.1f}' for v in b[k])}) "
+            f"{what} ({rec.paths[i]} decodes to {int(hw[k, 1])} x {int(hw[k, 0])}, W x H)"
+        )
+        if strict:
+            raise ValueError(msg + " [data.strict_boxes=True]")
+        example = example or msg
+    boxes[rows, cols] = c.astype(np.float32)
+    for i in np.unique(rows[empty]):  # compact the rows that lost a box
+        start = np.searchsorted(rows, i)  # rows is sorted: row i is contiguous
+        keep = boxes[i, : counts[i]][~empty[start : start + counts[i]]]
+        boxes[i] = -1
+        boxes[i, : len(keep)] = keep
+        counts[i] = len(keep)
+    if clipped or dropped:
+        logging.warning(
+            "split %s: clipped %d box(es) to the decoded image and dropped %d "
+            "box(es) with zero area (e.g. %s); set data.strict_boxes=True to raise",
+            split,
+            clipped,
+            dropped,
+            example,
+        )
+    return boxes, counts
+
+
+def empty_classes(labels_per_split: Dict[str, np.ndarray], num_classes: int) -> List[int]:
+    """Class ids in [0, num_classes) without an image in any split."""
+    seen = np.zeros(num_classes, bool)
+    for lab in labels_per_split.values():
+        seen[np.asarray(lab, np.int64)] = True
+    return np.flatnonzero(~seen).tolist()
