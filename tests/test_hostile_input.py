@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from wsol_keras import config_base
+from wsol_keras.configs import base as config_base
 from wsol_keras import config_checks
 from wsol_keras import data as wdata
 from wsol_keras import metrics

@@ -97,6 +97,14 @@ def leaves(config, prefix=""):
     return out
 
 
+# Values changed on purpose after the pin, each with its reason: field -> new value.
+# Everything else pinned from main fd69132 must stay; new fields may be added.
+CHANGED_ON_PURPOSE = {
+    # Issue 9.2: a raw CUB folder's val split is held out of training.
+    "data.cub_val": "holdout",
+}
+
+
 def test_effective_configs_are_unchanged_since_defaults_moved_to_constructors():
     with open(PINNED) as f:
         pinned = json.load(f)
@@ -104,13 +112,18 @@ def test_effective_configs_are_unchanged_since_defaults_moved_to_constructors():
     for path in CONFIGS:
         for arg in (None, "smoke"):
             now[f"{os.path.basename(path)[:-3]}:{arg}"] = leaves(load(path, arg))
-    assert sorted(now) == sorted(pinned)
+    assert set(pinned) <= set(now)
     for name, fields in pinned.items():
-        changed = {
-            f: (v, now[name].get(f)) for f, v in fields.items() if now[name].get(f) != v
+        expected = {
+            f: ([CHANGED_ON_PURPOSE[f], v[1]] if f in CHANGED_ON_PURPOSE else v)
+            for f, v in fields.items()
         }
-        added = sorted(set(now[name]) - set(fields))
-        assert not changed and not added, (name, changed, added)
+        changed = {
+            f: (v, now[name].get(f))
+            for f, v in expected.items()
+            if now[name].get(f) != v
+        }
+        assert not changed, (name, changed)
 
 
 def test_checkout_configs_link_points_at_the_package_configs():
