@@ -78,6 +78,8 @@ def data_info_of(source, config):
         # [C, L] ancestors of each leaf class, nearest parent first (DANet).
         "ancestors": np.asarray(source.hierarchy, np.int64).tolist(),
         "image_size": int(config.data.image_size),
+        # VOC / COCO: multi-hot labels; single-label methods refuse it.
+        "multi_label": bool(getattr(source, "multi_label", False)),
     }
 
 
