@@ -1,0 +1,110 @@
+"""data.name='voc': a generated VOC folder (Annotations/*.xml, ImageSets/Main, JPEGImages)."""
+
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from wsol_keras import data as data_lib
+from wsol_keras.data import multilabel as ml
+
+S = 32
+
+
+def _xml(w, h, objects):
+    objs = "".join(
+        f"<object><name>{n}</name><pose>Left</pose><truncated>0</truncated>"
+        f"<difficult>{int(d)}</difficult><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin>"
+        f"<xmax>{b[2]}</xmax><ymax>{b[3]}</ymax></bndbox></object>"
+        for n, d, b in objects
+    )
+    return (f"<annotation><folder>VOC2007</folder><size><width>{w}</width>"
+            f"<height>{h}</height><depth>3</depth></size>{objs}</annotation>")
+
+
+def make_voc(root, images, sets):
+    for d in ("Annotations", "ImageSets/Main", "JPEGImages"):
+        os.makedirs(os.path.join(root, d), exist_ok=True)
+    for iid, (w, h, objects) in images.items():
+        with open(os.path.join(root, "Annotations", iid + ".xml"), "w") as f:
+            f.write(_xml(w, h, objects))
+        img = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+        cv2.imwrite(os.path.join(root, "JPEGImages", iid + ".jpg"), img)
+    for name, ids in sets.items():
+        with open(os.path.join(root, "ImageSets", "Main", name + ".txt"), "w") as f:
+            f.write("\n".join(ids) + "\n")
+    return str(root)
+
+
+IMAGES = {
+    "000001": (100, 50, [("dog", 0, (10, 5, 60, 45)), ("person", 1, (1, 1, 20, 30))]),
+    "000002": (80, 80, [("dog", 0, (8, 8, 40, 40)), ("dog", 0, (40, 40, 80, 80))]),
+    "000003": (64, 48, [("tvmonitor", 0, (0, 0, 63, 47))]),
+}
+
+
+def _cfg(root, **kw):
+    c = data_lib.default_data_config()
+    c.name = "voc"
+    c.root = root
+    c.image_size = S
+    c.split_map = "train=trainval,test=test"
+    for k, v in kw.items():
+        c[k] = v
+    return c
+
+
+def test_voc_folder_elements(tmp_path):
+    root = make_voc(tmp_path, IMAGES, {"trainval": ["000001", "000002"], "test": ["000003"]})
+    source = data_lib.get_source(_cfg(root))
+    assert source.multi_label and source.class_names == list(ml.VOC_CLASSES)
+    assert source.num_examples("train") == 2
+    els = list(source.dataset("train").as_numpy_iterator())
+    dog, person = ml.VOC_CLASSES.index("dog"), ml.VOC_CLASSES.index("person")
+    e = els[0]
+    assert e["image_id"] == b"000001"
+    expect = np.zeros(20, np.int32)
+    expect[[dog, person]] = 1  # the difficult person still counts for the label
+    np.testing.assert_array_equal(e["label"], expect)
+    # 100 x 50 image -> S=32: x * 32/100, y * 32/50; VOC numbers kept as written.
+    np.testing.assert_allclose(
+        e["object_boxes"][:2],
+        [[10 * 0.32, 5 * 0.64, 60 * 0.32, 45 * 0.64], [1 * 0.32, 1 * 0.64, 20 * 0.32, 30 * 0.64]],
+        rtol=1e-5,
+    )
+    np.testing.assert_array_equal(e["object_labels"][:3], [dog, person, -1])
+    np.testing.assert_array_equal(e["object_difficult"][:2], [False, True])
+    np.testing.assert_array_equal(e["original_size"], [50, 100])
+    assert e["num_objects"] == 2 and e["num_boxes"] == 2
+    assert e["label"].sum() == 2 and els[1]["label"][dog] == 1 and els[1]["label"].sum() == 1
+    ann = source.annotations("train")
+    np.testing.assert_array_equal(ann[1]["boxes"], [[8, 8, 40, 40], [40, 40, 80, 80]])
+
+
+def test_voc_errors_name_the_file(tmp_path):
+    images = dict(IMAGES)
+    images["000004"] = (10, 10, [("unicorn", 0, (0, 0, 5, 5))])
+    root = make_voc(tmp_path, images, {"trainval": ["000004"], "test": ["000003"]})
+    with pytest.raises(ValueError, match=r"000004\.xml.*unicorn"):
+        data_lib.get_source(_cfg(root))
+    root2 = make_voc(tmp_path / "b", IMAGES, {"trainval": ["000001", "000009"], "test": ["000003"]})
+    with pytest.raises(FileNotFoundError, match=r"000009.*trainval\.txt:2"):
+        data_lib.get_source(_cfg(root2))
+    images3 = {"000005": (10, 10, [("dog", 0, (6, 0, 5, 5))])}
+    root3 = make_voc(tmp_path / "c", images3, {"trainval": ["000005"], "test": ["000005"]})
+    with pytest.raises(ValueError, match=r"000005\.xml: <object> #1 invalid box"):
+        data_lib.get_source(_cfg(root3))
+
+
+def test_voc_and_tfds_voc_boxes_agree():
+    # TFDS's voc builder stores (ymin/h, xmin/w, ymax/h, xmax/w) of the XML's numbers;
+    # converted back they equal the folder source's boxes.
+    import tensorflow as tf
+    from wsol_keras.data import tfds_source
+
+    h, w = 50, 100
+    xml_box = np.array([10, 5, 60, 45], np.float32)
+    tfds_box = np.array([[5 / h, 10 / w, 45 / h, 60 / w]], np.float32)
+    out = tfds_source._yxyx_to_xyxy_px(tf.constant(tfds_box), h, w).numpy()
+    np.testing.assert_allclose(out[0], xml_box, rtol=1e-6)
