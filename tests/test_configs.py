@@ -7,6 +7,7 @@ import os
 import pytest
 
 from wsol_keras import config_base
+from wsol_keras import data as data_lib
 from wsol_keras import methods
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -35,7 +36,7 @@ def test_config_loads_and_names_a_registered_method(path):
     for arg in (None, "smoke"):
         config = load(path, arg)
         assert config.method.name in methods.METHODS
-        assert config.data.name in ("synthetic", "cub", "wsol_metadata")
+        assert config.data.name in data_lib.SOURCES
 
 
 @pytest.mark.parametrize(

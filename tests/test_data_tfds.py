@@ -71,7 +71,7 @@ def test_multilabel_builders(mock, name, difficult_key):
         obj = ex["objects"]
         k = min(len(obj["label"]), len(obj["bbox"]), len(obj[difficult_key]))
         expect = np.zeros(source.num_classes, np.int32)
-        expect[obj["label"][:k]] = 1
+        expect[obj["label"][:k][~obj[difficult_key][:k]]] = 1  # difficult: not positive
         np.testing.assert_array_equal(el["label"], expect)
         n = min(k, ml.MAX_OBJECTS)
         assert el["num_objects"] == n

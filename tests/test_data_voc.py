@@ -65,7 +65,7 @@ def test_voc_folder_elements(tmp_path):
     e = els[0]
     assert e["image_id"] == b"000001"
     expect = np.zeros(20, np.int32)
-    expect[[dog, person]] = 1  # the difficult person still counts for the label
+    expect[dog] = 1  # the only person is difficult: a negative, as SPN.pytorch trains
     np.testing.assert_array_equal(e["label"], expect)
     # 100 x 50 image -> S=32: x * 32/100, y * 32/50; VOC numbers kept as written.
     np.testing.assert_allclose(
@@ -77,7 +77,7 @@ def test_voc_folder_elements(tmp_path):
     np.testing.assert_array_equal(e["object_difficult"][:2], [False, True])
     np.testing.assert_array_equal(e["original_size"], [50, 100])
     assert e["num_objects"] == 2 and e["num_boxes"] == 2
-    assert e["label"].sum() == 2 and els[1]["label"][dog] == 1 and els[1]["label"].sum() == 1
+    assert e["label"].sum() == 1 and els[1]["label"][dog] == 1 and els[1]["label"].sum() == 1
     ann = source.annotations("train")
     np.testing.assert_array_equal(ann[1]["boxes"], [[8, 8, 40, 40], [40, 40, 80, 80]])
 
@@ -108,3 +108,45 @@ def test_voc_and_tfds_voc_boxes_agree():
     tfds_box = np.array([[5 / h, 10 / w, 45 / h, 60 / w]], np.float32)
     out = tfds_source._yxyx_to_xyxy_px(tf.constant(tfds_box), h, w).numpy()
     np.testing.assert_allclose(out[0], xml_box, rtol=1e-6)
+
+
+def test_voc07_spn_config_is_the_released_setting():
+    from configs import voc07_vgg16_spn
+
+    c = voc07_vgg16_spn.get_config()
+    assert c.data.name == "voc" and c.method.name == "spn" and c.method.multi_label
+    # runme.sh / demo_voc2007.py / engine.py: lr 0.01 one group, batch 16, 20 epochs,
+    # /10 at epoch 10, SGD momentum 0.9, wd 5e-4, warp to S+30 and crop S.
+    assert (c.train.learning_rate, c.train.head_lr_multiplier) == (0.01, 1.0)
+    assert (c.train.batch_size, c.train.epochs, c.train.lr_decay_epochs) == (16, 20, 10)
+    assert c.train.optimizer == "sgd" and c.train.momentum == 0.9
+    assert c.train.weight_decay == pytest.approx(5e-4)
+    assert c.train.crop_scale == pytest.approx(254 / 224)
+
+
+@pytest.mark.slow
+def test_voc07_spn_smoke_trains_and_runs_the_spn_protocol(tmp_path):
+    from configs import voc07_vgg16_spn
+    from wsol_keras import multilabel_eval
+    from wsol_keras import train
+
+    root = make_voc(tmp_path / "voc", IMAGES, {"trainval": ["000001", "000002", "000003"], "test": ["000001", "000003"]})
+    config = voc07_vgg16_spn.get_config("smoke")
+    config.data.root = root
+    config.data.image_size = S
+    config.model.backbone = "small_cnn"
+    config.model.weights = None
+    config.method.num_maps = 16
+    config.train.batch_size = 2
+    config.eval.batch_size = 2
+    model, source, info = train.train(config, str(tmp_path / "run"))
+    assert info["multi_label"]
+    r = multilabel_eval.spn_protocol(model, source, config)
+    for k in ("pointing_all", "corloc", "classification_map"):
+        assert 0.0 <= r[k] <= 100.0, (k, r[k])
+    # 000003's tvmonitor box covers the whole image: its point is always a hit.
+    tv = ml.VOC_CLASSES.index("tvmonitor")
+    assert r["per_class"]["pointing_all"][tv] == 1.0
+    # Zhang et al.'s subset: 000001 has a small object (person 19x29 px < 1/4 of
+    # 100x50) and two classes; 000003 has one class: one difficult image.
+    assert r["num_difficult_images"] == 1

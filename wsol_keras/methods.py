@@ -37,9 +37,7 @@ def build_model(config, data_info):
             f"config.method.name={name!r} is not a registered "
             f"method; choose one of {sorted(METHODS)}"
         )
-    from wsol_keras.data.multilabel import check_single_label_method
+    from wsol_keras.data.checks import check_data_for_method
 
-    check_single_label_method(
-        name, bool(config.method.get("multi_label", False)), data_info
-    )
+    check_data_for_method(config, data_info)
     return METHODS[name](config, data_info)

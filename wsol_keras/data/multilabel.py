@@ -3,10 +3,11 @@
 A multi-label source (``source.multi_label == True``) yields the contract element
 of :mod:`wsol_keras.data` with two differences and a few extra fields::
 
-    "label":            int32 [C]  multi-hot: 1 for every class with an object in
-                                   the image, "difficult" objects included (the
-                                   released SPN.pytorch trains on exactly this:
-                                   VOC's 0 "difficult only" state becomes 1)
+    "label":            int32 [C]  multi-hot: 1 for every class with a
+                                   non-difficult object in the image. The
+                                   released SPN.pytorch trains on exactly this
+                                   (engine.py maps VOC's -1 to 0 and keeps the
+                                   0 "difficult only" state as 0, a negative)
     "hierarchy":        int32 [0]  (no class hierarchy)
     "boxes", "num_boxes"           the first MAX_BOXES objects (contract shape, so
                                    the shared augmentation applies)
@@ -20,7 +21,8 @@ of :mod:`wsol_keras.data` with two differences and a few extra fields::
 The ``object_*`` fields are evaluation fields: training augmentation (crops,
 flips) does not move them. "mask" is all zeros and "has_mask" False. Objects past
 MAX_OBJECTS are dropped from the ``object_*`` fields (never from "label"); the
-file sources log how many.
+folder source logs how many images that affects. COCO's ``is_crowd`` plays
+VOC's ``difficult`` role (a crowd region alone does not make a class positive).
 """
 
 from __future__ import annotations
@@ -93,13 +95,18 @@ def make_multilabel_element(
     shape = tf.shape(image)
     h, w = shape[0], shape[1]
     label_ids = tf.cast(tf.reshape(label_ids, [-1]), tf.int32)
+    difficult = tf.cast(tf.reshape(difficult, [-1]), tf.bool)
+    # Difficult objects do not make their class positive (see the docstring).
+    counted = tf.where(difficult, tf.zeros_like(label_ids), tf.ones_like(label_ids))
     multi_hot = tf.reduce_max(
-        tf.one_hot(label_ids, num_classes, dtype=tf.int32), axis=0
-    )
-    multi_hot = tf.cond(
-        tf.size(label_ids) > 0,
-        lambda: multi_hot,
-        lambda: tf.zeros([num_classes], tf.int32),
+        tf.concat(
+            [
+                tf.one_hot(label_ids, num_classes, dtype=tf.int32) * counted[:, None],
+                tf.zeros([1, num_classes], tf.int32),
+            ],
+            0,
+        ),
+        axis=0,
     )
     sx = tf.cast(size, tf.float32) / tf.cast(w, tf.float32)
     sy = tf.cast(size, tf.float32) / tf.cast(h, tf.float32)

@@ -1,0 +1,92 @@
+"""SPN's evaluation protocol run on a trained multi-label model and source.
+
+Kept apart from :mod:`wsol_keras.evaluate` (single-label, wsolevaluation's
+protocol) so the two can change independently; the numbers come from
+:mod:`wsol_keras.multilabel_metrics`. Maps are taken at the original image size
+(SPN Sec. 4.2-4.3: response maps "rescaled to the original image size"): the
+class's CAM is bilinearly resized to (H, W), boxes of the element are mapped back
+by W/S, H/S.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from wsol_keras import multilabel_metrics as mm
+
+
+def collect(model, source, split: str, batch_size: int, max_images: Optional[int] = None):
+    """Per-image points, SPN boxes, scores and ground truth of ``split``."""
+    if not getattr(source, "multi_label", False):
+        raise ValueError("multilabel_eval needs a multi-label source (voc / tfds voc, coco)")
+    c = source.num_classes
+    size = float(source.image_size)
+    n = source.num_examples(split)
+    if max_images:
+        n = min(n, int(max_images))
+    out = {k: [] for k in ("points", "pred_boxes", "scores", "boxes", "labels", "difficult", "sizes")}
+    for batch in source.dataset(split).take(n).batch(batch_size):
+        res = model(tf.cast(batch["image"], tf.float32), training=False)
+        logits = tf.cast(res["logits"], tf.float32).numpy()
+        cams = tf.cast(res["cams"], tf.float32).numpy()  # [B, h, w, C]
+        b = {k: v.numpy() for k, v in batch.items() if k != "image"}
+        for i in range(len(logits)):
+            h, w = (int(v) for v in b["original_size"][i])
+            k = int(b["num_objects"][i])
+            boxes = b["object_boxes"][i, :k].astype(np.float64) * [w / size, h / size, w / size, h / size]
+            labels = b["object_labels"][i, :k]
+            points, pboxes = {}, {}
+            for cls in sorted(set(labels.tolist())):
+                m = cv2.resize(cams[i, :, :, cls], (w, h), interpolation=cv2.INTER_LINEAR)
+                points[cls] = mm.max_point(m)
+                pboxes[cls] = mm.spn_box(m)
+            out["points"].append(points)
+            out["pred_boxes"].append(pboxes)
+            out["scores"].append(1.0 / (1.0 + np.exp(-logits[i])))
+            out["boxes"].append(boxes)
+            out["labels"].append(labels)
+            out["difficult"].append(b["object_difficult"][i, :k])
+            out["sizes"].append((h, w))
+    out["scores"] = np.asarray(out["scores"]).reshape(-1, c)
+    return out
+
+
+def spn_protocol(model, source, config, test_split="test", corloc_split="train") -> Dict[str, object]:
+    """Pointing game (All, Diff.) and mAP on ``test_split``; CorLoc on ``corloc_split``.
+
+    SPN evaluates pointing and mAP on VOC 2007 test and CorLoc on trainval (the
+    voc config's "train" split). Returns scalars in percent plus per-class arrays.
+    """
+    e = config.eval
+    c = source.num_classes
+    t = collect(model, source, test_split, int(e.batch_size), e.get("max_images"))
+    tol = float(e.get("pointing_tolerance", 15))
+    all_ = mm.pointing_game(t["points"], t["boxes"], t["labels"], c, tol)
+    diff_mask = mm.zhang_difficult_images(t["boxes"], t["labels"], t["sizes"])
+    diff = mm.pointing_game(t["points"], t["boxes"], t["labels"], c, tol, subset=diff_mask)
+    states = np.stack(
+        [mm.label_states(l, d, c) for l, d in zip(t["labels"], t["difficult"])]
+    ) if t["labels"] else np.zeros((0, c), np.int32)
+    cls_map = mm.classification_map(t["scores"], states)
+    tc = t if corloc_split == test_split else collect(
+        model, source, corloc_split, int(e.batch_size), e.get("max_images")
+    )
+    cl = mm.corloc(tc["pred_boxes"], tc["boxes"], tc["labels"], tc["difficult"], c)
+    return {
+        "pointing_all": 100.0 * all_["mean"],
+        "pointing_difficult": 100.0 * diff["mean"],
+        "num_difficult_images": int(diff_mask.sum()),
+        "corloc": 100.0 * cl["mean"],
+        "classification_map": 100.0 * cls_map["mean"],
+        "per_class": {
+            "pointing_all": all_["per_class"].tolist(),
+            "pointing_difficult": diff["per_class"].tolist(),
+            "corloc": cl["per_class"].tolist(),
+            "ap": cls_map["per_class"].tolist(),
+        },
+        "class_names": list(source.class_names),
+    }
