@@ -242,7 +242,9 @@ def _locate(path: str, search_dirs: Sequence[str]) -> str:
             return os.path.join(d, path)
     raise FileNotFoundError(
         f"hierarchy file {path} not found (tried it as given and under "
-        f"{[d for d in search_dirs if d]})"
+        f"{[d for d in search_dirs if d]}). DANet's CUB lists: copy "
+        "data/CUB_200_2011/list/ of github.com/xuehaolan/DANet into data.root; "
+        "data.hierarchy_file='' falls back on the name-based hierarchy"
     )
 
 
