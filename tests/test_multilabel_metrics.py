@@ -107,3 +107,21 @@ def test_classification_map_ignores_classes_without_positives():
     r = mm.classification_map(scores, states)
     assert r["per_class"][0] == pytest.approx(1.0) and math.isnan(r["per_class"][1])
     assert r["mean"] == pytest.approx(1.0)
+
+
+def test_pointing_game_per_pair_subset_from_flag_file(tmp_path):
+    # Image "a": classes 0 and 1, only (a, 1) is a difficult pair; image "b": class 0.
+    p = tmp_path / "flags.txt"
+    p.write_text("a\t0\t1\nb\t0\t0\n")
+    flags = mm.read_difficult_flags(str(p), ["a.jpg", "b"], 2)
+    np.testing.assert_array_equal(flags, [[False, True], [False, False]])
+    boxes = [np.array([[0, 0, 9, 9], [50, 50, 60, 60]]), np.array([[0, 0, 9, 9]])]
+    labels = [np.array([0, 1]), np.array([0])]
+    points = [{0: (100, 100), 1: (55, 55)}, {0: (5, 5)}]
+    r = mm.pointing_game(points, boxes, labels, 2, subset=flags)
+    np.testing.assert_array_equal(r["counts"], [0, 1])
+    assert r["mean"] == pytest.approx(1.0)  # only the (a, 1) hit counts
+    bad = tmp_path / "bad.txt"
+    bad.write_text("a 0 1 1\n")
+    with pytest.raises(ValueError, match=r"bad\.txt:1: expected '<image name>' and 2"):
+        mm.read_difficult_flags(str(bad), ["a"], 2)

@@ -28,7 +28,7 @@ def collect(model, source, split: str, batch_size: int, max_images: Optional[int
     n = source.num_examples(split)
     if max_images:
         n = min(n, int(max_images))
-    out = {k: [] for k in ("points", "pred_boxes", "scores", "boxes", "labels", "difficult", "sizes")}
+    out = {k: [] for k in ("points", "pred_boxes", "scores", "boxes", "labels", "difficult", "sizes", "image_ids")}
     for batch in source.dataset(split).take(n).batch(batch_size):
         res = model(tf.cast(batch["image"], tf.float32), training=False)
         logits = tf.cast(res["logits"], tf.float32).numpy()
@@ -51,22 +51,35 @@ def collect(model, source, split: str, batch_size: int, max_images: Optional[int
             out["labels"].append(labels)
             out["difficult"].append(b["object_difficult"][i, :k])
             out["sizes"].append((h, w))
+            out["image_ids"].append(b["image_id"][i].decode())
     out["scores"] = np.asarray(out["scores"]).reshape(-1, c)
     return out
 
 
-def spn_protocol(model, source, config, test_split="test", corloc_split="train") -> Dict[str, object]:
+def spn_protocol(
+    model, source, config, test_split="test", corloc_split="train",
+    difficult_flags: Optional[str] = None,
+) -> Dict[str, object]:
     """Pointing game (All, Diff.) and mAP on ``test_split``; CorLoc on ``corloc_split``.
 
     SPN evaluates pointing and mAP on VOC 2007 test and CorLoc on trainval (the
-    voc config's "train" split). Returns scalars in percent plus per-class arrays.
+    voc config's "train" split). ``difficult_flags``: Zhang et al.'s published
+    (image, class) flag file for Diff. (see
+    :func:`wsol_keras.multilabel_metrics.read_difficult_flags`); without it the
+    paper's rule is applied (:func:`~wsol_keras.multilabel_metrics.zhang_difficult_images`)
+    and ``difficult_subset`` says so. Returns scalars in percent plus per-class arrays.
     """
     e = config.eval
     c = source.num_classes
     t = collect(model, source, test_split, int(e.batch_size), e.get("max_images"))
     tol = float(e.get("pointing_tolerance", 15))
     all_ = mm.pointing_game(t["points"], t["boxes"], t["labels"], c, tol)
-    diff_mask = mm.zhang_difficult_images(t["boxes"], t["labels"], t["sizes"])
+    if difficult_flags:
+        diff_mask = mm.read_difficult_flags(difficult_flags, t["image_ids"], c)
+        subset_kind = f"published flags ({difficult_flags})"
+    else:
+        diff_mask = mm.zhang_difficult_images(t["boxes"], t["labels"], t["sizes"])
+        subset_kind = "rule: small object (< 1/4 image) and >= 2 classes"
     diff = mm.pointing_game(t["points"], t["boxes"], t["labels"], c, tol, subset=diff_mask)
     states = np.stack(
         [mm.label_states(l, d, c) for l, d in zip(t["labels"], t["difficult"])]
@@ -79,7 +92,8 @@ def spn_protocol(model, source, config, test_split="test", corloc_split="train")
     return {
         "pointing_all": 100.0 * all_["mean"],
         "pointing_difficult": 100.0 * diff["mean"],
-        "num_difficult_images": int(diff_mask.sum()),
+        "num_difficult_images": int(np.asarray(diff_mask).reshape(len(t["boxes"]), -1).any(1).sum()),
+        "difficult_subset": subset_kind,
         "corloc": 100.0 * cl["mean"],
         "classification_map": 100.0 * cls_map["mean"],
         "per_class": {

@@ -12,10 +12,16 @@ each function here follows the paper and the released SPN.pytorch code
   the original image size is a hit when it lies inside one of the class's boxes
   enlarged by ``tolerance`` pixels on each side (15 px). Accuracy per class =
   hits / images containing the class; the score is the mean over classes.
-  Reported on two image sets, **All** and **Diff.**; Zhang et al.'s difficult
-  subset holds the images with at least one small object (box area below a
-  quarter of the image) and at least one other ("distractor") category, see
-  :func:`zhang_difficult_images`.
+  Reported on two sets, **All** and **Diff.** Zhang et al.'s difficult set is
+  published as per (image, class) flags (one line per test image,
+  ``<image name>\t<flag>`` x C, as TorchRay ships
+  ``pointing_game_ebp_voc07_difficult.txt``): read it with
+  :func:`read_difficult_flags`. Without that file,
+  :func:`zhang_difficult_images` applies the paper's wording (an image with a
+  small object, under a quarter of the image, and a distractor category), an
+  approximation of the published list. The hit test is the released SPN one (a
+  square grown by ``tolerance``); TorchRay uses a disc of radius ``tolerance``
+  and skips classes whose boxes are all VOC-difficult, SPN's release does not.
 * **CorLoc** (Sec. 4.3, Deselaers et al.): per class, over the *positive*
   trainval images (a non-difficult object of the class: the released
   ``gt_labels == 1``), the fraction where the predicted box has IoU >= 0.5 with
@@ -109,7 +115,8 @@ def pointing_game(
       box_labels: per image, int [K] class id of each box.
       num_classes: C.
       tolerance: pixels added on every side of a box (15 in SPN / Zhang et al.).
-      subset: optional bool per image (e.g. :func:`zhang_difficult_images`).
+      subset: optional bool [N] per image (:func:`zhang_difficult_images`) or
+        [N, C] per image and class (:func:`read_difficult_flags`).
 
     Returns:
       {"per_class": float [C] (nan for a class with no image), "mean": mean over
@@ -123,17 +130,23 @@ def pointing_game(
             f"points ({len(points)}), boxes ({n}) and box_labels "
             f"({len(box_labels)}) must have one entry per image"
         )
-    use = np.ones(n, bool) if subset is None else np.asarray(subset, bool)
-    if use.shape != (n,):
-        raise ValueError(f"subset must have {n} entries, got shape {use.shape}")
+    use = np.ones((n, num_classes), bool) if subset is None else np.asarray(subset, bool)
+    if use.shape == (n,):
+        use = np.repeat(use[:, None], num_classes, 1)
+    if use.shape != (n, num_classes):
+        raise ValueError(
+            f"subset must have shape ({n},) or ({n}, {num_classes}), got {use.shape}"
+        )
     hits = np.zeros(num_classes, np.int64)
     counts = np.zeros(num_classes, np.int64)
     missing = 0
-    for i in np.flatnonzero(use):
+    for i in range(n):
         lab = np.asarray(box_labels[i]).reshape(-1)
         for c in sorted(set(int(v) for v in lab)):
             if not 0 <= c < num_classes:
                 raise ValueError(f"image {i}: box label {c} outside [0, {num_classes})")
+            if not use[i, c]:
+                continue
             counts[c] += 1
             if c not in points[i]:
                 missing += 1
@@ -169,6 +182,32 @@ def zhang_difficult_images(boxes, box_labels, image_sizes, small_fraction=0.25):
         small = bool((area < small_fraction * float(h) * float(w)).any())
         out.append(small and len(set(np.asarray(lab).reshape(-1).tolist())) >= 2)
     return np.asarray(out, bool)
+
+
+def read_difficult_flags(path: str, image_ids: Sequence[str], num_classes: int) -> np.ndarray:
+    """Zhang et al.'s published difficult (image, class) flags -> bool [N, C].
+
+    One line per image: ``<image name>`` then C 0/1 flags (tab or space
+    separated). Images not in the file get no difficult pair (False).
+    """
+    flags: Dict[str, np.ndarray] = {}
+    with open(path, encoding="utf-8") as f:
+        for ln, line in enumerate(f, 1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != num_classes + 1 or any(p not in ("0", "1") for p in parts[1:]):
+                raise ValueError(
+                    f"{path}:{ln}: expected '<image name>' and {num_classes} 0/1 flags, "
+                    f"got {len(parts) - 1} field(s) after the name"
+                )
+            flags[parts[0]] = np.asarray([p == "1" for p in parts[1:]])
+    out = np.zeros((len(image_ids), num_classes), bool)
+    for i, iid in enumerate(image_ids):
+        key = str(iid).rsplit("/", 1)[-1].split(".")[0]
+        if key in flags:
+            out[i] = flags[key]
+    return out
 
 
 def spn_box(score_map) -> np.ndarray:
