@@ -141,7 +141,9 @@ def test_voc07_spn_smoke_trains_and_runs_the_spn_protocol(tmp_path):
     config.eval.batch_size = 2
     model, source, info = train.train(config, str(tmp_path / "run"))
     assert info["multi_label"]
-    r = multilabel_eval.spn_protocol(model, source, config)
+    r = multilabel_eval.evaluate_and_report(model, source, config, str(tmp_path / "run"))
+    assert os.path.exists(tmp_path / "run" / "spn_protocol.json")
+    assert "CorLoc" in multilabel_eval.format_table(r)
     for k in ("pointing_all", "corloc", "classification_map"):
         assert 0.0 <= r[k] <= 100.0, (k, r[k])
     # 000003's tvmonitor box covers the whole image: its point is always a hit.

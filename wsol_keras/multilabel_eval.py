@@ -56,6 +56,10 @@ def collect(model, source, split: str, batch_size: int, max_images: Optional[int
     return out
 
 
+def _json_list(a):
+    return [None if np.isnan(v) else float(v) for v in np.asarray(a, np.float64)]
+
+
 def spn_protocol(
     model, source, config, test_split="test", corloc_split="train",
     difficult_flags: Optional[str] = None,
@@ -96,11 +100,29 @@ def spn_protocol(
         "difficult_subset": subset_kind,
         "corloc": 100.0 * cl["mean"],
         "classification_map": 100.0 * cls_map["mean"],
+        # null: the class has no image in that set.
         "per_class": {
-            "pointing_all": all_["per_class"].tolist(),
-            "pointing_difficult": diff["per_class"].tolist(),
-            "corloc": cl["per_class"].tolist(),
-            "ap": cls_map["per_class"].tolist(),
+            "pointing_all": _json_list(all_["per_class"]),
+            "pointing_difficult": _json_list(diff["per_class"]),
+            "corloc": _json_list(cl["per_class"]),
+            "ap": _json_list(cls_map["per_class"]),
         },
         "class_names": list(source.class_names),
     }
+
+
+def evaluate_and_report(model, source, config, workdir) -> Dict[str, object]:
+    """Runs :func:`spn_protocol` and writes ``spn_protocol.json`` atomically."""
+    import os
+
+    from wsol_keras import workdir as workdir_lib
+
+    result = spn_protocol(model, source, config)
+    workdir_lib.write_json_atomic(os.path.join(workdir, "spn_protocol.json"), result)
+    return result
+
+
+def format_table(result) -> str:
+    rows = [("pointing (All)", "pointing_all"), ("pointing (Diff.)", "pointing_difficult"),
+            ("CorLoc", "corloc"), ("classification mAP", "classification_map")]
+    return "\n".join(f"{name:20s} {result[key]:6.2f}" for name, key in rows)

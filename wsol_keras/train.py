@@ -282,7 +282,13 @@ def main(argv):
     config = FLAGS.config
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     model, source, data_info = train(config, FLAGS.workdir, strategy)
-    if FLAGS.evaluate:
+    if FLAGS.evaluate and getattr(source, "multi_label", False):
+        # VOC / COCO: SPN's own protocol (pointing game, CorLoc, mAP).
+        from wsol_keras import multilabel_eval  # pylint: disable=g-import-not-at-top
+
+        result = multilabel_eval.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print(multilabel_eval.format_table(result))
+    elif FLAGS.evaluate:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
         print(evaluate.format_table(metrics))
 
