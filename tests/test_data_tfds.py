@@ -155,17 +155,22 @@ def test_train_and_evaluate_on_caltech_birds2011(tmp_path):
 
 
 @pytest.mark.slow
-def test_spn_trains_on_voc_and_cam_refuses_it(mock, tmp_path):
+@pytest.mark.parametrize("name,num_classes", [("voc/2007", 20), ("coco/2017", 80)])
+def test_spn_trains_and_runs_its_protocol_cam_refuses(mock, tmp_path, name, num_classes):
+    from wsol_keras import multilabel_eval
+
     config = _smoke_config("cam")
     config.data.name = "tfds"
-    config.data.tfds_name = "voc/2007"
+    config.data.tfds_name = name
     with pytest.raises(ValueError, match="multi-label"):
         train.train(config, str(tmp_path / "cam"))
     config = _smoke_config("spn", multi_label=True)
     config.data.name = "tfds"
-    config.data.tfds_name = "voc/2007"
+    config.data.tfds_name = name
     model, source, info = train.train(config, str(tmp_path / "spn"))
-    assert info["multi_label"] and info["num_classes"] == 20
-    batch = next(iter(source.dataset("test").batch(2)))
-    out = model({"image": tf.cast(batch["image"], tf.float32)}, training=False)
-    assert np.all(np.isfinite(out["logits"].numpy()))
+    assert info["multi_label"] and info["num_classes"] == num_classes
+    config.eval.max_images = 2
+    r = multilabel_eval.spn_protocol(model, source, config, corloc_split="test")
+    assert len(r["per_class"]["ap"]) == num_classes
+    for k in ("pointing_all", "corloc"):
+        assert np.isnan(r[k]) or 0.0 <= r[k] <= 100.0
