@@ -24,6 +24,7 @@ from wsol_keras import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras import evaluate
+from wsol_keras import multilabel_eval
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -70,6 +71,8 @@ def data_info_of(source, config):
         # [C, L] ancestors of each leaf class, nearest parent first (DANet).
         "ancestors": np.asarray(source.hierarchy, np.int64).tolist(),
         "image_size": int(config.data.image_size),
+        # VOC / COCO: multi-hot labels; single-label methods refuse it.
+        "multi_label": bool(getattr(source, "multi_label", False)),
     }
 
 
@@ -258,7 +261,11 @@ def main(argv):
     config = FLAGS.config
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     model, source, data_info = train(config, FLAGS.workdir, strategy)
-    if FLAGS.evaluate:
+    if FLAGS.evaluate and getattr(source, "multi_label", False):
+        # VOC / COCO: SPN's own protocol (pointing game, CorLoc, mAP).
+        result = multilabel_eval.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print(multilabel_eval.format_table(result))
+    elif FLAGS.evaluate:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
         print(evaluate.format_table(metrics))
 

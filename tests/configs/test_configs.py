@@ -11,6 +11,7 @@ import ml_collections
 import pytest
 
 from wsol_keras import configs as configs_pkg
+from wsol_keras import data as data_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.models.registry import METHODS
 
@@ -44,7 +45,7 @@ def test_config_loads_and_names_a_registered_method(path):
     for arg in (None, "smoke"):
         config = load(path, arg)
         assert config.method.name in METHODS
-        assert config.data.name in ("synthetic", "cub", "wsol_metadata")
+        assert config.data.name in data_lib.SOURCES
 
 
 @pytest.mark.parametrize(

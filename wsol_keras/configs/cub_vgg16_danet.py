@@ -3,8 +3,12 @@ r"""DANet on CUB-200-2011 with VGG16 (DANet Sec. 4.1 and the released code).
     wsol-train --config=configs/cub_vgg16_danet.py --workdir=runs/cub_vgg16_danet \
             --config.data.root=/data/CUB_200_2011
 
-CUB's taxonomy: 200 species -> 37 families -> 11 orders (Sec. 4.1; the data
-source reads it from the hierarchy file or builds one). Heads as the released
+CUB's taxonomy: 200 species -> 37 families -> 11 orders (Sec. 4.1), read from
+DANet's released per-image lists: copy ``data/CUB_200_2011/list/`` of
+github.com/xuehaolan/DANet (``family_label.txt``, ``order_label.txt``) into the
+CUB root, or point ``--config.data.hierarchy_file=/abs/family_label.txt,/abs/order_label.txt``
+at them. A missing file is an error; ``--config.data.hierarchy_file=''`` falls
+back on the name-based stand-in, with a warning (its level 2 is no taxonomy). Heads as the released
 vgg_DA.py: orders on pool3 (3x3 convs 512, 512), families on pool4 and species
 on conv5_3 (3x3 convs 1024, 1024), K = 8 maps per class; HDA 0.5 x CE per
 level, DDA lambda = 0.01 on half of the 24 maps. Released schedule
@@ -24,6 +28,8 @@ def get_config(arg=None):
     config.train.learning_rate = 0.001
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 80
+    # Relative to data.root (wsol_keras.data.hierarchy_lists documents the format).
+    config.data.hierarchy_file = "list/family_label.txt,list/order_label.txt"
     if arg == "smoke":
         base.make_smoke(config)
     return config

@@ -10,8 +10,14 @@ Every source yields unbatched elements (after a direct resize to S x S)::
 
 Pick a source with ``get_source(data_config)``; ``data_config.name`` is one of
 ``"synthetic"`` (built-in benchmark, :mod:`wsol_keras.data.synthetic`), ``"cub"``
-(CUB-200-2011 as released, :mod:`wsol_keras.data.cub`) or ``"wsol_metadata"``
-(wsolevaluation's metadata layout, :mod:`wsol_keras.data.wsol_metadata`).
+(CUB-200-2011 as released, :mod:`wsol_keras.data.cub`), ``"wsol_metadata"``
+(wsolevaluation's metadata layout, :mod:`wsol_keras.data.wsol_metadata`),
+``"tfds"`` (a TensorFlow Datasets builder, :mod:`wsol_keras.data.tfds_source`) or
+``"voc"`` (a PASCAL VOC folder, :mod:`wsol_keras.data.voc`).
+
+VOC / COCO data (``voc``, and ``tfds`` with a voc/coco builder) is multi-label
+(``source.multi_label``): "label" is multi-hot [C] and the element carries the
+objects; see :mod:`wsol_keras.data.multilabel`.
 """
 
 from __future__ import annotations
@@ -29,14 +35,14 @@ from wsol_keras.data.cub import CUBSource
 from wsol_keras.data.synthetic_source import SyntheticSource
 from wsol_keras.data.wsol_metadata import WSOLMetadataSource
 
-SOURCES = ("synthetic", "cub", "wsol_metadata")
+SOURCES = ("synthetic", "cub", "wsol_metadata", "tfds", "voc")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
     """Defaults: the built-in synthetic benchmark at 64 x 64 (trains on a CPU).
 
     Fields (all overridable as ``--config.data.<field>=...``):
-      name: "synthetic" | "cub" | "wsol_metadata".
+      name: "synthetic" | "cub" | "wsol_metadata" | "tfds" | "voc".
       root: image root (CUB: the folder holding images/ and the *.txt files;
         wsol_metadata: the folder image paths are relative to).
       metadata: wsol_metadata only: the metadata/<DATASET> folder with one
@@ -59,6 +65,12 @@ def default_data_config() -> ml_collections.ConfigDict:
       strict_boxes: raise on a box outside the decoded image or of zero area
         instead of clipping / dropping it with a counted warning.
       synthetic: the synthetic benchmark's sizes, seed and difficulty knobs.
+      tfds_name: tfds only: builder[/config], e.g. "caltech_birds2011",
+        "voc/2007", "coco/2017".
+      data_dir: tfds only: TFDS data_dir ("" = TFDS's default).
+      tfds_download: tfds only: download and prepare a missing data set.
+      split_map: tfds and voc: "name=source_split,..." ("" = the source's
+        default, e.g. voc: "train=trainval,val=val,test=test").
     """
     c = ml_collections.ConfigDict()
     c.name = "synthetic"
@@ -73,6 +85,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.val_per_class = 5
     c.allow_outside_root = False
     c.strict_boxes = False
+    c.tfds_name = ""
+    c.data_dir = ""
+    c.tfds_download = False
+    c.split_map = ""
 
     s = ml_collections.ConfigDict()
     s.num_train = 1600
@@ -115,6 +131,14 @@ def get_source(data_config) -> DataSource:
         return CUBSource(cfg)
     if name == "wsol_metadata":
         return WSOLMetadataSource(cfg)
+    if name == "tfds":
+        from wsol_keras.data.tfds_source import TFDSSource
+
+        return TFDSSource(cfg)
+    if name == "voc":
+        from wsol_keras.data.voc import VOCSource
+
+        return VOCSource(cfg)
     raise ValueError(f"data.name must be one of {SOURCES}, got {name!r}")
 
 

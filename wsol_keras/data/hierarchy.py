@@ -1,26 +1,31 @@
 """Class hierarchies (leaf -> parent -> grandparent ...) for DANet's HDA loss.
 
 DANet (Xue et al. 2019, Sec. 3.2, Eq. 3) classifies at several hierarchy levels.
-CUB's released data has no hierarchy, and the paper's is not shipped, so a source
-gets its hierarchy, in this order:
+A source gets its hierarchy, in this order:
 
-1. a hierarchy file (``data.hierarchy_file``, else ``hierarchy.txt`` in the
-   metadata folder, else in the root): one line per leaf class,
-   ``class_id parent_id grandparent_id ...`` (whitespace or commas; ``#`` starts a
-   comment). ``class_id`` is the data set's own id (CUB: the 1-based id of
-   classes.txt; wsolevaluation metadata: the 0-based label of class_labels.txt).
-   Ancestor ids are arbitrary integers, renumbered per level to 0..n-1 in sorted
-   order. Every class exactly once, same depth on every line, and a tree (a node
-   has one parent).
-2. :func:`hierarchy_from_names`: level 1 groups classes whose names end with the
-   same word (CUB "001.Black_footed_Albatross" -> "Albatross", i.e. roughly the
-   genus or family in common English bird names); level 2 groups consecutive
-   level-1 groups (ordered by their first class id, which in CUB is alphabetical
-   by group word) into about sqrt(n1) chunks. If no names share a last word (for
-   example "class_<id>" names), level 1 is consecutive chunks of about sqrt(C)
-   classes instead. This is a cheap, deterministic stand-in; pass real features
-   to :func:`cluster_hierarchy` (e.g. class-mean backbone features) and write the
-   result as hierarchy.txt for a data-driven one.
+1. ``data.hierarchy_file``, in any of these formats (recognized from the first
+   data line, see :mod:`wsol_keras.data.hierarchy_lists`):
+
+   * the package's format: one line per leaf class,
+     ``class_id parent_id grandparent_id ...`` (whitespace or commas; ``#``
+     starts a comment). ``class_id`` is the data set's own id (CUB: the 1-based
+     id of classes.txt; wsolevaluation metadata: the 0-based label of
+     class_labels.txt). Ancestor ids are arbitrary integers, renumbered per
+     level to 0..n-1 in sorted order. Every class exactly once, same depth on
+     every line, and a tree (a node has one parent).
+   * DANet's released per-image lists for CUB (``family_label.txt,order_label.txt``
+     from xuehaolan/DANet ``data/CUB_200_2011/list/``; 37 families, 11 orders).
+   * a ``<child> <parent>`` list (ILSVRC's WordNet synset parents).
+
+   Else ``hierarchy.txt`` in the metadata folder, else in the root.
+2. The fallback, :func:`hierarchy_from_names`: level 1 groups classes whose names
+   end with the same word (CUB "001.Black_footed_Albatross" -> "Albatross");
+   level 2 groups consecutive level-1 groups into about sqrt(n1) chunks. If no
+   names share a last word, level 1 is consecutive chunks of about sqrt(C)
+   classes. This is a cheap, deterministic stand-in, not a taxonomy: a DANet
+   run on it logs a warning (:mod:`wsol_keras.data.method_checks`). For a data-driven
+   one, pass class features (e.g. class-mean backbone features) to
+   :func:`cluster_hierarchy` and write the result as hierarchy.txt.
 """
 
 from __future__ import annotations
@@ -200,10 +205,51 @@ def resolve_hierarchy(
     explicit: str,
     search_dirs: Sequence[str],
 ) -> np.ndarray:
-    """File hierarchy if one is given or found, else :func:`hierarchy_from_names`."""
+    """File hierarchy if one is given or found, else :func:`hierarchy_from_names`.
+
+    ``explicit`` may name the package's hierarchy.txt, a ``<child> <parent>``
+    list, or DANet's per-image lists comma-separated (nearest level first); the
+    format is recognized from the first data line (see
+    :mod:`wsol_keras.data.hierarchy_lists`). Relative paths are tried as given,
+    then under each of ``search_dirs`` (e.g. the CUB root).
+    """
     if explicit:
-        return read_hierarchy_file(explicit, class_ids)
+        from wsol_keras.data import hierarchy_lists as lists
+
+        paths = [_locate(p.strip(), search_dirs) for p in explicit.split(",") if p.strip()]
+        fmt = lists.sniff_format(paths[0])
+        if len(paths) > 1 and fmt != "danet":
+            raise ValueError(
+                f"data.hierarchy_file={explicit!r}: several files are only accepted "
+                f"as DANet per-image lists; {paths[0]} looks like a {fmt!r} file"
+            )
+        if fmt == "danet":
+            return lists.read_danet_lists(paths, class_names)
+        if fmt == "parents":
+            return lists.read_parent_list(paths[0], class_names)
+        return read_hierarchy_file(paths[0], class_ids)
     for d in search_dirs:
         if d and os.path.isfile(os.path.join(d, "hierarchy.txt")):
             return read_hierarchy_file(os.path.join(d, "hierarchy.txt"), class_ids)
     return hierarchy_from_names(class_names)
+
+
+def _locate(path: str, search_dirs: Sequence[str]) -> str:
+    if os.path.isabs(path) or os.path.isfile(path):
+        return path
+    for d in search_dirs:
+        if d and os.path.isfile(os.path.join(d, path)):
+            return os.path.join(d, path)
+    raise FileNotFoundError(
+        f"hierarchy file {path} not found (tried it as given and under "
+        f"{[d for d in search_dirs if d]}). DANet's CUB lists: copy "
+        "data/CUB_200_2011/list/ of github.com/xuehaolan/DANet into data.root; "
+        "data.hierarchy_file='' falls back on the name-based hierarchy"
+    )
+
+
+def is_name_fallback(hierarchy, class_names: Sequence[str]) -> bool:
+    """True when ``hierarchy`` is what :func:`hierarchy_from_names` builds."""
+    h = np.asarray(hierarchy)
+    auto = hierarchy_from_names(class_names)
+    return h.shape == auto.shape and bool(np.array_equal(h, auto))

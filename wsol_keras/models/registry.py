@@ -22,6 +22,7 @@ import ml_collections
 import numpy as np
 
 from wsol_keras.backbones import backbone_from_config
+from wsol_keras.data.method_checks import check_data_for_method
 from wsol_keras.models.acol import ACoLModel
 from wsol_keras.models.cam import CAMModel
 from wsol_keras.models.danet import DANetModel
@@ -128,6 +129,7 @@ def build_model(config, data_info):
     ready for `load_weights`.
     """
     cls = model_class(config.method.name)
+    check_data_for_method(config, data_info)
     kwargs = method_kwargs(config.method)
     size = int(data_info["image_size"])
     backbones = [
