@@ -99,7 +99,7 @@ def test_unknown_builder_is_named():
 
 
 def _smoke_config(method, **method_kw):
-    from configs import synthetic_cam, synthetic_spn  # noqa: F401
+    from wsol_keras.configs import synthetic_cam, synthetic_spn  # noqa: F401
 
     mod = {"cam": synthetic_cam, "spn": synthetic_spn}[method]
     config = mod.get_config("smoke")

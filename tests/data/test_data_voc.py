@@ -111,7 +111,7 @@ def test_voc_and_tfds_voc_boxes_agree():
 
 
 def test_voc07_spn_config_is_the_released_setting():
-    from configs import voc07_vgg16_spn
+    from wsol_keras.configs import voc07_vgg16_spn
 
     c = voc07_vgg16_spn.get_config()
     assert c.data.name == "voc" and c.method.name == "spn" and c.method.multi_label
@@ -126,7 +126,7 @@ def test_voc07_spn_config_is_the_released_setting():
 
 @pytest.mark.slow
 def test_voc07_spn_smoke_trains_and_runs_the_spn_protocol(tmp_path):
-    from configs import voc07_vgg16_spn
+    from wsol_keras.configs import voc07_vgg16_spn
     from wsol_keras import multilabel_eval
     from wsol_keras import train
 

@@ -84,7 +84,7 @@ def test_package_format_still_read_and_bad_line_named(tmp_path):
 
 
 def test_cub_source_reads_danet_lists_relative_to_root(tmp_path):
-    from tests.test_data_cub import make_cub
+    from data.test_data_cub import make_cub
 
     root = make_cub(tmp_path / "CUB", corrupt=False)
     names = NAMES[:3]
@@ -118,7 +118,7 @@ def test_danet_warns_loudly_on_name_fallback(caplog):
 
 
 def test_danet_config_uses_the_released_lists():
-    from configs import cub_vgg16_danet
+    from wsol_keras.configs import cub_vgg16_danet
 
     c = cub_vgg16_danet.get_config()
     assert c.data.hierarchy_file == "list/family_label.txt,list/order_label.txt"

@@ -37,23 +37,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-
-def _renumber(col: Sequence[int]) -> np.ndarray:
-    uniq = sorted(set(int(v) for v in col))
-    idx = {v: i for i, v in enumerate(uniq)}
-    return np.asarray([idx[int(v)] for v in col], np.int32)
-
-
-def _check_tree(h: np.ndarray, where: str) -> None:
-    # Each node at level j must have a single parent at level j+1.
-    for j in range(h.shape[1] - 1):
-        parent: Dict[int, int] = {}
-        for a, b in zip(h[:, j], h[:, j + 1]):
-            if parent.setdefault(int(a), int(b)) != int(b):
-                raise ValueError(
-                    f"{where}: level-{j + 1} node {int(a)} has two parents "
-                    f"({parent[int(a)]} and {int(b)}) at level {j + 2}"
-                )
+from wsol_keras.data import hierarchy_lists as lists
+from wsol_keras.data.hierarchy_lists import _check_tree, _renumber
 
 
 def read_hierarchy_file(path: str, class_ids: Sequence[int]) -> np.ndarray:
@@ -214,8 +199,6 @@ def resolve_hierarchy(
     then under each of ``search_dirs`` (e.g. the CUB root).
     """
     if explicit:
-        from wsol_keras.data import hierarchy_lists as lists
-
         paths = [_locate(p.strip(), search_dirs) for p in explicit.split(",") if p.strip()]
         fmt = lists.sniff_format(paths[0])
         if len(paths) > 1 and fmt != "danet":

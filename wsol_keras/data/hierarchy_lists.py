@@ -41,6 +41,25 @@ import numpy as np
 DEFAULT_PARENT_LEVELS = 2
 
 
+
+def _renumber(col: Sequence[int]) -> np.ndarray:
+    uniq = sorted(set(int(v) for v in col))
+    idx = {v: i for i, v in enumerate(uniq)}
+    return np.asarray([idx[int(v)] for v in col], np.int32)
+
+
+def _check_tree(h: np.ndarray, where: str) -> None:
+    # Each node at level j must have a single parent at level j+1.
+    for j in range(h.shape[1] - 1):
+        parent: Dict[int, int] = {}
+        for a, b in zip(h[:, j], h[:, j + 1]):
+            if parent.setdefault(int(a), int(b)) != int(b):
+                raise ValueError(
+                    f"{where}: level-{j + 1} node {int(a)} has two parents "
+                    f"({parent[int(a)]} and {int(b)}) at level {j + 2}"
+                )
+
+
 def _data_lines(path: str):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"hierarchy file {path} does not exist")
@@ -109,7 +128,6 @@ def read_danet_level(path: str, class_names: Sequence[str]) -> np.ndarray:
 
 def read_danet_lists(paths: Sequence[str], class_names: Sequence[str]) -> np.ndarray:
     """DANet's per-image lists, nearest level first -> int32 [C, L] (renumbered)."""
-    from wsol_keras.data.hierarchy import _check_tree, _renumber
 
     cols = [_renumber(read_danet_level(p, class_names)) for p in paths]
     h = np.stack(cols, 1).astype(np.int32)
