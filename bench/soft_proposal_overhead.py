@@ -132,12 +132,83 @@ def device_name():
     return BACKEND
 
 
+def layer_only(res, walks, args, rng, wall=None):
+    """Times the SoftProposal layer alone on [B, h, w, 1024] for every walk.
+
+    Short compiled calls, many times, walks interleaved call by call, are far
+    less sensitive to background load than whole steps; CPU time (all threads
+    of this process) is reported next to wall time for the shared CPU machine.
+    """
+    dtype = keras.mixed_precision.dtype_policy().compute_dtype
+    feats = keras.ops.convert_to_tensor(
+        rng.uniform(0, 1, (args.batch_size, *res["feature_map"])), dtype=dtype
+    )
+    grad_w = keras.ops.convert_to_tensor(
+        rng.uniform(0, 1, tuple(feats.shape)), dtype=dtype
+    )
+    fns = {
+        walk: compiled_layer_fns(SoftProposal(epsilon=2.1, walk=walk), grad_w)
+        for walk in walks
+    }
+    for fwd, fb in fns.values():
+        for _ in range(3):
+            fwd(feats)
+            fb(feats)
+    times = {w: {"fwd": [], "fwd_cpu": [], "fb": [], "fb_cpu": []} for w in walks}
+    for _ in range(args.layer_reps):
+        for walk, (fwd, fb) in fns.items():
+            w, c = timed(lambda: fwd(feats))
+            times[walk]["fwd"].append(w)
+            times[walk]["fwd_cpu"].append(c)
+            w, c = timed(lambda: fb(feats))
+            times[walk]["fb"].append(w)
+            times[walk]["fb_cpu"].append(c)
+    for walk in walks:
+        t = {k: 1000 * statistics.median(v) for k, v in times[walk].items()}
+        r = res.setdefault(walk, {})
+        r.update(
+            {
+                "layer_forward_ms_per_batch": t["fwd"],
+                "layer_forward_cpu_ms_per_batch": t["fwd_cpu"],
+                "layer_train_ms_per_batch": t["fb"],
+                "layer_train_cpu_ms_per_batch": t["fb_cpu"],
+            }
+        )
+        line = (
+            f"walk={walk}: layer alone on {res['feature_map']} x {args.batch_size}: "
+            f"forward {t['fwd']:.2f} ms (CPU {t['fwd_cpu']:.2f} ms), forward+backward "
+            f"{t['fb']:.2f} ms (CPU {t['fb_cpu']:.2f} ms) per batch"
+        )
+        if wall is not None:
+            plain = statistics.median(wall["plain"])
+            step = statistics.median(wall[walk])
+            r.update(
+                {
+                    "ratio": step / plain,
+                    "ratio_min": min(wall[walk]) / min(wall["plain"]),
+                    "ratio_cpu": res[f"{walk}_step_cpu_s"] / res["plain_step_cpu_s"],
+                    # Plain step + the layer's own forward/backward cost.
+                    "ratio_layer_estimate": 1 + t["fb"] / 1000 / plain,
+                }
+            )
+            line += (
+                f"; step plain {plain:.3f} s, SP {step:.3f} s, ratio {r['ratio']:.3f} "
+                f"(min-based {r['ratio_min']:.3f}, CPU-time {r['ratio_cpu']:.3f}, "
+                f"plain + layer estimate {r['ratio_layer_estimate']:.4f})"
+            )
+        print(line, flush=True)
+
+
 def bench_backbone(backbone, args):
     rng = np.random.default_rng(0)
+    walks = [w.strip() for w in args.walks.split(",") if w.strip()]
+    if args.layer_only:
+        res = {"feature_map": [args.image_size // 16] * 2 + [1024]}
+        layer_only(res, walks, args, rng)
+        return res
     x = rng.uniform(0, 255, (args.batch_size, args.image_size, args.image_size, 3))
     x = x.astype("float32")
     y = rng.integers(0, args.num_classes, args.batch_size)
-    walks = [w.strip() for w in args.walks.split(",") if w.strip()]
     models = {"plain": build(backbone, args.image_size, args.num_classes, None, args.jit_compile)}
     for walk in walks:
         models[walk] = build(backbone, args.image_size, args.num_classes, walk, args.jit_compile)
@@ -156,43 +227,7 @@ def bench_backbone(backbone, args):
         res[f"{name}_step_s"] = statistics.median(wall[name])
         res[f"{name}_step_all_s"] = [round(t, 4) for t in wall[name]]
         res[f"{name}_step_cpu_s"] = statistics.median(cpu[name])
-    # The layer alone on the head features' shape: short compiled calls, many
-    # times, are far less sensitive to background load than whole steps.
-    dtype = keras.mixed_precision.dtype_policy().compute_dtype
-    feats = keras.ops.convert_to_tensor(
-        rng.uniform(0, 1, (args.batch_size, *res["feature_map"])), dtype=dtype
-    )
-    grad_w = keras.ops.convert_to_tensor(
-        rng.uniform(0, 1, tuple(feats.shape)), dtype=dtype
-    )
-    reps = max(10, 4 * args.steps)
-    for walk in walks:
-        fwd, fb = compiled_layer_fns(SoftProposal(epsilon=2.1, walk=walk), grad_w)
-        for _ in range(3):
-            fwd(feats)
-            fb(feats)
-        t_fwd = [timed(lambda: fwd(feats))[0] for _ in range(reps)]
-        t_fb = [timed(lambda: fb(feats))[0] for _ in range(reps)]
-        ratio = res[f"{walk}_step_s"] / res["plain_step_s"]
-        res[walk] = {
-            "ratio": ratio,
-            "ratio_min": min(wall[walk]) / min(wall["plain"]),
-            "ratio_cpu": res[f"{walk}_step_cpu_s"] / res["plain_step_cpu_s"],
-            "layer_forward_ms_per_image": 1000 * statistics.median(t_fwd) / args.batch_size,
-            "layer_train_ms_per_batch": 1000 * statistics.median(t_fb),
-            # Plain step + the layer's own forward/backward cost.
-            "ratio_layer_estimate": 1 + statistics.median(t_fb) / res["plain_step_s"],
-        }
-        r = res[walk]
-        print(
-            f"{backbone} walk={walk}: plain {res['plain_step_s']:.3f} s/step, SP "
-            f"{res[walk + '_step_s']:.3f} s/step, ratio {ratio:.3f} (min-based "
-            f"{r['ratio_min']:.3f}, CPU-time {r['ratio_cpu']:.3f}); layer alone "
-            f"forward {r['layer_forward_ms_per_image']:.2f} ms/image, forward+"
-            f"backward {r['layer_train_ms_per_batch']:.1f} ms/batch -> estimated "
-            f"ratio {r['ratio_layer_estimate']:.4f}",
-            flush=True,
-        )
+    layer_only(res, walks, args, rng, wall=wall)
     return res
 
 
@@ -205,6 +240,12 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--walks", default="fixed,squaring,tolerance")
+    parser.add_argument(
+        "--layer_only",
+        action="store_true",
+        help="time only the SoftProposal layer (no backbone training steps)",
+    )
+    parser.add_argument("--layer_reps", type=int, default=30)
     parser.add_argument(
         "--precision",
         default="float32",
@@ -234,8 +275,10 @@ def main():
         res = bench_backbone(name.strip(), args)
         results[name.strip()] = res
         for walk in args.walks.split(","):
-            worst[walk] = max(worst.get(walk, 0.0), res[walk]["ratio"])
-    results["ratio"] = worst  # per walk, the worse backbone
+            if "ratio" in res[walk]:
+                worst[walk] = max(worst.get(walk, 0.0), res[walk]["ratio"])
+    if worst:
+        results["ratio"] = worst  # per walk, the worse backbone
     print(json.dumps(results))
 
 
