@@ -7,6 +7,7 @@ the chosen layer), and prints the ratio DGL / forward. Target (issue 4): <= 3x.
 
     python bench/dual_gradient_cost.py                       # VGG16 + ResNet50, 224, batch 16
     python bench/dual_gradient_cost.py --image_size=112 --batch=4 --repeats=2
+    python bench/dual_gradient_cost.py --models=vgg16 --batches=1,2,4,8,16  # scaling curve
 
 The last line is one JSON object; its "ratio" is the largest ratio measured.
 """
@@ -61,6 +62,12 @@ def main(argv=None):
     parser.add_argument("--models", default="vgg16,resnet50")
     parser.add_argument("--image_size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument(
+        "--batches",
+        default="",
+        help="comma-separated batch sizes: the ratio's batch-size scaling curve "
+        "(overrides --batch)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--method", default="dgl", choices=("dgl", "pcs", "gradcam"))
     parser.add_argument(
@@ -68,11 +75,8 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    images = tf.constant(
-        np.random.default_rng(0)
-        .uniform(-1, 1, size=(args.batch, args.image_size, args.image_size, 3))
-        .astype(np.float32)
-    )
+    batches = [int(b) for b in args.batches.split(",") if b] or [args.batch]
+    rng = np.random.default_rng(0)
     results = []
     for name in args.models.split(","):
         ctor, layer = MODELS[name]
@@ -80,22 +84,29 @@ def main(argv=None):
         model = ctor(weights=None, input_shape=(args.image_size, args.image_size, 3))
         forward = tf.function(lambda x, m=model: m(x, training=False))
         dgl = DualGradient(model, layer, method=args.method)
-        t_fwd, t_dgl = timed_pair(
-            lambda: forward(images), lambda: dgl(images), args.repeats
-        )
-        row = {
-            "model": name,
-            "layer": layer,
-            "forward_s": round(t_fwd, 4),
-            "dgl_s": round(t_dgl, 4),
-            "ratio": round(t_dgl / t_fwd, 3),
-        }
-        results.append(row)
-        print(
-            f"{name:9s} layer={layer:18s} batch={args.batch} size={args.image_size} "
-            f"forward={t_fwd:.3f}s {args.method}={t_dgl:.3f}s ratio={t_dgl / t_fwd:.2f}",
-            flush=True,
-        )
+        for batch in batches:
+            images = tf.constant(
+                rng.uniform(-1, 1, (batch, args.image_size, args.image_size, 3))
+                .astype(np.float32)
+            )
+            t_fwd, t_dgl = timed_pair(
+                lambda: forward(images), lambda: dgl(images), args.repeats
+            )
+            row = {
+                "model": name,
+                "layer": layer,
+                "batch": batch,
+                "forward_s": round(t_fwd, 4),
+                "dgl_s": round(t_dgl, 4),
+                "ratio": round(t_dgl / t_fwd, 3),
+            }
+            results.append(row)
+            print(
+                f"{name:9s} layer={layer:18s} batch={batch} size={args.image_size} "
+                f"forward={t_fwd:.3f}s {args.method}={t_dgl:.3f}s "
+                f"ratio={t_dgl / t_fwd:.2f}",
+                flush=True,
+            )
         del model, dgl, forward
         keras.backend.clear_session()
     print(
@@ -104,7 +115,7 @@ def main(argv=None):
                 "benchmark": "dual_gradient_cost",
                 "method": args.method,
                 "image_size": args.image_size,
-                "batch": args.batch,
+                "batches": batches,
                 "device": (
                     "cpu" if not tf.config.list_physical_devices("GPU") else "gpu"
                 ),

@@ -3,16 +3,50 @@
 Public API in pipeline order: data -> backbones -> layers / losses / models
 (the METHODS registry) -> cams -> boxes -> metrics.  Importing the package registers every layer and
 loss with Keras' serialization.
+
+`wsol_keras.layers` and `wsol_keras.losses` are pure `keras.ops` and run on any
+Keras backend (TensorFlow, JAX, PyTorch). The rest (tf.data input pipeline,
+models' GradientTape train step, tf.distribute, CAM/DGL extraction, export) needs
+TensorFlow: under the TensorFlow backend it is imported with the package as
+before; under another backend it is imported on first use (attribute access), so
+`import wsol_keras.layers` works where TensorFlow is not installed.
 """
+
+import importlib
+
+import keras
 
 __version__ = "0.1.0"
 
-from wsol_keras import backbones
-from wsol_keras import cams
-from wsol_keras import data
-from wsol_keras import layers
-from wsol_keras import losses
-from wsol_keras import models
-from wsol_keras.backbones import BACKBONES, build_backbone
-from wsol_keras.models.registry import METHODS, build_model
-from wsol_keras.dual_gradient import DualGradient
+from wsol_keras import layers  # noqa: E402
+from wsol_keras import losses  # noqa: E402
+
+# name -> (module, attribute or None for the module itself); need TensorFlow.
+_TF_PARTS = {
+    "backbones": ("wsol_keras.backbones", None),
+    "cams": ("wsol_keras.cams", None),
+    "data": ("wsol_keras.data", None),
+    "models": ("wsol_keras.models", None),
+    "BACKBONES": ("wsol_keras.backbones", "BACKBONES"),
+    "build_backbone": ("wsol_keras.backbones", "build_backbone"),
+    "METHODS": ("wsol_keras.models.registry", "METHODS"),
+    "build_model": ("wsol_keras.models.registry", "build_model"),
+    "DualGradient": ("wsol_keras.dual_gradient", "DualGradient"),
+}
+
+
+def __getattr__(name):
+    if name not in _TF_PARTS:
+        raise AttributeError(f"module 'wsol_keras' has no attribute {name!r}")
+    module_name, attr = _TF_PARTS[name]
+    module = importlib.import_module(module_name)
+    value = module if attr is None else getattr(module, attr)
+    globals()[name] = value
+    return value
+
+
+if keras.backend.backend() == "tensorflow":
+    # Eagerly, as before: registers the models' serializables on import.
+    for _name in _TF_PARTS:
+        __getattr__(_name)
+    del _name

@@ -151,9 +151,57 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     model = build_model(config, data_info)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
-        jit_compile=bool(config.train.jit_compile),
+        jit_compile=resolve_jit_compile(config.train.jit_compile),
     )
     return model
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def resolve_precision(train_config):
+    """The Keras dtype policy name of `config.train.precision`.
+
+    The deprecated `config.train.mixed_precision=True` means mixed_float16.
+    """
+    precision = str(train_config.get("precision", "float32"))
+    if precision not in PRECISIONS:
+        raise ValueError(
+            f"config.train.precision={precision!r}: expected one of {PRECISIONS}"
+        )
+    if train_config.get("mixed_precision", False):
+        if precision not in ("float32", "mixed_float16"):
+            raise ValueError(
+                "config.train.mixed_precision=True (deprecated, means "
+                f"mixed_float16) conflicts with config.train.precision={precision!r}; "
+                "set only config.train.precision"
+            )
+        precision = "mixed_float16"
+    return precision
+
+
+def apply_precision(config):
+    """Sets Keras' global dtype policy from the config; returns its name.
+
+    Set every time, so a float32 run after a mixed one in the same process is
+    float32. Keras' compile() wraps the optimizer in a LossScaleOptimizer for
+    mixed_float16 only (bfloat16 needs no loss scaling).
+    """
+    policy = resolve_precision(config.train)
+    keras.mixed_precision.set_global_policy(policy)
+    return policy
+
+
+def resolve_jit_compile(value):
+    """config.train.jit_compile ("auto", "true", "false" or a bool) for compile()."""
+    if isinstance(value, bool):
+        return value
+    choice = {"auto": "auto", "true": True, "false": False}.get(str(value).lower())
+    if choice is None:
+        raise ValueError(
+            f"config.train.jit_compile={value!r}: expected auto, true or false"
+        )
+    return choice
 
 
 def train(config, workdir, strategy=None):
@@ -161,8 +209,7 @@ def train(config, workdir, strategy=None):
     config_checks.check_config(config)  # before anything is written
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
-    if config.train.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    apply_precision(config)
     source = data_lib.get_source(config.data)
     data_info = data_info_of(source, config)
     workdir_lib.write_config(workdir, config, data_info)

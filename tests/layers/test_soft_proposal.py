@@ -27,30 +27,42 @@ def np_graph(u, eps):
     return d / d.sum(axis=0, keepdims=True)
 
 
-def np_proposal(u, eps, max_iter=20, tol=1e-4):
-    """Power iteration M <- D M from 1/N, stop when |DM - M| < tol (Eq. 1)."""
+def np_proposal(u, eps, max_iter=20, tol=1e-4, walk="fixed"):
+    """Power iteration M <- D M from 1/N (Eq. 1).
+
+    walk "tolerance": the released code, stop when |DM - M| < tol; "fixed":
+    exactly max_iter updates; "squaring": D^(2^ceil(log2 max_iter)) by numpy's
+    matrix power applied to 1/N.
+    """
     h, w, _ = u.shape
     d = np_graph(u, eps)
     m = np.full(h * w, 1.0 / (h * w))
+    if walk == "squaring":
+        m = np.linalg.matrix_power(d, 2 ** int(np.ceil(np.log2(max_iter)))) @ m
+        return (m / m.sum()).reshape(h, w)
     for _ in range(max_iter):
         new = d @ m
-        if np.linalg.norm(new - m) < tol:
+        if walk == "tolerance" and np.linalg.norm(new - m) < tol:
             break
         m = new / new.sum()
     return m.reshape(h, w)
+
+
+WALKS = ("fixed", "squaring", "tolerance")
 
 
 def random_maps(shape, seed=0):
     return np.random.RandomState(seed).rand(*shape).astype("float32")
 
 
+@pytest.mark.parametrize("walk", WALKS)
 @pytest.mark.parametrize("eps", [None, 0.7, 5.0])
-def test_proposal_matches_numpy_power_iteration(eps):
+def test_proposal_matches_numpy_power_iteration(eps, walk):
     u = random_maps((3, 4, 4, 3))
-    layer = SoftProposal(epsilon=eps, return_proposal=True)
+    layer = SoftProposal(epsilon=eps, walk=walk, return_proposal=True)
     v, m = layer(u)
     for b in range(u.shape[0]):
-        expected = np_proposal(u[b], eps if eps else 0.15 * 4)
+        expected = np_proposal(u[b], eps if eps else 0.15 * 4, walk=walk)
         np.testing.assert_allclose(m[b], expected, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(v, u * np.asarray(m)[..., None], rtol=1e-6)
 
@@ -102,9 +114,47 @@ def test_constant_features_give_uniform_proposal():
     np.testing.assert_allclose(m, np.full((1, 3, 3), 1 / 9), rtol=1e-6)
 
 
-def test_tf_function_and_xla_match_eager():
+@pytest.mark.parametrize("walk", WALKS)
+def test_walks_agree_with_released_stopping_rule(walk):
+    """Every walk lands within a few tol of the released code's M (L2 per image),
+    and the fixed-count walks, which run past the stop, nearer D's fixed point."""
+    u = random_maps((2, 14, 14, 16), seed=13)
+    _, m = SoftProposal(epsilon=2.1, walk=walk, return_proposal=True)(u)
+    m = np.asarray(m, np.float64).reshape(2, -1)
+    for b in range(2):
+        released = np_proposal(u[b], 2.1, walk="tolerance").reshape(-1)
+        fixed_point = np_proposal(u[b], 2.1, max_iter=1000, tol=0.0).reshape(-1)
+        assert np.linalg.norm(m[b] - released) <= 5e-4
+        if walk != "tolerance":
+            assert np.linalg.norm(m[b] - fixed_point) <= np.linalg.norm(
+                released - fixed_point
+            )
+
+
+@pytest.mark.parametrize("gram_dtype, layer_dtype", [
+    ("bfloat16", "float32"), ("compute", "mixed_bfloat16"), ("float16", "float32"),
+])
+def test_low_precision_gram_keeps_proposal_close(gram_dtype, layer_dtype):
+    # Features with a large common offset: the centring keeps |a|^2 + |b|^2 - 2ab
+    # from cancelling catastrophically in 8 mantissa bits.
+    u = random_maps((2, 6, 6, 32), seed=14) + 10.0
+    layer = SoftProposal(
+        epsilon=1.0, gram_dtype=gram_dtype, dtype=layer_dtype, return_proposal=True
+    )
+    _, m = layer(u)
+    assert m.dtype == "float32"
+    # Under a mixed policy the layer sees U rounded to the compute dtype first.
+    u_seen = np.asarray(keras.ops.cast(keras.ops.cast(u, layer.compute_dtype), "float32"))
+    for b in range(2):
+        expected = np_proposal(u_seen[b], 1.0).reshape(-1)
+        got = np.asarray(m[b], np.float64).reshape(-1)
+        assert np.linalg.norm(got - expected) <= 1e-3 * np.linalg.norm(expected)
+
+
+@pytest.mark.parametrize("walk", WALKS)
+def test_tf_function_and_xla_match_eager(walk):
     u = random_maps((2, 4, 6, 5), seed=5)
-    layer = SoftProposal(return_proposal=True)
+    layer = SoftProposal(walk=walk, return_proposal=True)
     _, eager = layer(u)
     _, xla = tf.function(layer, jit_compile=True)(u)
     np.testing.assert_allclose(xla, eager, rtol=1e-5, atol=1e-7)
@@ -164,15 +214,33 @@ def test_gradient_through_proposal_matches_finite_differences():
     assert not np.allclose(tape.gradient(loss2, u).numpy(), grad, atol=1e-5)
 
 
+@pytest.mark.parametrize("walk", ["fixed", "squaring", "tolerance"])
 @pytest.mark.parametrize("return_proposal", [False, True])
-def test_soft_proposal_keras_layer_contract(tmp_path, return_proposal):
+def test_soft_proposal_keras_layer_contract(tmp_path, return_proposal, walk):
     run_layer_test(
         SoftProposal,
-        {"epsilon": 1.3, "max_iter": 7, "tol": 1e-5, "return_proposal": return_proposal},
+        {"epsilon": 1.3, "max_iter": 7, "tol": 1e-5, "return_proposal": return_proposal,
+         "walk": walk},
         (2, 5, 4, 3),
         input_data=random_maps((2, 5, 4, 3), seed=11),
         tmp_path=tmp_path,
     )
+
+
+def test_get_config_round_trip():
+    layer = SoftProposal(
+        epsilon=1.3,
+        max_iter=7,
+        tol=1e-5,
+        return_proposal=True,
+        walk="squaring",
+        gram_dtype="bfloat16",
+    )
+    clone = SoftProposal.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert (clone.walk, clone.gram_dtype) == ("squaring", "bfloat16")
+    u = random_maps((1, 3, 3, 2), seed=11)
+    np.testing.assert_allclose(clone(u)[1], layer(u)[1])
 
 
 def test_global_sum_pooling_keras_layer_contract(tmp_path):
@@ -183,7 +251,14 @@ def test_global_sum_pooling_keras_layer_contract(tmp_path):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"epsilon": 0.0}, {"epsilon_factor": -1}, {"max_iter": 0}, {"tol": -1.0}],
+    [
+        {"epsilon": 0.0},
+        {"epsilon_factor": -1},
+        {"max_iter": 0},
+        {"tol": -1.0},
+        {"walk": "converge"},
+        {"gram_dtype": "int8"},
+    ],
 )
 def test_invalid_arguments(kwargs):
     with pytest.raises(ValueError, match="SoftProposal"):

@@ -39,8 +39,14 @@ def base_config():
     c.train.lr_decay_factor = 0.1
     c.train.warmup_epochs = 0
     c.train.head_lr_multiplier = 1.0  # 10 when the backbone is pretrained
+    # float32 | mixed_float16 (dynamic loss scaling) | mixed_bfloat16 (no loss
+    # scaling: bfloat16 has float32's exponent range).
+    c.train.precision = "float32"
+    # Deprecated: True means precision="mixed_float16" (kept for old commands).
     c.train.mixed_precision = False
-    c.train.jit_compile = False
+    # "auto" is Keras' choice: XLA on a GPU/TPU (and always on JAX), off on a
+    # CPU-only TensorFlow and under tf.distribute; or "true" / "false".
+    c.train.jit_compile = "auto"
     # Train on random S x S crops of the image resized by this factor (the
     # papers: 224 from 256, i.e. 256 / 224); 1.0 disables cropping.
     c.train.crop_scale = 1.0

@@ -15,7 +15,22 @@ Generation, per image, over the N = H * W positions of U [H, W, K]:
 Because every column of D sums to 1, M keeps summing to 1 (it is renormalized
 after each update, as in the released code, to stop float drift).
 Coupling (Eq. 3): V_k = U_k o M for every channel k.
+
+Three ways to run the walk (the `walk` argument), all the same Eq. 1 power
+iteration from M0 = 1/N:
+  "fixed"      exactly `max_iter` updates, no convergence test (a fori_loop);
+  "squaring"   D^(2^k) by k = ceil(log2(max_iter)) repeated squarings, then
+               M = D^(2^k) M0: 2^k >= max_iter steps in k batched matmuls;
+  "tolerance"  the released code's loop: stop each image once
+               ||D M - M||_2 < tol (a while_loop with a data-dependent exit).
+Running past the tolerance only moves M closer to the fixed point of D, so the
+three agree to about `tol`. "fixed" is the default: on a GPU the data-dependent
+exit test of "tolerance" costs more than the arithmetic (a host-visible
+condition per step), and "fixed" was the fastest on both the issue's H100/JAX
+measurement and our CPU/TF one (bench/soft_proposal_overhead.py, BENCHMARKS.md).
 """
+
+import math
 
 import keras
 from keras import layers, ops
@@ -34,12 +49,17 @@ def _spatial_kernel(height, width, epsilon):
     return ops.exp(-d2 / (2.0 * ops.square(epsilon)))
 
 
-def soft_proposal_graph(features, epsilon):
+def soft_proposal_graph(features, epsilon, gram_dtype="float32"):
     """Column-stochastic transition matrix D of Sec. 3.1 for a batch of maps.
 
     Args:
         features: float32 [B, H, W, K] deep feature maps U.
         epsilon: spatial bandwidth eps of L(a, b), in feature-map cells (scalar).
+        gram_dtype: dtype of the one O(N^2 K) product, the Gram matrix u_a . u_b
+          (e.g. "bfloat16" to use the accelerator's fast matmul under mixed
+          precision). Its inputs are the mean-centred features rounded to that
+          dtype; norms, distances and everything after are float32, from the same
+          rounded features, so a pair's distance still comes out >= 0.
 
     Returns:
         float32 [B, N, N] with D[b, a, c] the weight of the edge c -> a, every
@@ -51,15 +71,17 @@ def soft_proposal_graph(features, epsilon):
     height, width, channels = shape[1], shape[2], shape[3]
     n = height * width
     u = ops.reshape(features, (-1, n, channels))
+    # Distances do not change when every node moves by the same vector; centring
+    # shrinks |a|^2 + |b|^2 - 2 a.b's terms, so less cancels in low precision.
+    u = u - ops.mean(u, axis=1, keepdims=True)
+    u_low = ops.cast(u, gram_dtype)
+    u = ops.cast(u_low, "float32")
     sq = ops.sum(ops.square(u), axis=-1)
+    gram = ops.cast(ops.matmul(u_low, ops.transpose(u_low, (0, 2, 1))), "float32")
     # ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b: one batched matmul instead of a
     # [B, N, N, K] difference tensor. The clamp removes tiny negative round-off;
     # the diagonal is exactly 0 by definition (u_a - u_a = 0).
-    d2 = (
-        sq[:, :, None]
-        + sq[:, None, :]
-        - 2.0 * ops.matmul(u, ops.transpose(u, (0, 2, 1)))
-    )
+    d2 = sq[:, :, None] + sq[:, None, :] - 2.0 * gram
     d2 = ops.maximum(d2, 0.0) * (1.0 - ops.eye(n, dtype="float32"))[None]
     positive = d2 > 0.0
     # sqrt has an infinite derivative at 0: take it only where d2 > 0 so the
@@ -70,6 +92,48 @@ def soft_proposal_graph(features, epsilon):
     uniform = ops.ones_like(weights) / ops.cast(n, "float32")
     safe_sum = ops.where(col_sum > 0.0, col_sum, 1.0)
     return ops.where(col_sum > 0.0, weights / safe_sum, uniform)
+
+
+WALKS = ("fixed", "squaring", "tolerance")
+
+
+def _uniform_start(graph):
+    n = ops.shape(graph)[-1]
+    return ops.ones((ops.shape(graph)[0], n), dtype="float32") / ops.cast(
+        n, "float32"
+    )
+
+
+def _step(graph, m):
+    m_new = ops.squeeze(ops.matmul(graph, m[:, :, None]), axis=-1)
+    return m_new / ops.sum(m_new, axis=-1, keepdims=True)
+
+
+def random_walk_fixed(graph, steps=20):
+    """Exactly `steps` updates M <- D M / sum(D M) from M0 = 1/N (Eq. 1).
+
+    No convergence test inside the loop, so the loop has a static trip count
+    (`keras.ops.fori_loop`: a bounded loop under XLA, a `scan` on JAX, which
+    both backends can differentiate).
+    """
+    return ops.fori_loop(0, int(steps), lambda i, m: _step(graph, m), _uniform_start(graph))
+
+
+def random_walk_squaring(graph, steps=20):
+    """M = D^(2^k) M0 with k = ceil(log2(steps)), D^(2^k) by repeated squaring.
+
+    Same Eq. 1 iteration as `random_walk_fixed` with 2^k >= steps updates, in k
+    batched [N, N] matmuls (k = 5 for 20 steps) instead of 2^k sequential
+    matrix-vector products. Products of column-stochastic matrices stay
+    column-stochastic, so no renormalization is needed until the end.
+    """
+    power = graph
+    for _ in range(max(0, math.ceil(math.log2(int(steps))))):
+        power = ops.matmul(power, power)
+    # D^(2^k) M0 as a matrix-vector product, not the equal row mean: TF 2.21's
+    # XLA on CPU crashes (segfault) on a mean fused after these batched dots.
+    m = ops.squeeze(ops.matmul(power, _uniform_start(graph)[:, :, None]), axis=-1)
+    return m / ops.sum(m, axis=-1, keepdims=True)
 
 
 def soft_proposal_random_walk(graph, max_iter=20, tol=1e-4):
@@ -90,10 +154,8 @@ def soft_proposal_random_walk(graph, max_iter=20, tol=1e-4):
     Returns:
         float32 [B, N] proposal vectors, each summing to 1.
     """
-    n = ops.shape(graph)[-1]
-    batch = ops.shape(graph)[0]
-    m0 = ops.ones((batch, n), dtype="float32") / ops.cast(n, "float32")
-    active0 = ops.ones((batch,), dtype="bool")
+    m0 = _uniform_start(graph)
+    active0 = ops.ones((ops.shape(graph)[0],), dtype="bool")
 
     def cond(i, m, active):
         return ops.logical_and(i < max_iter, ops.any(active))
@@ -126,9 +188,13 @@ class SoftProposal(layers.Layer):
     then the M-weighted average of U. The class response map of Sec. 3.3 is
     R_c = sum_k w_kc U_k o M, i.e. the classifier applied to V.
 
-    Precision: the graph and the walk always run in float32 (the distances and
-    the 1/N-sized probabilities are unsafe in float16); V comes back in the
-    layer's compute dtype, M in float32.
+    Precision: the graph and the walk run in float32 (the distances and the
+    1/N-sized probabilities are unsafe in float16); only the Gram matrix of the
+    distances may use another dtype (`gram_dtype`). V comes back in the layer's
+    compute dtype, M in float32.
+
+    Backends: pure `keras.ops`, so it runs unchanged on TensorFlow, JAX and
+    PyTorch (tested on TF and JAX).
 
     Cost: O(B N^2 K) for the distances (one batched matmul) and O(B N^2) memory
     per iteration; on a 14 x 14 x 1024 map (N = 196) about 80 MFLOPs per image,
@@ -141,8 +207,18 @@ class SoftProposal(layers.Layer):
           non-square map the longer side is used. The released SPN model sets
           eps = 2.1 = 0.15 x 14 for its 14 x 14 maps (the released layer's own
           default, 0.15 x H x W, is nearly flat in space).
-        max_iter: maximum random-walk updates (released code: 20).
-        tol: stop once ||D M - M||_2 < tol (released code: 1e-4).
+        max_iter: random-walk updates (released code: at most 20): exactly
+          this many with walk="fixed", at most this many with "tolerance", and
+          2^ceil(log2(max_iter)) with "squaring".
+        tol: with walk="tolerance", stop once ||D M - M||_2 < tol (released
+          code: 1e-4); the other walks ignore it.
+        walk: "fixed" (default), "squaring" or "tolerance" (the released code's
+          data-dependent stop); see the module docstring for why and how they
+          agree.
+        gram_dtype: dtype of the Gram matrix of the distances (the O(N^2 K)
+          product): "float32" (default), or "compute" for the layer's compute
+          dtype (bfloat16 / float16 under mixed precision: faster on GPUs and
+          TPUs, M then moves by about 1e-3 relative, see the tests), or a dtype.
         stop_gradient_proposal: if True (released code, whose backward is
           grad_U = grad_V o M), no gradient flows through the construction of M;
           gradients reach U only through the product of Eq. 3. If False the graph
@@ -158,6 +234,8 @@ class SoftProposal(layers.Layer):
         tol=1e-4,
         stop_gradient_proposal=True,
         return_proposal=False,
+        walk="fixed",
+        gram_dtype="float32",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -173,6 +251,17 @@ class SoftProposal(layers.Layer):
             raise ValueError(f"SoftProposal: max_iter must be >= 1, got {max_iter}")
         if not float(tol) >= 0:
             raise ValueError(f"SoftProposal: tol must be >= 0, got {tol}")
+        if walk not in WALKS:
+            raise ValueError(f"SoftProposal: walk must be one of {WALKS}, got {walk!r}")
+        if gram_dtype != "compute" and keras.backend.standardize_dtype(
+            gram_dtype
+        ) not in ("float16", "bfloat16", "float32", "float64"):
+            raise ValueError(
+                "SoftProposal: gram_dtype must be 'compute' or a float dtype, "
+                f"got {gram_dtype!r}"
+            )
+        self.walk = walk
+        self.gram_dtype = gram_dtype
         self.epsilon = None if epsilon is None else float(epsilon)
         self.epsilon_factor = float(epsilon_factor)
         self.max_iter = int(max_iter)
@@ -194,8 +283,14 @@ class SoftProposal(layers.Layer):
             # Cut here, not after the walk, so no backward graph is built for it.
             u = ops.stop_gradient(u)
         shape = ops.shape(u)
-        graph = soft_proposal_graph(u, self._epsilon(shape[1], shape[2]))
-        m = soft_proposal_random_walk(graph, self.max_iter, self.tol)
+        gram_dtype = self.compute_dtype if self.gram_dtype == "compute" else self.gram_dtype
+        graph = soft_proposal_graph(u, self._epsilon(shape[1], shape[2]), gram_dtype)
+        if self.walk == "fixed":
+            m = random_walk_fixed(graph, self.max_iter)
+        elif self.walk == "squaring":
+            m = random_walk_squaring(graph, self.max_iter)
+        else:
+            m = soft_proposal_random_walk(graph, self.max_iter, self.tol)
         return ops.reshape(m, (-1, shape[1], shape[2]))
 
     def call(self, inputs, training=None):
@@ -226,6 +321,8 @@ class SoftProposal(layers.Layer):
             "tol": self.tol,
             "stop_gradient_proposal": self.stop_gradient_proposal,
             "return_proposal": self.return_proposal,
+            "walk": self.walk,
+            "gram_dtype": self.gram_dtype,
         }
 
 

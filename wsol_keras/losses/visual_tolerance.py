@@ -100,6 +100,10 @@ def color_jitter(images, params, value_range=(0.0, 255.0)):
 
     Returns:
         float32 jittered images in ``value_range``.
+
+    Backends: the same values on every backend, but not differentiable with
+    respect to ``images`` on TensorFlow (its RGBToHSV op has no gradient); g acts
+    on input images, so training never needs that gradient.
     """
     lo, hi = float(value_range[0]), float(value_range[1])
     x = (ops.cast(images, "float32") - lo) / (hi - lo)
@@ -178,6 +182,13 @@ def inverse_spatial_transform(maps, params):
         original image (``M^it``), and float32 ``[B, h, w, 1]`` with 1 where
         the value is interpolated only from positions that saw the original
         image and 0 elsewhere.
+
+    Backends: the same values on TensorFlow and JAX, but the gradient differs:
+    TensorFlow's registered gradient of ImageProjectiveTransformV3 (behind
+    ``keras.ops.image.affine_transform``) resamples the output gradient with the
+    inverse transform, which is not the exact adjoint of bilinear sampling when
+    the zoom is not 1 (off by up to ~25% here against finite differences); JAX
+    differentiates the sampling exactly.
     """
     maps = ops.cast(maps, "float32")
     h, w = maps.shape[1], maps.shape[2]
