@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from wsol_keras import evaluate
 from wsol_keras import methods
-from wsol_keras import serving
+from wsol_keras.export import inference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 S = 32
@@ -59,5 +59,5 @@ def test_slt_exported_topk_map_equals_evaluator_map():
     )
     evaluated = evaluate.make_map_fn(model, config)(x, tf.zeros([4], tf.int32))
     np.testing.assert_allclose(evaluated["maps"].numpy(), want, atol=1e-5)
-    exported = serving.ServingFunctions(model, config, 0.2).image_tensor(images)
+    exported = inference.InferenceModule(model, config, 0.2).image_tensor(images)
     np.testing.assert_allclose(exported["heatmaps"].numpy(), want, atol=1e-4)
