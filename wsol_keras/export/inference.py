@@ -128,6 +128,9 @@ class InferenceModule:
         self.heatmap_size = int(heatmap_size or self.image_size)
         if self.heatmap_size < 1:
             raise ValueError(f"heatmap_size={heatmap_size}: must be >= 1")
+        # One eager call creates every variable (subclassed models build
+        # lazily), so the exported graphs capture only tracked variables.
+        model(tf.zeros([1, self.image_size, self.image_size, 3]), training=False)
         self.localizer = localization.Localizer.from_config(model, config)
         self.image_bytes = tf.function(
             self._image_bytes,

@@ -202,11 +202,13 @@ def postprocess(
 
     Args:
         outputs: the LiteRT outputs of one image: "cams" [1, h, w, C],
-            "logits" [1, C], and "localizer_logits" for SLT-Net.
+            "logits" [1, C], "localizer_logits" for SLT-Net; with a
+            "heatmap" (and no `class_ids`) only the box is computed here.
         image_size: S.
         cam_threshold: CAM threshold.
-        map_method: "cam" or "topk" (`localization.MAP_METHODS`); gradient
-            methods raise, their maps cannot be rebuilt from "cams".
+        map_method: `localization.MAP_METHODS`; gradient methods raise
+            unless the model's own "heatmap" is used (their maps cannot be
+            rebuilt from "cams").
         topk: K of the "topk" map.
         class_ids: classes of the "cam" map (e.g. the ground truth for
             GT-known); default the predicted top-1 class.
@@ -214,10 +216,18 @@ def postprocess(
     Returns:
         (heatmap [S, S] float32 in [0, 1], box [4] xyxy in the S x S frame).
     """
+    if class_ids is None and "heatmap" in outputs:
+        # The graph's own map (any map method): only the box step is left.
+        heat = np.asarray(outputs["heatmap"], np.float32).reshape(
+            np.shape(outputs["heatmap"])[-2:]
+        )
+        box = boxes_lib.largest_contour_box(heat, cam_threshold)
+        return heat, np.asarray(box, np.float32)
     if map_method in localization.GRADIENT_MAP_METHODS:
         raise ValueError(
             f"map_method={map_method!r} needs gradients of the model; they "
             "cannot be computed from the TFLite outputs (cams, logits)"
+            + ("" if "heatmap" in outputs else " and this model has no heatmap")
         )
     tensors = {
         k: tf.constant(np.asarray(v, np.float32).reshape((1,) + np.shape(v)[-3:]))
