@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
+from wsol_keras import data as data_lib
 from wsol_keras import localization
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.export import inference
@@ -292,8 +293,6 @@ def export_tflite(
     module = inference.InferenceModule(model, config, threshold)
     calibration = None
     if "int8" in variants:
-        from wsol_keras import data as data_lib  # pylint: disable=g-import-not-at-top
-
         calibration = representative_images(
             data_lib.get_source(config.data), num_calibration
         )
