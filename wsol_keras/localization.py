@@ -38,11 +38,11 @@ import os
 from keras import ops
 
 from wsol_keras import cams
-from wsol_keras.dual_gradient import DualGradient
+from wsol_keras.dual_gradient import METHODS_DGL, DualGradient
 from wsol_keras.losses.class_tolerant import resolve_top_k
 
-MAP_METHODS = ("cam", "topk", "dgl", "pcs", "gradcam")
-GRADIENT_MAP_METHODS = ("dgl", "pcs", "gradcam")
+GRADIENT_MAP_METHODS = METHODS_DGL  # ("dgl", "pcs", "gradcam")
+MAP_METHODS = ("cam", "topk") + GRADIENT_MAP_METHODS
 # The CAM paper's threshold (Zhou et al. 2016, Sec. 3.1: 20% of the max).
 FALLBACK_CAM_THRESHOLD = 0.2
 
