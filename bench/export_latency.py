@@ -89,7 +89,10 @@ def main(argv):
 
     from wsol_keras import boxes as boxes_lib  # pylint: disable=g-import-not-at-top
     from wsol_keras import data as data_lib  # pylint: disable=g-import-not-at-top
-    from wsol_keras import serving, tflite  # pylint: disable=g-import-not-at-top
+    from wsol_keras import localization  # pylint: disable=g-import-not-at-top
+    from wsol_keras.export import inference  # pylint: disable=g-import-not-at-top
+    from wsol_keras.export import saved_model_lib  # pylint: disable=g-import-not-at-top
+    from wsol_keras.export import tflite_lib as tflite  # pylint: disable=g-import-not-at-top
     from wsol_keras import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 
     tmp = tempfile.mkdtemp(prefix="wsol-export-bench-")
@@ -101,7 +104,7 @@ def main(argv):
         _train(workdir, FLAGS.epochs)
         train_s = time.perf_counter() - t
     model, config, data_info = workdir_lib.load_model(workdir)
-    threshold, threshold_source = serving.resolve_cam_threshold(workdir, config)
+    threshold, threshold_source = localization.resolve_cam_threshold(workdir, config)
     s = int(config.data.image_size)
     source = data_lib.get_source(config.data)
     test = next(iter(source.dataset("test").take(FLAGS.num_test).batch(FLAGS.num_test)))
@@ -113,7 +116,7 @@ def main(argv):
     )
 
     # -- SavedModel -----------------------------------------------------------------
-    path = serving.export_saved_model(workdir, os.path.join(tmp, "models"), version=1)
+    path = saved_model_lib.export_saved_model(workdir, os.path.join(tmp, "models"), version=1)
     loaded = tf.saved_model.load(path)
     sig_tensor = loaded.signatures["image_tensor"]
     sig_bytes = loaded.signatures["image_bytes"]
@@ -179,10 +182,8 @@ def main(argv):
     sizes, loc, tflite_info = {}, {}, {}
     for variant in tflite.VARIANTS:
         content, info = tflite.convert(
-            model,
-            s,
+            inference.InferenceModule(model, config, threshold),
             variant,
-            threshold,
             calibration,
             postprocess="box" if variant == "float32" else "heatmap",
         )
@@ -194,9 +195,7 @@ def main(argv):
         boxes_s = []
         for img, label in zip(test["image"], test["label"]):
             out = lite(img[None] if variant == "int8" else img[None].astype(np.float32))
-            _, box = tflite.postprocess(
-                out["cams"], out["logits"], s, threshold, class_ids=[label]
-            )
+            _, box = tflite.postprocess(out, s, threshold, class_ids=[label])
             boxes_s.append(box)
         loc[variant] = _gt_known_loc(
             np.stack(boxes_s), test["boxes"], test["num_boxes"]
@@ -214,7 +213,10 @@ def main(argv):
         ):
             boxes_s.append(
                 tflite.postprocess(
-                    cams[None], logits[None], s, threshold, class_ids=[label]
+                    {"cams": cams[None], "logits": logits[None]},
+                    s,
+                    threshold,
+                    class_ids=[label],
                 )[1]
             )
     loc["keras"] = _gt_known_loc(np.stack(boxes_s), test["boxes"], test["num_boxes"])

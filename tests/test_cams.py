@@ -1,6 +1,7 @@
 """cams.py: class-map selection (GT / top-K, SLT-Net Eq. 9) and normalization."""
 
 import numpy as np
+import tensorflow as tf
 
 from wsol_keras import cams
 
@@ -46,3 +47,30 @@ def test_localization_maps_upsamples_to_size_in_unit_range():
     out = cams.localization_maps(maps, np.array([0, 2]), 16).numpy()
     assert out.shape == (2, 16, 16)
     assert out.min() == 0.0 and np.isclose(out.max(), 1.0)
+
+
+def test_infinite_map_becomes_zero_and_axis_is_per_class():
+    # wsolevaluation's normalize_scoremap zeroes a map it cannot normalize; a
+    # map with +inf (a diverged model) is such a map too.
+    m = np.array([[[1.0, np.inf], [0.0, 2.0]]], np.float32)
+    np.testing.assert_array_equal(cams.normalize_maps(m).numpy(), 0.0)
+    # [B, h, w, C]: each class map normalized on its own (ACoL's fusion).
+    four = np.stack([np.arange(4.0).reshape(2, 2), 10 * np.ones((2, 2))], -1)[None]
+    out = cams.normalize_maps(four.astype(np.float32)).numpy()
+    np.testing.assert_allclose(out[0, ..., 0], [[0, 1 / 3], [2 / 3, 1]], rtol=1e-6)
+    np.testing.assert_array_equal(out[0, ..., 1], 0.0)
+
+
+def test_upsample_rank3_and_rank4_are_tf_bilinear():
+    rng = np.random.default_rng(3)
+    maps = rng.normal(size=(2, 3, 3, 4)).astype(np.float32)
+    want = tf.image.resize(maps, [7, 5], method="bilinear").numpy()
+    np.testing.assert_allclose(cams.upsample_maps(maps, (7, 5)), want, atol=1e-6)
+    np.testing.assert_allclose(
+        cams.upsample_maps(maps[..., 1], (7, 5)), want[..., 1], atol=1e-6
+    )
+
+
+def test_top1_breaks_ties_by_the_lower_id():
+    logits = np.array([[1.0, 5.0, 5.0], [2.0, 2.0, 0.0]], np.float32)
+    np.testing.assert_array_equal(cams.top1_class_ids(logits).numpy(), [1, 0])

@@ -328,7 +328,7 @@ def test_layer_sweep_table_on_synthetic_source():
     from wsol_keras import data as data_lib
     from wsol_keras import metrics as metrics_lib
     from wsol_keras.configs import synthetic_cam
-    from wsol_keras.dual_gradient import format_sweep_table, layer_sweep
+    from wsol_keras.dgl_sweep import format_sweep_table, layer_sweep
     from wsol_keras.models.registry import build_model
 
     config = synthetic_cam.get_config("smoke")

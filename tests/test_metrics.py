@@ -4,7 +4,7 @@ re-implementation of wsolevaluation's BoxEvaluator written here."""
 import numpy as np
 import pytest
 
-from test_boxes import brute_force_boxes  # the plain per-threshold cv2 loop
+from boxes.test_boxes import brute_force_boxes  # the plain per-threshold cv2 loop
 from wsol_keras import boxes, metrics
 
 

@@ -31,6 +31,8 @@ The class here needs no change to the model: it records the requested layers'
 outputs while the model runs under one ``tf.GradientTape`` (by wrapping the
 layers' ``call`` for the duration of the trace) and takes vector-Jacobian
 products of the logits w.r.t. them, batched, inside a ``tf.function``.
+The layer sweep of DGL Table 1 is `wsol_keras.dgl_sweep` (it goes through
+`wsol_keras.localization`, which builds on this module).
 """
 
 import contextlib
@@ -39,14 +41,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from wsol_keras import cams as cams_lib
-from wsol_keras import metrics as metrics_lib
 
 __all__ = [
     "DualGradient",
     "METHODS_DGL",
-    "format_sweep_table",
-    "layer_sweep",
     "resolve_layer",
 ]
 
@@ -342,94 +340,3 @@ class DualGradient:
         """One layer's maps as ``[B, H, W, 1]`` (for code expecting CAM tensors)."""
         name = layer_name or self.layer_names[0]
         return self(images, labels=labels, method=method)[name][..., None]
-
-
-def layer_sweep(
-    model,
-    source,
-    layer_names,
-    split="test",
-    method="dgl",
-    alpha=10.0,
-    batch_size=32,
-    max_images=None,
-    cam_threshold_step=0.01,
-    iou_thresholds=(30, 50, 70),
-    **kwargs,
-):
-    """Localization of several layers' maps in one pass (DGL Table 1).
-
-    Every batch runs one `DualGradient` call for all layers (ground-truth
-    class as target, i.e. GT-known), the maps are upsampled to the image size
-    and min-max normalized as in `wsol_keras.evaluate`, and per layer:
-
-    * ``gt_known_loc``: box accuracy at IoU 0.5 (largest contour) at the best
-      CAM threshold of a grid (DGL Sec. 3.5 picks the threshold by grid
-      search), i.e. MaxBoxAcc;
-    * ``max_box_acc_v2``: mean over ``iou_thresholds`` with every contour;
-    * ``best_threshold``: the threshold of ``gt_known_loc``.
-
-    Args:
-        model: trained classifier (see `DualGradient`).
-        source: a `wsol_keras.data` source (``dataset(split)``,
-            ``num_examples(split)``).
-        layer_names: layer paths.
-        split: split to evaluate.
-        method: "dgl", "pcs" or "gradcam".
-        alpha: Eq. 7 constant.
-        batch_size: images per DualGradient call.
-        max_images: optional cap on the number of images.
-        cam_threshold_step: threshold grid step.
-        iou_thresholds: IoU levels (percent) of MaxBoxAccV2.
-        **kwargs: more `DualGradient` arguments (``logits_fn``, ``output_key``).
-
-    Returns:
-        dict layer -> dict of the metrics above (percent) and ``num_images``.
-    """
-    explainer = DualGradient(model, layer_names, alpha=alpha, method=method, **kwargs)
-    thresholds = np.arange(0.0, 1.0, float(cam_threshold_step))
-    v1 = {
-        n: metrics_lib.BoxAccuracy(thresholds, (50,), multi_contour=False)
-        for n in explainer.layer_names
-    }
-    v2 = {
-        n: metrics_lib.BoxAccuracy(thresholds, iou_thresholds, multi_contour=True)
-        for n in explainer.layer_names
-    }
-    n = source.num_examples(split)
-    if max_images:
-        n = min(n, int(max_images))
-    for batch in source.dataset(split).take(n).batch(batch_size):
-        images = tf.cast(batch["image"], tf.float32)
-        size = (int(images.shape[1]), int(images.shape[2]))
-        maps = explainer(images, labels=batch["label"])
-        gt = [b[:k] for b, k in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
-        for name in explainer.layer_names:
-            m = cams_lib.normalize_maps(cams_lib.upsample_maps(maps[name], size))
-            m = m.numpy()
-            v1[name].update(m, gt)
-            v2[name].update(m, gt)
-    results = {}
-    for name in explainer.layer_names:
-        r1, r2 = v1[name].result(), v2[name].result()
-        results[name] = {
-            "gt_known_loc": r1["max_box_acc_iou50"],
-            "best_threshold": r1["best_threshold_iou50"],
-            "max_box_acc_v2": r2["max_box_acc"],
-            "num_images": r1["num_images"],
-        }
-    return results
-
-
-def format_sweep_table(results):
-    """Plain-text table of `layer_sweep` results, one row per layer."""
-    width = max([len("layer")] + [len(n) for n in results])
-    lines = [
-        f"{'layer':{width}s}  GT-known Loc  MaxBoxAccV2  threshold  images",
-    ]
-    for name, r in results.items():
-        lines.append(
-            f"{name:{width}s}  {r['gt_known_loc']:12.2f}  {r['max_box_acc_v2']:11.2f}"
-            f"  {r['best_threshold']:9.2f}  {r['num_images']:6d}"
-        )
-    return "\n".join(lines)

@@ -28,65 +28,27 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
-from wsol_keras import cams as cams_lib
 from wsol_keras import config_checks
 from wsol_keras import data as data_lib
+from wsol_keras import dgl_sweep
+from wsol_keras import localization
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
-from wsol_keras.losses.class_tolerant import resolve_top_k
-
-# The CAM paper's threshold (Zhou et al. 2016), used when no boxes are given.
-FALLBACK_CAM_THRESHOLD = 0.2
-
 
 def make_map_fn(model, config):
     """Returns a tf.function (images, labels) -> dict of per-batch results.
 
-    The dict holds "logits" [B, C], "maps" [B, S, S] in [0, 1] and, for box
+    The dict holds "logits" [B, C], "maps" [B, S, S] in [0, 1] (of the
+    ground-truth classes `labels`, see `wsol_keras.localization`) and, for box
     regressors, "boxes" [B, 4] normalized xyxy.
     """
-    e = config.eval
-    size = int(config.data.image_size)
-    if e.map_method in ("dgl", "gradcam"):
-        from wsol_keras import dual_gradient  # pylint: disable=g-import-not-at-top
-
-        if not e.dgl_layer:
-            raise ValueError(
-                f"config.eval.map_method={e.map_method!r} needs "
-                "config.eval.dgl_layer (a layer path)"
-            )
-        explainer = dual_gradient.DualGradient(
-            model, [e.dgl_layer], method=e.map_method
-        )
-    elif e.map_method not in ("cam", "topk"):
-        raise ValueError(
-            f"config.eval.map_method={e.map_method!r}: expected cam, "
-            "topk, dgl or gradcam"
-        )
+    localizer = localization.Localizer.from_config(model, config)
 
     @tf.function(reduce_retracing=True)
     def map_fn(images, labels):
-        outputs = model(images, training=False)
-        logits = tf.cast(outputs["logits"], tf.float32)
-        if e.map_method == "cam":
-            maps = cams_lib.select_class_maps(outputs["cams"], labels)
-        elif e.map_method == "topk":
-            # SLT-Net Eq. 9 ranks classes by the localizer's own logits.
-            rank_logits = tf.cast(outputs.get("localizer_logits", logits), tf.float32)
-            k = resolve_top_k(e.topk, int(rank_logits.shape[-1]))
-            maps = cams_lib.select_class_maps(
-                outputs["cams"], cams_lib.topk_class_ids(rank_logits, k)
-            )
-        else:
-            maps = explainer(images, labels=labels)[e.dgl_layer]
-        result = {
-            "logits": logits,
-            "maps": cams_lib.normalize_maps(cams_lib.upsample_maps(maps, size)),
-        }
-        if "boxes" in outputs:
-            result["boxes"] = tf.cast(outputs["boxes"], tf.float32)
-        return result
+        result = localizer(images, class_ids=labels)
+        return {k: result[k] for k in ("logits", "maps", "boxes") if k in result}
 
     return map_fn
 
@@ -138,9 +100,9 @@ def choose_cam_threshold(map_fn, source, config):
             "no boxes in the %s split to choose the CAM threshold; using %.2f "
             "(the CAM paper's)",
             split,
-            FALLBACK_CAM_THRESHOLD,
+            localization.FALLBACK_CAM_THRESHOLD,
         )
-        return FALLBACK_CAM_THRESHOLD
+        return localization.FALLBACK_CAM_THRESHOLD
     return float(acc.result()["best_threshold_iou50"])
 
 
@@ -291,9 +253,9 @@ def define_flags():
     flags.DEFINE_string(
         "map_method",
         None,
-        "cam | topk | dgl | gradcam " "(default: the workdir's config).",
+        "cam | topk | dgl | pcs | gradcam (default: the workdir's config).",
     )
-    flags.DEFINE_string("dgl_layer", None, "Layer path for dgl / gradcam maps.")
+    flags.DEFINE_string("dgl_layer", None, "Layer path for dgl / pcs / gradcam maps.")
     flags.DEFINE_float(
         "cam_threshold", None, "Fixed CAM threshold (default: " "chosen on val)."
     )
@@ -318,12 +280,12 @@ def main(argv):
                 config.eval[field] = value
     source = data_lib.get_source(config.data)
     if FLAGS.sweep_layers:
-        from wsol_keras import dual_gradient  # pylint: disable=g-import-not-at-top
-
         method = (
-            FLAGS.map_method if FLAGS.map_method in ("dgl", "gradcam", "pcs") else "dgl"
+            FLAGS.map_method
+            if FLAGS.map_method in localization.GRADIENT_MAP_METHODS
+            else "dgl"
         )
-        results = dual_gradient.layer_sweep(
+        results = dgl_sweep.layer_sweep(
             model,
             source,
             FLAGS.sweep_layers,
@@ -335,7 +297,7 @@ def main(argv):
         workdir_lib.write_json_atomic(
             os.path.join(FLAGS.workdir, "dgl_sweep.json"), results
         )
-        print(dual_gradient.format_sweep_table(results))
+        print(dgl_sweep.format_sweep_table(results))
         return
     metrics = evaluate_and_report(model, source, config, FLAGS.workdir, FLAGS.split)
     print(format_table(metrics))

@@ -11,25 +11,7 @@ threshold delta; classifier B then sees the erased features S~.
 import keras
 from keras import layers, ops
 
-
-def select_class_maps(class_maps, class_ids):
-    """[B, h, w, C] maps, int [B] ids -> the map of each image's class [B, h, w]."""
-    one_hot = ops.one_hot(
-        ops.cast(class_ids, "int32"), ops.shape(class_maps)[-1], dtype=class_maps.dtype
-    )
-    return ops.einsum("bhwc,bc->bhw", class_maps, one_hot)
-
-
-def minmax_normalize(maps, axis=(1, 2)):
-    """Per-image min-max normalization to [0, 1] over `axis`.
-
-    A flat map (max == min) becomes all zeros instead of NaN, so it erases
-    nothing for any delta > 0.
-    """
-    lo = ops.min(maps, axis=axis, keepdims=True)
-    hi = ops.max(maps, axis=axis, keepdims=True)
-    span = hi - lo
-    return ops.where(span > 0, (maps - lo) / ops.where(span > 0, span, 1.0), 0.0)
+from wsol_keras.cams import normalize_maps, select_class_maps, top1_class_ids
 
 
 @keras.saving.register_keras_serializable(package="wsol_keras")
@@ -110,9 +92,8 @@ class ComplementaryErase(layers.Layer):
         if use_labels:
             class_ids = ops.reshape(labels, (-1,))
         else:
-            # top_k, not argmax: keras argmax adds a BitwiseAnd LiteRT lacks.
-            class_ids = ops.top_k(ops.mean(maps, axis=(1, 2)), 1)[1][..., 0]
-        att = minmax_normalize(select_class_maps(maps, class_ids))
+            class_ids = top1_class_ids(ops.mean(maps, axis=(1, 2)))
+        att = normalize_maps(select_class_maps(maps, class_ids))
         size = ops.shape(features)[1:3]
         if tuple(att.shape[1:3]) != tuple(features.shape[1:3]) or (
             features.shape[1] is None or features.shape[2] is None

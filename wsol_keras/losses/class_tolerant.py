@@ -16,6 +16,8 @@ index set of exactly K classes is needed; ties there are broken by
 import keras
 from keras import ops
 
+from wsol_keras.cams import select_class_maps, topk_class_ids
+
 __all__ = ["ClassTolerantLoss", "resolve_top_k", "topk_average_cams"]
 
 
@@ -190,7 +192,4 @@ def topk_average_cams(cams, logits, k):
     else:
         top_k = resolve_top_k(k, num_classes, name="topk_average_cams k")
     cams = ops.cast(cams, "float32")
-    _, indices = ops.top_k(ops.cast(logits, "float32"), top_k, sorted=False)
-    # [B, C] selection mask; einsum keeps it a single batched op.
-    selected = ops.sum(ops.one_hot(indices, num_classes, dtype="float32"), axis=1)
-    return ops.einsum("bhwc,bc->bhw", cams, selected) / float(top_k)
+    return select_class_maps(cams, topk_class_ids(logits, top_k))

@@ -18,6 +18,8 @@ the whole batch), and the similarities are averaged over pairs and images.
 import keras
 from keras import layers, ops
 
+from wsol_keras.cams import upsample_maps
+
 _ABSOLUTE = ("pair", "image", "none")
 
 
@@ -113,7 +115,7 @@ def gather_target_maps(level_maps, level_labels):
         )
         sel = ops.einsum("bhwck,bc->bhwk", maps, one_hot)
         if tuple(sel.shape[1:3]) != target:
-            sel = ops.image.resize(sel, target, interpolation="bilinear")
+            sel = upsample_maps(sel, target)
         out.append(sel)
     return ops.concatenate(out, axis=-1)
 

@@ -14,10 +14,8 @@ whose maps choose the erased region (as the released code's `logits[0]`).
 from keras import ops
 
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
-from wsol_keras.layers.complementary_erase import (
-    ComplementaryErase,
-    minmax_normalize,
-)
+from wsol_keras.cams import normalize_maps
+from wsol_keras.layers.complementary_erase import ComplementaryErase
 from wsol_keras.models.base import WSOLModel, sparse_ce
 
 
@@ -53,7 +51,7 @@ class ACoLModel(WSOLModel):
         cams_a = self.head_a(features)
         erased = self.erase(features, cams_a, labels, training=training)
         cams_b = self.head_b(erased)
-        fused = ops.maximum(minmax_normalize(cams_a), minmax_normalize(cams_b))
+        fused = ops.maximum(normalize_maps(cams_a), normalize_maps(cams_b))
         return {
             "logits": global_average_logits(cams_a),
             "logits_b": global_average_logits(cams_b),

@@ -23,7 +23,12 @@ Classification uses the leaf level (Sec. 3.3).
 import numpy as np
 from keras import ops
 
-from wsol_keras.layers.complementary_erase import minmax_normalize, select_class_maps
+from wsol_keras.cams import (
+    normalize_maps,
+    select_class_maps,
+    top1_class_ids,
+    upsample_maps,
+)
 from wsol_keras.layers.divergent_activation import (
     DivergentActivation,
     localization_maps,
@@ -134,8 +139,8 @@ class DANetModel(WSOLModel):
         def level_map(out):
             m = localization_maps(out["maps"])
             if tuple(m.shape[1:3]) != target:
-                m = ops.image.resize(m, target, interpolation="bilinear")
-            return minmax_normalize(m)
+                m = upsample_maps(m, target)
+            return normalize_maps(m)
 
         cams = level_map(outs[0])
         for l in range(1, self.num_levels):
@@ -143,8 +148,7 @@ class DANetModel(WSOLModel):
             if self.ancestors is not None:
                 cams = cams + ops.take(maps, self.ancestors[:, l - 1], axis=-1)
             else:
-                # top_k, not argmax: keras argmax adds a BitwiseAnd LiteRT lacks.
-                top1 = ops.top_k(outs[l]["logits"], 1)[1][..., 0]
+                top1 = top1_class_ids(outs[l]["logits"])
                 cams = cams + select_class_maps(maps, top1)[..., None]
         return cams
 

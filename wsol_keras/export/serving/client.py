@@ -6,7 +6,7 @@ r"""Builds TF Serving requests for a wsol-export SavedModel (REST JSON and gRPC)
     python export/serving/client.py --model_name=cam_small_cnn \
         --images=cat.jpg --protocol=grpc --port=8500      # gRPC
 
-Signatures (see `wsol_keras.serving`): ``image_bytes`` (= ``serving_default``)
+Signatures (see `wsol_keras.export.inference`): ``image_bytes`` (= ``serving_default``)
 takes ``images`` string [B] of encoded images; ``image_tensor`` takes
 ``images`` uint8 [B, H, W, 3]. Both return ``classes``, ``scores``, ``boxes``
 (xyxy pixels of each original image) and ``heatmaps``.

@@ -1,4 +1,4 @@
-"""TFLite export of a trained model: fixed input size, four precisions.
+"""TFLite export: the inference graph at a fixed size, four precisions.
 
 Variants (`VARIANTS`):
     * ``float32``: no quantization;
@@ -8,25 +8,27 @@ Variants (`VARIANTS`):
       split (`representative_images`); uint8 image input (pixels are exact with
       the calibrated scale 1, zero point 0), float32 outputs (dequantized).
 
-Every variant takes one image [1, S, S, 3] in [0, 255] (float32, or uint8 for
-``int8``) and returns ``logits`` [1, C] and ``cams`` [1, h, w, C] (the model's
-class maps). The float variants also return ``heatmap`` [1, S, S] (the map of
-the top-1 class, or the mean of the top-k for ``eval.map_method="topk"``,
-upsampled and min-max normalized in the graph as in the SavedModel) and, when
-its ops convert to TFLite builtins, ``box`` [1, 4] (xyxy in the S x S frame;
-the regressor's box for models that predict one). With TF 2.21 the in-graph
-box step (`boxes.tf_largest_component_box`) does not convert while it uses
-int64 segment sums / argmax (TFLite builtins take int32) and a float64 cut
-level (passed ``float64_quantization=False`` here when offered), so the box
-falls back to the host; the manifest records which level converted and why.
-The int8 variant returns logits and cams only (min-max normalization and the
-box loop are not integer ops), plus the regressor's box for models that have
-one. `postprocess` computes heat map and box on the host from ``cams`` with
-the evaluator's cv2 path. DGL / Grad-CAM maps need gradients, which TFLite does
-not run: models evaluated with them get CAM heat maps here.
+Every variant runs `inference.InferenceModule.tflite_function` (the same graph
+as the SavedModel: `wsol_keras.localization` for the map, predicted top-1
+class) on one image [1, S, S, 3] in [0, 255] (float32, or uint8 for
+``int8``) and returns ``logits`` [1, C], ``cams`` [1, h, w, C] (and
+``localizer_logits`` for SLT-Net, which rank its top-K map). The float variants
+also return ``heatmap`` [1, S, S] and, when its ops convert to TFLite builtins,
+``box`` [1, 4] (xyxy in the S x S frame; the regressor's box for models that
+predict one). Levels whose ops do not convert fall back to the next one and
+the manifest records which level converted and why. The int8 variant returns
+logits and cams only (min-max normalization and the box loop are not integer
+ops), plus the regressor's box for models that have one. `postprocess`
+computes heat map and box on the host from those outputs with the evaluator's
+own map path and cv2 box.
+
+Gradient maps (``dgl``, ``pcs``, ``gradcam``): their tf.GradientTape is traced
+into the graph; when those gradient ops convert, the TFLite heat map is the real
+gradient map. When they do not, the model carries no heat map, the manifest's
+``heatmap`` says so, and `postprocess` refuses (it cannot compute gradients
+from ``cams``): a gradient model never silently gets CAM maps.
 """
 
-import inspect
 import os
 import shutil
 import tempfile
@@ -35,80 +37,15 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
-from wsol_keras import cams as cams_lib
-from wsol_keras import serving
+from wsol_keras import data as data_lib
+from wsol_keras import localization
 from wsol_keras import workdir as workdir_lib
+from wsol_keras.export import inference
+from wsol_keras.export import saved_model_lib
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 MANIFEST_FILE = "tflite_manifest.json"
-
-
-POSTPROCESS_LEVELS = ("box", "heatmap", "none")
-
-
-def make_inference_fn(
-    model, image_size, cam_threshold, postprocess="box", input_dtype=tf.float32, topk=1
-):
-    """The tf.function converted to TFLite.
-
-    Args:
-        model: a `WSOLModel`.
-        image_size: S.
-        cam_threshold: threshold of the in-graph box step.
-        postprocess: "box" (also return "heatmap" and "box"), "heatmap" (only
-            "heatmap") or "none" (logits and cams only). Models with a box
-            regressor always return its "box" (xyxy in the S x S frame).
-        input_dtype: tf.float32 or tf.uint8.
-        topk: the heat map is the mean of the maps of the top-k classes
-            (1: the top-1 class map; SLT-Net Eq. 9 for k > 1).
-
-    Returns:
-        tf.function with input signature ``image`` [1, S, S, 3].
-    """
-    if postprocess not in POSTPROCESS_LEVELS:
-        raise ValueError(
-            f"postprocess={postprocess!r}: expected one of {POSTPROCESS_LEVELS}"
-        )
-    s = int(image_size)
-
-    def fn(image):
-        x = tf.cast(image, tf.float32)
-        outputs = model(x, training=False)
-        logits = tf.cast(outputs["logits"], tf.float32)
-        result = {"logits": logits, "cams": tf.cast(outputs["cams"], tf.float32)}
-        if "boxes" in outputs:
-            # A box regressor's box (SLT-Net) is a few elementwise ops: always in.
-            box = tf.clip_by_value(tf.cast(outputs["boxes"], tf.float32), 0.0, 1.0)
-            result["box"] = box * float(s - 1)
-        if postprocess == "none":
-            return result
-        # Class weights from one_hot(top_k) rather than a batched gather: both
-        # are TFLite builtins this way.
-        ids = tf.math.top_k(logits, k=int(topk)).indices
-        weights = tf.reduce_mean(
-            tf.one_hot(ids, int(logits.shape[-1]), dtype=tf.float32), axis=1
-        )
-        selected = tf.reduce_sum(result["cams"] * weights[:, None, None, :], axis=-1)
-        heat = cams_lib.normalize_maps(cams_lib.upsample_maps(selected, s))
-        result["heatmap"] = heat
-        if postprocess == "box" and "box" not in result:
-            result["box"] = tf.cast(
-                boxes_lib.tf_largest_component_box(
-                    heat, cam_threshold, **_tflite_box_kwargs()
-                ),
-                tf.float32,
-            )
-        return result
-
-    return tf.function(
-        fn, input_signature=[tf.TensorSpec([1, s, s, 3], input_dtype, name="image")]
-    )
-
-
-def _tflite_box_kwargs():
-    """float32 quantization of the box step where offered: TFLite has no float64."""
-    params = inspect.signature(boxes_lib.tf_largest_component_box).parameters
-    return {"float64_quantization": False} if "float64_quantization" in params else {}
+POSTPROCESS_LEVELS = inference.POSTPROCESS_LEVELS
 
 
 def representative_images(source, num_images=64, split="train"):
@@ -121,27 +58,16 @@ def representative_images(source, num_images=64, split="train"):
     return np.concatenate(batches)
 
 
-def convert(
-    model,
-    image_size,
-    variant,
-    cam_threshold=serving.DEFAULT_CAM_THRESHOLD,
-    calibration_images=None,
-    postprocess="box",
-    topk=1,
-):
-    """Converts `model` to one TFLite variant.
+def convert(module, variant, calibration_images=None, postprocess="box"):
+    """Converts an `inference.InferenceModule` to one TFLite variant.
 
     Args:
-        model: a `WSOLModel`.
-        image_size: S.
+        module: the inference graph (model, map method, CAM threshold).
         variant: one of VARIANTS.
-        cam_threshold: threshold of the in-graph box step.
         calibration_images: uint8 [N, S, S, 3] (required for ``int8``).
         postprocess: the most post-processing to try in the graph ("box",
             "heatmap" or "none"; float variants only): levels whose ops do not
             convert to TFLite builtins fall back to the next one.
-        topk: classes averaged by the heat map (see `make_inference_fn`).
 
     Returns:
         (flatbuffer bytes, dict with "variant", "postprocess_in_graph" (the
@@ -163,21 +89,16 @@ def convert(
         else list(POSTPROCESS_LEVELS[POSTPROCESS_LEVELS.index(postprocess) :])
     )
     last_error = None
-    for with_post in attempts:
-        fn = make_inference_fn(
-            model,
-            image_size,
-            cam_threshold,
-            postprocess=with_post,
-            input_dtype=tf.uint8 if full_int8 else tf.float32,
-            topk=topk,
+    for level in attempts:
+        fn = module.tflite_function(
+            postprocess=level, input_dtype=tf.uint8 if full_int8 else tf.float32
         )
         # Through a SavedModel, as keras.export's LiteRT path: the converter
         # freezes the variables of a SavedModel into constants.
         tmp = tempfile.mkdtemp(prefix="wsol-tflite-")
         try:
             root = tf.Module()
-            root.model_variables = serving.tf_variables(model)
+            root.model_variables = saved_model_lib.tf_variables(module.model)
             root.fn = fn
             tf.saved_model.save(
                 root, tmp, signatures={"serving_default": fn.get_concrete_function()}
@@ -193,7 +114,7 @@ def convert(
             shutil.rmtree(tmp, ignore_errors=True)
         return content, {
             "variant": variant,
-            "postprocess_in_graph": with_post,
+            "postprocess_in_graph": level,
             "conversion_fallback": _short_error(last_error),
         }
     raise RuntimeError(f"TFLite conversion of variant {variant!r} failed: {last_error}")
@@ -241,9 +162,10 @@ class LiteRTModel:
     """
 
     def __init__(self, model_content, num_threads=1):
-        from ai_edge_litert.interpreter import (
+        # LiteRT is an optional dependency (extras "test"): imported on use.
+        from ai_edge_litert.interpreter import (  # pylint: disable=g-import-not-at-top
             Interpreter,
-        )  # pylint: disable=g-import-not-at-top
+        )
 
         if isinstance(model_content, (str, os.PathLike)):
             self.interpreter = Interpreter(
@@ -274,32 +196,75 @@ class LiteRTModel:
         return self.runner(image=image.astype(self.input_dtype))
 
 
-def postprocess(cams, logits, image_size, cam_threshold, topk=1, class_ids=None):
-    """Host-side heat map and box from TFLite ``cams`` (the evaluator's path).
+def postprocess(
+    outputs, image_size, cam_threshold, map_method="cam", topk=1, class_ids=None
+):
+    """Host-side heat map and box from TFLite outputs (the evaluator's path).
 
     Args:
-        cams: [1, h, w, C] or [h, w, C].
-        logits: [1, C] or [C].
+        outputs: the LiteRT outputs of one image: "cams" [1, h, w, C],
+            "logits" [1, C], "localizer_logits" for SLT-Net; with a
+            "heatmap" (and no `class_ids`) only the box is computed here.
         image_size: S.
         cam_threshold: CAM threshold.
-        topk: average the maps of the top-k classes (default top-1).
-        class_ids: classes whose (mean) map is used instead, e.g. the ground
-            truth for GT-known localization.
+        map_method: `localization.MAP_METHODS`; gradient methods raise
+            unless the model's own "heatmap" is used (their maps cannot be
+            rebuilt from "cams").
+        topk: K of the "topk" map.
+        class_ids: classes of the "cam" map (e.g. the ground truth for
+            GT-known); default the predicted top-1 class.
 
     Returns:
         (heatmap [S, S] float32 in [0, 1], box [4] xyxy in the S x S frame).
     """
-    cams = np.asarray(cams, np.float32).reshape((-1,) + np.shape(cams)[-3:])
-    logits = np.asarray(logits, np.float32).reshape(1, -1)
+    if class_ids is None and "heatmap" in outputs:
+        # The graph's own map (any map method): only the box step is left.
+        heat = np.asarray(outputs["heatmap"], np.float32).reshape(
+            np.shape(outputs["heatmap"])[-2:]
+        )
+        box = boxes_lib.largest_contour_box(heat, cam_threshold)
+        return heat, np.asarray(box, np.float32)
+    if map_method in localization.GRADIENT_MAP_METHODS:
+        raise ValueError(
+            f"map_method={map_method!r} needs gradients of the model; they "
+            "cannot be computed from the TFLite outputs (cams, logits)"
+            + ("" if "heatmap" in outputs else " and this model has no heatmap")
+        )
+    tensors = {
+        k: tf.constant(np.asarray(v, np.float32).reshape((1,) + np.shape(v)[-3:]))
+        if k == "cams"
+        else tf.constant(np.asarray(v, np.float32).reshape(1, -1))
+        for k, v in outputs.items()
+        if k in ("cams", "logits", "localizer_logits")
+    }
+    localizer = localization.Localizer(
+        None, image_size, map_method=map_method, topk=topk
+    )
     if class_ids is None:
-        cls = np.argsort(-logits, axis=-1, kind="stable")[:, :topk]
+        class_ids = localizer.predicted_class_ids(tensors)
+    class_ids = tf.reshape(tf.constant(class_ids, tf.int32), [-1])
+    heat = localizer.maps(None, tensors, class_ids).numpy()[0]
+    return heat, np.asarray(
+        boxes_lib.largest_contour_box(heat, cam_threshold), np.float32
+    )
+
+
+def _heatmap_note(map_method, topk, levels):
+    """Manifest line: which map the TFLite models carry."""
+    if map_method == "topk":
+        what = f"mean map of the top-{topk} classes (SLT-Net Eq. 9 ranking)"
+    elif map_method == "cam":
+        what = "map of the predicted top-1 class"
     else:
-        cls = np.reshape(class_ids, [1, -1])
-    heat = cams_lib.localization_maps(cams, cls, image_size).numpy()[0]
-    box = boxes_lib.boxes_from_scoremap(heat, [cam_threshold], multi_contour=False)[0][
-        0
-    ][0]
-    return heat, np.asarray(box, np.float32)
+        what = f"{map_method} gradient map of the predicted top-1 class"
+    if map_method in localization.GRADIENT_MAP_METHODS and any(
+        level == "none" for level in levels
+    ):
+        return (
+            f"{what}: ABSENT in the variants without a heatmap output "
+            "(gradient ops did not convert); postprocess cannot rebuild it"
+        )
+    return what
 
 
 def export_tflite(
@@ -308,7 +273,7 @@ def export_tflite(
     """Converts a workdir's model to every variant; writes a manifest.
 
     Files: ``<output_dir>/<method>_<backbone>_<variant>.tflite`` and
-    ``tflite_manifest.json`` (sizes, I/O, threshold, class names).
+    ``tflite_manifest.json`` (sizes, I/O, threshold, class names, map).
 
     Args:
         workdir: a wsol-train workdir.
@@ -324,46 +289,28 @@ def export_tflite(
     if unknown:
         raise ValueError(f"unknown TFLite variants {unknown}; expected {VARIANTS}")
     model, config, data_info = workdir_lib.load_model(workdir)
-    map_method = config.eval.get("map_method", "cam")
-    topk = int(config.eval.get("topk", 1)) if map_method == "topk" else 1
-    threshold, source_name = serving.resolve_cam_threshold(workdir, config)
-    size = int(config.data.image_size)
+    threshold, source_name = localization.resolve_cam_threshold(workdir, config)
+    module = inference.InferenceModule(model, config, threshold)
     calibration = None
     if "int8" in variants:
-        from wsol_keras import data as data_lib  # pylint: disable=g-import-not-at-top
-
         calibration = representative_images(
             data_lib.get_source(config.data), num_calibration
         )
     os.makedirs(output_dir, exist_ok=True)
-    name = serving.default_model_name(config)
+    name = saved_model_lib.default_model_name(config)
+    map_method = config.eval.get("map_method", "cam")
     manifest = {
         "model_name": name,
-        "input_size": size,
+        "input_size": module.image_size,
         "class_names": list(data_info.get("class_names", [])),
         "cam_threshold": threshold,
         "cam_threshold_source": source_name,
-        "heatmap": (
-            f"mean map of the top-{topk} classes"
-            + (
-                " (DGL / Grad-CAM need gradients: CAM maps here)"
-                if map_method not in ("cam", "topk")
-                else ""
-            )
-        ),
-        "topk": topk,
+        "map_method": map_method,
+        "topk": config.eval.get("topk", 1),
         "variants": {},
     }
     for variant in variants:
-        content, info = convert(
-            model,
-            size,
-            variant,
-            threshold,
-            calibration,
-            postprocess=postprocess,
-            topk=topk,
-        )
+        content, info = convert(module, variant, calibration, postprocess=postprocess)
         path = os.path.join(output_dir, f"{name}_{variant}.tflite")
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
@@ -379,5 +326,10 @@ def export_tflite(
             }
         )
         manifest["variants"][variant] = info
+    manifest["heatmap"] = _heatmap_note(
+        map_method,
+        manifest["topk"],
+        [v["postprocess_in_graph"] for v in manifest["variants"].values()],
+    )
     workdir_lib.write_json_atomic(os.path.join(output_dir, MANIFEST_FILE), manifest)
     return manifest

@@ -1,4 +1,4 @@
-r"""Exports a trained workdir as a TF Serving SavedModel (logic: wsol_keras.serving).
+r"""`wsol-export`: a trained workdir as a TF Serving SavedModel (logic: saved_model_lib).
 
     wsol-export --workdir=runs/demo --output=/tmp/models
     # -> /tmp/models/<method>_<backbone>/<next version>/ (saved_model.pb, variables/,
@@ -11,6 +11,8 @@ Signatures: serving_default / image_bytes (encoded images) and image_tensor
 
 from absl import app
 from absl import flags
+
+from wsol_keras.export import saved_model_lib
 
 FLAGS = flags.FLAGS
 
@@ -32,9 +34,7 @@ def define_flags():
 
 def main(argv):
     del argv
-    from wsol_keras import serving  # pylint: disable=g-import-not-at-top
-
-    path = serving.export_saved_model(
+    path = saved_model_lib.export_saved_model(
         FLAGS.workdir,
         FLAGS.output,
         model_name=FLAGS.model_name,
@@ -43,7 +43,7 @@ def main(argv):
         heatmap_size=FLAGS.heatmap_size,
         overwrite=FLAGS.overwrite,
     )
-    card = serving.read_model_card(path)
+    card = saved_model_lib.read_model_card(path)
     print(
         f"exported {path} (signatures serving_default, image_bytes, image_tensor; "
         f"cam_threshold={card['cam_threshold']:.3f} from "

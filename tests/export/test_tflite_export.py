@@ -1,4 +1,4 @@
-"""TFLite export (wsol_keras.tflite, export/export_tflite.py) run with LiteRT.
+"""TFLite export (wsol_keras.export.tflite_lib, export/export_tflite.py) run with LiteRT.
 
 References are the Keras model's outputs and, for heat maps and boxes, an
 independent numpy computation (bilinear upsampling by tf.image.resize, numpy
@@ -18,13 +18,16 @@ import pytest
 import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
-from wsol_keras import config_base
-from wsol_keras import methods
-from wsol_keras import tflite
+from wsol_keras.configs import base as config_base
+from wsol_keras.models import registry as methods
 from wsol_keras import train
 from wsol_keras import workdir as workdir_lib
+from wsol_keras.export import inference
+from wsol_keras.export import tflite_lib as tflite
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 S = 32
 THRESHOLD = 0.3
 DATA_INFO = {
@@ -37,7 +40,7 @@ DATA_INFO = {
 
 def make_config(method="cam"):
     config = config_base.make_smoke(config_base.base_config())
-    config.method = methods.DEFAULT_METHOD_CONFIGS[method]()
+    config.method = methods.default_method_config(method)
     config.data.image_size = S
     return config
 
@@ -46,6 +49,12 @@ def build(method="cam", seed=0):
     keras.utils.set_random_seed(seed)
     config = make_config(method)
     return train.build_compiled_model(config, DATA_INFO), config
+
+
+def convert(model, config, variant, threshold=THRESHOLD, **kwargs):
+    """tflite_lib.convert of the model's inference graph."""
+    module = inference.InferenceModule(model, config, threshold)
+    return tflite.convert(module, variant, **kwargs)
 
 
 def images(n=4, seed=3):
@@ -81,8 +90,8 @@ def cam_model():
 
 @pytest.fixture(scope="module")
 def float32_cam(cam_model):
-    model, _ = cam_model
-    content, info = tflite.convert(model, S, "float32", THRESHOLD, postprocess="box")
+    model, config = cam_model
+    content, info = convert(model, config, "float32", postprocess="box")
     return content, info
 
 
@@ -122,17 +131,18 @@ def test_host_postprocess_matches_evaluator_path(cam_model):
     x = images(1)[0][None].astype(np.float32)
     out = model(x, training=False)
     cams, logits = out["cams"].numpy(), out["logits"].numpy()
-    heat, box = tflite.postprocess(cams, logits, S, THRESHOLD)
+    outs = {"cams": cams, "logits": logits}
+    heat, box = tflite.postprocess(outs, S, THRESHOLD)
     want = reference_heatmap(cams[0], logits[0])
     np.testing.assert_allclose(heat, want, atol=1e-5)
     want_box = boxes_lib.boxes_from_scoremap(want, [THRESHOLD])[0][0][0]
     np.testing.assert_array_equal(box, want_box)
-    heat2, _ = tflite.postprocess(cams, logits, S, THRESHOLD, topk=3)
+    heat2, _ = tflite.postprocess(outs, S, THRESHOLD, "topk", topk=3)
     np.testing.assert_allclose(
         heat2, reference_heatmap(cams[0], logits[0], k=3), atol=1e-5
     )
     # GT-known: the map of a given class.
-    heat3, _ = tflite.postprocess(cams, logits, S, THRESHOLD, class_ids=[5])
+    heat3, _ = tflite.postprocess(outs, S, THRESHOLD, class_ids=[5])
     raw = cams[0, ..., 5]
     up = tf.image.resize(raw[None, ..., None], [S, S])[0, ..., 0].numpy()
     np.testing.assert_allclose(
@@ -141,10 +151,11 @@ def test_host_postprocess_matches_evaluator_path(cam_model):
 
 
 def test_topk_heatmap_in_graph(cam_model):
-    model, _ = cam_model
-    content, info = tflite.convert(
-        model, S, "float32", THRESHOLD, postprocess="heatmap", topk=2
-    )
+    model, config = cam_model
+    config = config.copy_and_resolve_references()
+    config.eval.map_method = "topk"
+    config.eval.topk = 2
+    content, info = convert(model, config, "float32", postprocess="heatmap")
     assert info["postprocess_in_graph"] == "heatmap"
     lite = tflite.LiteRTModel(content)
     x = images(1)[0][None].astype(np.float32)
@@ -163,19 +174,14 @@ def _corr(a, b):
 
 @pytest.mark.slow
 def test_quantized_variants(cam_model, float32_cam):
-    model, _ = cam_model
+    model, config = cam_model
     calib = images(16, seed=11)
     f32 = tflite.LiteRTModel(float32_cam[0])
     sizes = {"float32": len(float32_cam[0])}
     test = images(4)
     for variant in ("float16", "dynamic_int8", "int8"):
-        content, info = tflite.convert(
-            model,
-            S,
-            variant,
-            THRESHOLD,
-            calibration_images=calib,
-            postprocess="heatmap",
+        content, info = convert(
+            model, config, variant, calibration_images=calib, postprocess="heatmap"
         )
         sizes[variant] = len(content)
         lite = tflite.LiteRTModel(content)
@@ -198,13 +204,13 @@ def test_quantized_variants(cam_model, float32_cam):
 
 
 def test_int8_needs_calibration_and_variants_are_checked(cam_model):
-    model, _ = cam_model
+    model, config = cam_model
     with pytest.raises(ValueError, match="calibration"):
-        tflite.convert(model, S, "int8")
+        convert(model, config, "int8")
     with pytest.raises(ValueError, match="bfloat"):
-        tflite.convert(model, S, "bfloat")
+        convert(model, config, "bfloat")
     with pytest.raises(ValueError, match="postprocess"):
-        tflite.convert(model, S, "float32", postprocess="everything")
+        convert(model, config, "float32", postprocess="everything")
     with pytest.raises(ValueError, match="unknown TFLite variants"):
         tflite.export_tflite("/nonexistent", "/tmp/x", variants=("float64",))
 
@@ -212,10 +218,8 @@ def test_int8_needs_calibration_and_variants_are_checked(cam_model):
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(methods.METHODS))
 def test_float32_every_method(method):
-    model, _ = build(method)
-    content, info = tflite.convert(
-        model, S, "float32", THRESHOLD, postprocess="heatmap"
-    )
+    model, config = build(method)
+    content, info = convert(model, config, "float32", postprocess="heatmap")
     lite = tflite.LiteRTModel(content)
     x = images(1)[0][None].astype(np.float32)
     want = model(x, training=False)

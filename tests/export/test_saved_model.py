@@ -1,4 +1,4 @@
-"""SavedModel export (wsol_keras.serving, wsol-export) and TF Serving requests.
+"""SavedModel export (wsol_keras.export, wsol-export) and TF Serving requests.
 
 Every method in METHODS is exported from a fake workdir (smoke config, random
 weights, 32 px), reloaded in a fresh Python process that can only import
@@ -22,13 +22,17 @@ import pytest
 import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
-from wsol_keras import config_base
-from wsol_keras import methods
-from wsol_keras import serving
+from wsol_keras.configs import base as config_base
+from wsol_keras.models import registry as methods
 from wsol_keras import train
+from wsol_keras import localization
 from wsol_keras import workdir as workdir_lib
+from wsol_keras.export import inference
+from wsol_keras.export import saved_model_lib
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+)
 S = 32
 THRESHOLD = 0.35
 DATA_INFO = {
@@ -60,7 +64,7 @@ def make_config(method):
         config = _load_file(f"cfg_{method}", path).get_config("smoke")
     else:
         config = config_base.make_smoke(config_base.base_config())
-        config.method = methods.DEFAULT_METHOD_CONFIGS[method]()
+        config.method = methods.default_method_config(method)
     config.data.image_size = S
     return config
 
@@ -152,11 +156,11 @@ def exported(tmp_path_factory):
     cases = [(m, m, None) for m in sorted(methods.METHODS)] + [(DGL_KEY, "cam", "dgl")]
     for key, method, map_method in cases:
         wd = make_workdir(str(base / f"wd_{key}"), method, map_method)
-        path = serving.export_saved_model(
+        path = saved_model_lib.export_saved_model(
             wd, str(base / "models"), model_name=key, version=1
         )
         model, config, _ = workdir_lib.load_model(wd)
-        fns = serving.ServingFunctions(model, config, THRESHOLD)
+        fns = inference.InferenceModule(model, config, THRESHOLD)
         memory = {}
         for name, fn, arg in (
             ("image_bytes", fns.image_bytes, tf.constant(encoded)),
@@ -225,14 +229,14 @@ def test_reloaded_signatures_equal_in_memory(exported, key):
         "serving_default",
     ]
     for name in ("image_bytes", "image_tensor"):
-        for out in serving.OUTPUT_KEYS:
+        for out in inference.OUTPUT_KEYS:
             want = e["memory"][f"{name}/{out}"]
             got = e["fresh"][f"{name}/{out}"]
             assert got.dtype == want.dtype and got.shape == want.shape, (name, out)
             np.testing.assert_allclose(
                 got, want, atol=1e-5, rtol=0, err_msg=f"{name}/{out}"
             )
-    for out in serving.OUTPUT_KEYS:  # serving_default is image_bytes
+    for out in inference.OUTPUT_KEYS:  # serving_default is image_bytes
         np.testing.assert_array_equal(
             e["fresh"][f"serving_default/{out}"], e["fresh"][f"image_bytes/{out}"]
         )
@@ -259,7 +263,7 @@ def expected_outputs(model, config, images_hw3, explainer=None):
     resized = np.clip(np.round(resized), 0, 255).astype(np.float32)
     out = {k: np.asarray(v) for k, v in model(resized, training=False).items()}
     probs = _softmax(out["logits"].astype(np.float64))
-    k = min(serving.DEFAULT_TOP_K, probs.shape[1])
+    k = min(inference.DEFAULT_TOP_K, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     res = {
         "classes": order,
@@ -274,7 +278,10 @@ def expected_outputs(model, config, images_hw3, explainer=None):
                 config.eval.dgl_layer
             ][0].numpy()
         elif config.eval.map_method == "topk":
-            raw = out["cams"][b][..., order[b, : config.eval.topk]].mean(-1)
+            # SLT-Net Eq. 9: the localizer's own logits rank the K classes.
+            rank = out.get("localizer_logits", out["logits"])[b]
+            top = np.argsort(-rank, kind="stable")[: config.eval.topk]
+            raw = out["cams"][b][..., top].mean(-1)
         else:
             raw = out["cams"][b][..., order[b, 0]]
         up = tf.image.resize(raw[None, ..., None], [S, S], method="bilinear")[0, ..., 0]
@@ -310,7 +317,7 @@ def test_signatures_match_independent_pipeline(exported, key):
     )
     for name, images in cases:
         want = expected_outputs(e["model"], e["config"], images, explainer)
-        got = {k: e["fresh"][f"{name}/{k}"] for k in serving.OUTPUT_KEYS}
+        got = {k: e["fresh"][f"{name}/{k}"] for k in inference.OUTPUT_KEYS}
         np.testing.assert_array_equal(got["classes"], want["classes"], err_msg=name)
         np.testing.assert_allclose(
             got["scores"], want["scores"], atol=1e-5, err_msg=name
@@ -328,7 +335,7 @@ def test_box_scales_to_each_original_image(exported):
     e = exported["entries"]["cam"]
     small = exported["raw"][2]  # 32 x 32 == S: box in S pixels
     big = np.repeat(np.repeat(small, 3, axis=0), 2, axis=1)  # 96 x 64
-    fns = serving.ServingFunctions(e["model"], e["config"], THRESHOLD)
+    fns = inference.InferenceModule(e["model"], e["config"], THRESHOLD)
     out_small = fns.image_tensor(tf.constant(small[None]))
     encoded = [tf.io.encode_png(big).numpy()]
     out_big = fns.image_bytes(tf.constant(encoded))
@@ -376,7 +383,7 @@ def test_saved_model_cli_lists_signatures(exported):
     for sig in ("serving_default", "image_bytes", "image_tensor"):
         assert f"signature_def['{sig}']" in text
     assert "dtype: DT_STRING" in text and "dtype: DT_UINT8" in text
-    for out in serving.OUTPUT_KEYS:
+    for out in inference.OUTPUT_KEYS:
         assert f"outputs['{out}']" in text
     assert "inputs['images']" in text
 
@@ -393,7 +400,7 @@ def test_layout_assets_and_model_card(exported):
         "model_card.json",
     ]
     assert e["report"]["model_card"].endswith("assets/model_card.json")
-    card = serving.read_model_card(path)
+    card = saved_model_lib.read_model_card(path)
     assert card["class_names"] == DATA_INFO["class_names"]
     assert card["input_size"] == S and card["heatmap_size"] == S
     assert card["cam_threshold"] == THRESHOLD
@@ -410,42 +417,42 @@ def test_layout_assets_and_model_card(exported):
 def test_versions_and_overwrite(tmp_path):
     wd = make_workdir(str(tmp_path / "wd"), "cam")
     base = str(tmp_path / "models")
-    first = serving.export_saved_model(wd, base, model_name="m")
-    second = serving.export_saved_model(wd, base, model_name="m")
+    first = saved_model_lib.export_saved_model(wd, base, model_name="m")
+    second = saved_model_lib.export_saved_model(wd, base, model_name="m")
     assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
     with pytest.raises(FileExistsError, match="2"):
-        serving.export_saved_model(wd, base, model_name="m", version=2)
+        saved_model_lib.export_saved_model(wd, base, model_name="m", version=2)
     assert sorted(os.listdir(os.path.join(base, "m"))) == ["1", "2"]
     with pytest.raises(ValueError, match="model_name"):
-        serving.export_saved_model(wd, base, model_name="bad name/")
+        saved_model_lib.export_saved_model(wd, base, model_name="bad name/")
 
 
 def test_cam_threshold_resolution(tmp_path):
     config = make_config("cam")
-    assert serving.resolve_cam_threshold(None, config) == (0.2, "default")
+    assert localization.resolve_cam_threshold(None, config) == (0.2, "default")
     with config.unlocked():
         config.eval.cam_threshold = 0.4
-    assert serving.resolve_cam_threshold(str(tmp_path), config) == (
+    assert localization.resolve_cam_threshold(str(tmp_path), config) == (
         0.4,
         "config.eval.cam_threshold",
     )
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 0.27}')
-    assert serving.resolve_cam_threshold(str(tmp_path), config) == (
+    assert localization.resolve_cam_threshold(str(tmp_path), config) == (
         0.27,
         "metrics.json",
     )
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 3.0}')
     with pytest.raises(ValueError, match="metrics.json"):
-        serving.resolve_cam_threshold(str(tmp_path), config)
+        localization.resolve_cam_threshold(str(tmp_path), config)
     (tmp_path / "metrics.json").write_text("{oops")
     with pytest.raises(ValueError, match="metrics.json"):
-        serving.resolve_cam_threshold(str(tmp_path), config)
+        localization.resolve_cam_threshold(str(tmp_path), config)
 
 
 @pytest.mark.slow
 def test_heatmap_size_option(exported):
     e = exported["entries"]["cam"]
-    fns = serving.ServingFunctions(
+    fns = inference.InferenceModule(
         e["model"], e["config"], THRESHOLD, top_k=3, heatmap_size=20
     )
     out = fns.image_tensor(tf.constant(exported["tensor"]))
@@ -483,7 +490,7 @@ def test_grpc_predict_request_fits_signature(exported, name):
         assert spec.shape.is_compatible_with(shape)
         out = sig(**{key: tf.constant(tf.make_ndarray(proto))})
     memory_name = "image_tensor" if name == "image_tensor" else "image_bytes"
-    for k in serving.OUTPUT_KEYS:
+    for k in inference.OUTPUT_KEYS:
         np.testing.assert_allclose(
             out[k].numpy(), e["memory"][f"{memory_name}/{k}"], atol=1e-5
         )
@@ -546,9 +553,9 @@ def test_wsol_export_program(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    card = serving.read_model_card(str(out / "birds" / "1"))
+    card = saved_model_lib.read_model_card(str(out / "birds" / "1"))
     assert card["top_k"] == 2 and card["cam_threshold_source"] == "default"
-    assert card["cam_threshold"] == serving.DEFAULT_CAM_THRESHOLD
+    assert card["cam_threshold"] == localization.FALLBACK_CAM_THRESHOLD
     assert card["test_metrics"] is None
     proc = subprocess.run(
         [
@@ -569,22 +576,22 @@ def test_in_memory_errors_are_clear():
     keras.utils.set_random_seed(0)
     config = make_config("cam")
     model = train.build_compiled_model(config, DATA_INFO)
-    fns = serving.ServingFunctions(model, config, THRESHOLD, top_k=20)
+    fns = inference.InferenceModule(model, config, THRESHOLD, top_k=20)
     _, encoded, _ = make_inputs()
     with pytest.raises(tf.errors.InvalidArgumentError, match="is not an encoded JPEG"):
         fns.image_bytes(tf.constant([encoded[0], b"GIF? no, plain text"]))
     out = fns.image_bytes(tf.constant(encoded[:1]))
     assert out["classes"].shape == (1, 8)  # top_k capped at the 8 classes
     with pytest.raises(ValueError, match="cam_threshold"):
-        serving.ServingFunctions(model, config, 1.5)
+        inference.InferenceModule(model, config, 1.5)
     with pytest.raises(ValueError, match="top_k"):
-        serving.ServingFunctions(model, config, THRESHOLD, top_k=0)
+        inference.InferenceModule(model, config, THRESHOLD, top_k=0)
     with config.unlocked():
         config.eval.map_method = "saliency"
     with pytest.raises(ValueError, match="saliency"):
-        serving.ServingFunctions(model, config, THRESHOLD)
+        inference.InferenceModule(model, config, THRESHOLD)
     with config.unlocked():
         config.eval.map_method = "dgl"
         config.eval.dgl_layer = ""
     with pytest.raises(ValueError, match="dgl_layer"):
-        serving.ServingFunctions(model, config, THRESHOLD)
+        inference.InferenceModule(model, config, THRESHOLD)

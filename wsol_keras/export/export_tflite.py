@@ -1,4 +1,4 @@
-r"""Converts a trained workdir to TFLite (logic: wsol_keras.tflite).
+r"""`wsol-export-tflite`: a trained workdir to TFLite (logic: tflite_lib).
 
     python export/export_tflite.py --workdir=runs/demo --output=/tmp/tflite
     python -m wsol_keras.export.export_tflite --workdir=runs/demo \
@@ -11,6 +11,8 @@ dynamic_int8, int8 calibrated on the training split) and tflite_manifest.json
 
 from absl import app
 from absl import flags
+
+from wsol_keras.export import tflite_lib
 
 FLAGS = flags.FLAGS
 
@@ -36,9 +38,7 @@ def define_flags():
 
 def main(argv):
     del argv
-    from wsol_keras import tflite  # pylint: disable=g-import-not-at-top
-
-    manifest = tflite.export_tflite(
+    manifest = tflite_lib.export_tflite(
         FLAGS.workdir,
         FLAGS.output,
         variants=tuple(FLAGS.variants),

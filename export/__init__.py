@@ -1,1 +1,0 @@
-"""Thin export programs (SavedModel for TF Serving, TFLite); logic in wsol_keras.serving."""

@@ -1,0 +1,265 @@
+"""The inference graph every export runs (TF Model Garden `export_base` style).
+
+One `InferenceModule` per exported model holds the whole request path:
+
+    decode (magic-number check) -> the data pipeline's own resize to S x S
+    (`wsol_keras.data.pipeline.resize_image`, no copy) -> the model (its
+    backbone normalization is a layer inside it) -> `wsol_keras.localization`
+    (the evaluator's map path, top-1 predicted class) -> top-K classes ->
+    box of the largest connected component above the CAM threshold
+    (`wsol_keras.boxes.tf_largest_component_box`, pure TF ops, equal to the
+    evaluator's cv2 path), or the model's own regressor box (SLT-Net).
+
+Entry points built from that one graph:
+    * ``image_bytes`` (also ``serving_default``): ``images`` string [B],
+      encoded JPEG / PNG / GIF / BMP / WebP images, each of its own size;
+    * ``image_tensor``: ``images`` uint8 [B, H, W, 3] RGB;
+    * `tflite_function`: a fixed-size ``image`` [1, S, S, 3] signature for
+      the TFLite converter (already resized: the on-device caller resizes).
+
+The SavedModel signatures return
+    * ``classes`` int32 [B, K]: the top-K class ids, best first;
+    * ``scores`` float32 [B, K]: their softmax probabilities;
+    * ``boxes`` float32 [B, 4]: the object box, absolute pixel xyxy in each
+      *original* image (before the resize to S x S);
+    * ``heatmaps`` float32 [B, M, M]: the localization map in [0, 1] at a fixed
+      size M (default S, the model's input size).
+
+Box coordinates: a box in the S x S frame (evaluator convention, see
+`wsol_keras.boxes.reference`) maps to the original W x H image by multiplying
+x by W / S and y by H / S, the inverse of the data pipeline's `scale_boxes`.
+Normalized regressor boxes ``n`` are first mapped to ``n * (S - 1)`` as in the
+evaluator.
+"""
+
+import tensorflow as tf
+
+from wsol_keras import boxes as boxes_lib
+from wsol_keras import cams as cams_lib
+from wsol_keras import localization
+from wsol_keras.data.pipeline import resize_image
+
+DEFAULT_TOP_K = 5
+OUTPUT_KEYS = ("classes", "scores", "boxes", "heatmaps")
+POSTPROCESS_LEVELS = ("box", "heatmap", "none")
+
+# Magic numbers of the formats tf.io.decode_image reads.
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+
+
+def decode_images(encoded, image_size):
+    """string [B] -> (uint8 [B, S, S, 3], int32 [B, 2] original (H, W)).
+
+    An element that is not an image raises InvalidArgumentError naming its
+    index; a truncated or damaged image raises the decoder's
+    InvalidArgumentError.
+    """
+    s = int(image_size)
+
+    def one(args):
+        index, data = args
+        head = tf.strings.substr(data, 0, 4)
+        known = tf.reduce_any(
+            [tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC]
+            + [
+                tf.logical_and(
+                    tf.strings.substr(data, 0, 4) == b"RIFF",
+                    tf.strings.substr(data, 8, 4) == b"WEBP",
+                )
+            ]
+        )
+        check = tf.debugging.Assert(
+            known,
+            [
+                "image_bytes: input",
+                index,
+                "is not an encoded JPEG, PNG, GIF, BMP or WebP image; "
+                "its first bytes are",
+                head,
+            ],
+            name="check_image_format",
+        )
+        with tf.control_dependencies([check]):
+            image = tf.io.decode_image(
+                data, channels=3, expand_animations=False, dtype=tf.uint8
+            )
+        return resize_image(image, s), tf.shape(image)[:2]
+
+    n = tf.shape(encoded)[0]
+    return tf.map_fn(
+        one,
+        (tf.range(n), encoded),
+        fn_output_signature=(
+            tf.TensorSpec([s, s, 3], tf.uint8),
+            tf.TensorSpec([2], tf.int32),
+        ),
+    )
+
+
+class InferenceModule:
+    """The inference graph of a trained model, for every export format.
+
+    Args:
+        model: a `WSOLModel` (outputs "logits", "cams", optional "boxes").
+        config: its experiment ConfigDict (``data.image_size``, ``eval``: the
+            map method is the evaluated one).
+        cam_threshold: threshold of the in-graph box step, in [0, 1].
+        top_k: number of classes returned (capped at the number of classes).
+        heatmap_size: side M of the returned heat maps (default S).
+
+    Attributes:
+        image_size: S.
+        localizer: the `wsol_keras.localization.Localizer` of the evaluator.
+        image_bytes, image_tensor: tf.functions with fixed input signatures.
+    """
+
+    def __init__(
+        self, model, config, cam_threshold, top_k=DEFAULT_TOP_K, heatmap_size=None
+    ):
+        self.model = model
+        self.config = config
+        self.image_size = int(config.data.image_size)
+        self.cam_threshold = localization.check_cam_threshold(
+            cam_threshold, "cam_threshold"
+        )
+        if int(top_k) < 1:
+            raise ValueError(f"top_k={top_k}: must be >= 1")
+        self.top_k = int(top_k)
+        self.heatmap_size = int(heatmap_size or self.image_size)
+        if self.heatmap_size < 1:
+            raise ValueError(f"heatmap_size={heatmap_size}: must be >= 1")
+        # One eager call creates every variable (subclassed models build
+        # lazily), so the exported graphs capture only tracked variables.
+        model(tf.zeros([1, self.image_size, self.image_size, 3]), training=False)
+        self.localizer = localization.Localizer.from_config(model, config)
+        self.image_bytes = tf.function(
+            self._image_bytes,
+            input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+        )
+        self.image_tensor = tf.function(
+            self._image_tensor,
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
+            ],
+        )
+
+    # -- the shared graph ----------------------------------------------------------
+
+    def localize(self, images, box_step=True, float64_quantization=True):
+        """Model + map (+ box) on images already resized to S x S.
+
+        Args:
+            images: uint8 or float [B, S, S, 3] in [0, 255].
+            box_step: compute "box_s" (else only the regressor's, if any).
+            float64_quantization: see `boxes.tf_largest_component_box` (False
+                for TFLite, which has no float64).
+
+        Returns:
+            dict: "outputs" (the model's), "logits" [B, C], "heatmap"
+            [B, S, S] in [0, 1] (the evaluator's map of the predicted class)
+            and "box_s" float32 [B, 4] xyxy in the S x S frame.
+        """
+        s = self.image_size
+        x = tf.cast(images, tf.float32)
+        result = self.localizer(x)
+        out = {
+            "outputs": result["outputs"],
+            "logits": result["logits"],
+            "heatmap": result["maps"],
+        }
+        if "boxes" in result:
+            out["box_s"] = tf.clip_by_value(result["boxes"], 0.0, 1.0) * float(s - 1)
+        elif box_step:
+            out["box_s"] = boxes_lib.tf_largest_component_box(
+                result["maps"],
+                self.cam_threshold,
+                float64_quantization=float64_quantization,
+            )
+        return out
+
+    def serve(self, images, original_hw):
+        """The SavedModel outputs (`OUTPUT_KEYS`) of resized images.
+
+        Args:
+            images: uint8 or float [B, S, S, 3] in [0, 255].
+            original_hw: int [B, 2] (H, W) of each original image.
+        """
+        s = self.image_size
+        out = self.localize(images)
+        logits = out["logits"]
+        k = min(self.top_k, int(logits.shape[-1]))
+        top = tf.math.top_k(tf.nn.softmax(logits), k=k)
+        hw = tf.cast(original_hw, tf.float32)
+        scale = tf.stack([hw[:, 1], hw[:, 0], hw[:, 1], hw[:, 0]], axis=1) / float(s)
+        heat = out["heatmap"]
+        if self.heatmap_size != s:
+            heat = tf.clip_by_value(
+                cams_lib.upsample_maps(heat, self.heatmap_size), 0, 1
+            )
+        return {
+            "classes": tf.cast(top.indices, tf.int32),
+            "scores": top.values,
+            "boxes": out["box_s"] * scale,
+            "heatmaps": heat,
+        }
+
+    def _image_bytes(self, images):
+        resized, hw = decode_images(images, self.image_size)
+        return self.serve(resized, hw)
+
+    def _image_tensor(self, images):
+        shape = tf.shape(images)
+        hw = tf.tile(shape[1:3][None], [shape[0], 1])
+        return self.serve(resize_image(images, self.image_size), hw)
+
+    # -- TFLite ----------------------------------------------------------------------
+
+    def tflite_function(self, postprocess="box", input_dtype=tf.float32):
+        """The fixed-size signature the TFLite converter takes.
+
+        Args:
+            postprocess: "box" (also return "heatmap" and "box"), "heatmap"
+                (only "heatmap") or "none" (logits and cams only). Models with
+                a box regressor always return its "box".
+            input_dtype: tf.float32 or tf.uint8 (full-integer variant).
+
+        Returns:
+            tf.function with input ``image`` [1, S, S, 3] returning "logits",
+            "cams", "localizer_logits" (models that have them) and, per
+            `postprocess`, "heatmap" [1, S, S] and "box" [1, 4] (xyxy in the
+            S x S frame).
+        """
+        if postprocess not in POSTPROCESS_LEVELS:
+            raise ValueError(
+                f"postprocess={postprocess!r}: expected one of {POSTPROCESS_LEVELS}"
+            )
+        s = self.image_size
+
+        def fn(image):
+            if postprocess == "none":
+                x = tf.cast(image, tf.float32)
+                outputs = self.model(x, training=False)
+                result = {"logits": tf.cast(outputs["logits"], tf.float32)}
+                if "boxes" in outputs:
+                    box = tf.clip_by_value(tf.cast(outputs["boxes"], tf.float32), 0, 1)
+                    result["box"] = box * float(s - 1)
+            else:
+                out = self.localize(
+                    image, box_step=postprocess == "box", float64_quantization=False
+                )
+                outputs = out["outputs"]
+                result = {"logits": out["logits"], "heatmap": out["heatmap"]}
+                if "box_s" in out:
+                    result["box"] = out["box_s"]
+            # What the host needs to rebuild the map (`tflite_lib.postprocess`):
+            # the class maps and the logits that rank the top-K classes.
+            result["cams"] = tf.cast(outputs["cams"], tf.float32)
+            if "localizer_logits" in outputs:
+                result["localizer_logits"] = tf.cast(
+                    outputs["localizer_logits"], tf.float32
+                )
+            return result
+
+        return tf.function(
+            fn, input_signature=[tf.TensorSpec([1, s, s, 3], input_dtype, name="image")]
+        )

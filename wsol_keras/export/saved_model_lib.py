@@ -1,0 +1,258 @@
+"""Versioned, atomic TF Serving SavedModel with a model card.
+
+Layout (TF Serving's model base path): ``<export_base>/<model_name>/<version>/``
+with ``saved_model.pb``, ``variables/``, ``assets/model_card.json`` and
+``assets/config.json``; signatures ``serving_default`` (= ``image_bytes``),
+``image_bytes`` and ``image_tensor`` of `inference.InferenceModule`.
+
+Why a hand-built ``tf.Module`` and not ``keras.export.ExportArchive``:
+ExportArchive assembles endpoints and variables the same way (it tracks the
+variables and saves tf.functions), but its ``track()`` only keeps
+``TrackableResource`` objects (lookup tables); it cannot attach named
+``tf.saved_model.Asset`` files to the SavedModel root, so the model card and
+config would not travel as assets (``loaded.model_card.asset_path``). The
+root here holds exactly what ExportArchive's would (the backing
+``tf.Variable``s and the tf.functions) plus the two assets.
+
+The CAM threshold is the one the evaluator chose on the val split (the
+workdir's ``metrics.json``), see `wsol_keras.localization.resolve_cam_threshold`.
+"""
+
+import datetime
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from wsol_keras import localization
+from wsol_keras import workdir as workdir_lib
+from wsol_keras.export import inference
+
+SIGNATURES = ("serving_default", "image_bytes", "image_tensor")
+MODEL_CARD_FILE = "model_card.json"
+CONFIG_ASSET_FILE = "config.json"
+
+
+def read_test_metrics(workdir):
+    """The workdir's metrics.json (test split) as a dict, or None."""
+    path = os.path.join(workdir, "metrics.json") if workdir else None
+    if not path or not os.path.exists(path):
+        return None
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+
+
+def tf_variables(model):
+    """The tf.Variables under a Keras model's variables (what a SavedModel tracks).
+
+    Tracking the backing `tf.Variable`s rather than the Keras wrappers (as
+    ExportArchive does) lets the TFLite converter freeze them into constants
+    (with the wrappers it leaves READ_VARIABLE ops that LiteRT cannot run).
+    """
+    return [getattr(v, "value", v) for v in model.variables]
+
+
+def make_model_card(
+    config,
+    data_info,
+    cam_threshold,
+    threshold_source,
+    metrics,
+    model_name,
+    top_k,
+    heatmap_size,
+):
+    """The model card shipped as an asset (JSON-serializable dict)."""
+    metrics = {k: v for k, v in (metrics or {}).items() if not k.startswith("_")}
+    return {
+        "model_name": model_name,
+        "method": config.method.name,
+        "backbone": config.model.backbone,
+        "class_names": list(data_info.get("class_names", [])),
+        "num_classes": int(data_info["num_classes"]),
+        "input_size": int(config.data.image_size),
+        "heatmap_size": int(heatmap_size),
+        "top_k": int(top_k),
+        "map_method": config.eval.get("map_method", "cam"),
+        "cam_threshold": float(cam_threshold),
+        "cam_threshold_source": threshold_source,
+        "test_metrics": metrics or None,
+        "signatures": {
+            "serving_default": "alias of image_bytes",
+            "image_bytes": "images: string [B] encoded JPEG/PNG/GIF/BMP/WebP",
+            "image_tensor": "images: uint8 [B, H, W, 3] RGB",
+            "outputs": {
+                "classes": "int32 [B, K] top-K class ids",
+                "scores": "float32 [B, K] softmax probabilities",
+                "boxes": "float32 [B, 4] xyxy pixels of each original image",
+                "heatmaps": "float32 [B, M, M] in [0, 1]",
+            },
+        },
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+    }
+
+
+def next_version(model_dir):
+    """1 + the highest numeric version folder under model_dir (1 if none)."""
+    if not os.path.isdir(model_dir):
+        return 1
+    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def default_model_name(config):
+    return f"{config.method.name}_{config.model.backbone}"
+
+
+def export_model(
+    model,
+    config,
+    data_info,
+    export_base,
+    model_name=None,
+    version=None,
+    cam_threshold=None,
+    threshold_source="argument",
+    metrics=None,
+    top_k=inference.DEFAULT_TOP_K,
+    heatmap_size=None,
+    overwrite=False,
+):
+    """Writes a SavedModel to ``<export_base>/<model_name>/<version>/`` atomically.
+
+    The SavedModel is written to a hidden temporary folder next to the target
+    (TF Serving ignores non-numeric names) and renamed, so a server watching
+    ``export_base/model_name`` never loads a half-written version.
+
+    Args:
+        model: the trained model.
+        config: its ConfigDict.
+        data_info: dict with "num_classes", "class_names", "image_size".
+        export_base: TF Serving base folder.
+        model_name: folder / served name (default ``<method>_<backbone>``).
+        version: positive int (default: next free number).
+        cam_threshold: box threshold (default: config.eval.cam_threshold, else
+            `localization.FALLBACK_CAM_THRESHOLD`).
+        threshold_source: recorded in the model card.
+        metrics: test metrics for the model card (or None).
+        top_k: classes returned per image.
+        heatmap_size: side of the returned heat maps (default S).
+        overwrite: replace an existing version folder.
+
+    Returns:
+        The version folder's path.
+    """
+    model_name = model_name or default_model_name(config)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
+        raise ValueError(
+            f"model_name={model_name!r}: use letters, digits, '_', '.', '-' only"
+        )
+    if cam_threshold is None:
+        cam_threshold, threshold_source = localization.resolve_cam_threshold(
+            None, config
+        )
+    model_dir = os.path.join(export_base, model_name)
+    version = next_version(model_dir) if version is None else int(version)
+    if version < 1:
+        raise ValueError(f"version={version}: TF Serving versions are positive ints")
+    target = os.path.join(model_dir, str(version))
+    if os.path.exists(target) and not overwrite:
+        raise FileExistsError(f"{target} exists; pass a new version or overwrite=True")
+    os.makedirs(model_dir, exist_ok=True)
+
+    module = inference.InferenceModule(
+        model, config, cam_threshold, top_k=top_k, heatmap_size=heatmap_size
+    )
+    card = make_model_card(
+        config,
+        data_info,
+        cam_threshold,
+        threshold_source,
+        metrics,
+        model_name,
+        module.top_k,
+        module.heatmap_size,
+    )
+    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
+    try:
+        staging = os.path.join(tmp, "assets_src")
+        os.makedirs(staging)
+        card_path = os.path.join(staging, MODEL_CARD_FILE)
+        config_path = os.path.join(staging, CONFIG_ASSET_FILE)
+        workdir_lib.write_json_atomic(card_path, card)
+        workdir_lib.write_json_atomic(
+            config_path, {"config": config.to_dict(), "data_info": data_info}
+        )
+        root = tf.Module()
+        root.model_variables = tf_variables(model)
+        root.model_card = tf.saved_model.Asset(card_path)
+        root.config = tf.saved_model.Asset(config_path)
+        root.image_bytes = module.image_bytes
+        root.image_tensor = module.image_tensor
+        bytes_fn = module.image_bytes.get_concrete_function()
+        out = os.path.join(tmp, "saved_model")
+        tf.saved_model.save(
+            root,
+            out,
+            signatures={
+                "serving_default": bytes_fn,
+                "image_bytes": bytes_fn,
+                "image_tensor": module.image_tensor.get_concrete_function(),
+            },
+        )
+        if os.path.exists(target):
+            shutil.rmtree(target)
+        os.rename(out, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def export_saved_model(
+    workdir,
+    export_base,
+    model_name=None,
+    version=None,
+    top_k=inference.DEFAULT_TOP_K,
+    heatmap_size=None,
+    overwrite=False,
+):
+    """`wsol-export`: rebuilds a workdir's model and exports it (see export_model).
+
+    Returns:
+        The version folder's path.
+    """
+    model, config, data_info = workdir_lib.load_model(workdir)
+    threshold, source = localization.resolve_cam_threshold(workdir, config)
+    return export_model(
+        model,
+        config,
+        data_info,
+        export_base,
+        model_name=model_name,
+        version=version,
+        cam_threshold=threshold,
+        threshold_source=source,
+        metrics=read_test_metrics(workdir),
+        top_k=top_k,
+        heatmap_size=heatmap_size,
+        overwrite=overwrite,
+    )
+
+
+def read_model_card(saved_model_dir):
+    """The model card of an exported version folder."""
+    path = os.path.join(saved_model_dir, "assets", MODEL_CARD_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: not a wsol-export SavedModel?")
+    with open(path) as f:
+        return json.load(f)

@@ -1,0 +1,230 @@
+"""Model outputs -> the per-image localization map: the one map path.
+
+`Localizer` turns a batch of images (and the model's outputs on them) into
+float32 maps [B, S, S] in [0, 1] for every map method and every model of
+`wsol_keras.methods.METHODS`. The evaluator (`wsol-eval`), the DGL layer sweep,
+the SavedModel signatures and the TFLite graph all call it, so the map that is
+exported is the map that was evaluated.
+
+Map methods (`MAP_METHODS`):
+    * ``"cam"``: the class map of the given class (Zhou et al., "Learning Deep
+      Features for Discriminative Localization", CVPR 2016, Eq. 2 / Sec. 2);
+    * ``"topk"``: the mean class map of the K best-ranked classes, "top-K
+      ACAM" (Guo et al., "Strengthen Learning Tolerance for Weakly Supervised
+      Object Localization", CVPR 2022, Eq. 9). Classes are ranked by the
+      localizer's own logits (``outputs["localizer_logits"]``, SLT-Net's
+      localizer) when the model has them, else by ``outputs["logits"]``; K is
+      an int or a fraction of C (`resolve_top_k`). The given class ids do not
+      enter this map;
+    * ``"dgl"``, ``"pcs"``, ``"gradcam"``: gradient maps on one layer (Tan et
+      al., "Dual-Gradients Localization Framework for Weakly Supervised Object
+      Localization", ACM MM 2020, Eq. 8 and Eq. 5; Selvaraju et al.,
+      "Grad-CAM", ICCV 2017, Eq. 1-2), see `wsol_keras.dual_gradient`.
+Each raw map is upsampled (bilinear) to S x S and min-max normalized per image
+(`wsol_keras.cams`).
+
+Which class: ``class_ids`` is an argument. The evaluator passes the ground
+truth (GT-known protocol of Choe et al., "Evaluating Weakly Supervised Object
+Localization Methods Right", CVPR 2020, Sec. 4); serving and export pass None,
+i.e. the classifier's top-1 prediction.
+
+The CAM threshold of the box step: `resolve_cam_threshold` (the evaluator's
+choice on val, else the config's, else `FALLBACK_CAM_THRESHOLD`).
+"""
+
+import json
+import os
+
+from keras import ops
+
+from wsol_keras import cams
+from wsol_keras.dual_gradient import METHODS_DGL, DualGradient
+from wsol_keras.losses.class_tolerant import resolve_top_k
+
+GRADIENT_MAP_METHODS = METHODS_DGL  # ("dgl", "pcs", "gradcam")
+MAP_METHODS = ("cam", "topk") + GRADIENT_MAP_METHODS
+# The CAM paper's threshold (Zhou et al. 2016, Sec. 3.1: 20% of the max).
+FALLBACK_CAM_THRESHOLD = 0.2
+
+
+def check_cam_threshold(value, origin):
+    """float(value) in [0, 1], else ValueError naming `origin`."""
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{origin}: cam_threshold={value} is not in [0, 1]")
+    return value
+
+
+def resolve_cam_threshold(workdir, config):
+    """Returns (threshold, source) for a box step outside the evaluator.
+
+    Args:
+        workdir: a wsol-train workdir (may be None).
+        config: its ConfigDict.
+
+    Returns:
+        (float, str): the threshold the evaluator chose (the workdir's
+        ``metrics.json`` ``cam_threshold``), else ``config.eval.cam_threshold``,
+        else `FALLBACK_CAM_THRESHOLD`; and where it came from
+        ("metrics.json", "config.eval.cam_threshold" or "default").
+    """
+    if workdir:
+        path = os.path.join(workdir, "metrics.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                try:
+                    metrics = json.load(f)
+                except json.JSONDecodeError as e:
+                    raise ValueError(f"{path}: not valid JSON ({e})") from e
+            if "cam_threshold" in metrics:
+                return (
+                    check_cam_threshold(metrics["cam_threshold"], path),
+                    "metrics.json",
+                )
+    value = config.eval.get("cam_threshold", None)
+    if value is not None:
+        return (
+            check_cam_threshold(value, "config.eval.cam_threshold"),
+            "config.eval.cam_threshold",
+        )
+    return FALLBACK_CAM_THRESHOLD, "default"
+
+
+def finish_maps(raw_maps, size):
+    """Raw [B, h, w] maps -> [B, S, S] in [0, 1] (bilinear upsample, min-max)."""
+    return cams.normalize_maps(cams.upsample_maps(raw_maps, size))
+
+
+class Localizer:
+    """The localization map of a model for one map method.
+
+    Args:
+        model: a `WSOLModel` (outputs "logits", "cams", optionally
+            "localizer_logits" and "boxes"), or for gradient methods any
+            classifier `DualGradient` accepts.
+        image_size: S, the side of the returned maps.
+        map_method: one of `MAP_METHODS`.
+        topk: K of the ``"topk"`` map (int, or a fraction of the classes).
+        dgl_layer: layer path (or list of paths, for the layer sweep) of the
+            gradient methods.
+        alpha: DGL Eq. 7 constant.
+        **dgl_kwargs: more `DualGradient` arguments (``logits_fn``,
+            ``output_key``) for models that are not `WSOLModel`s.
+
+    Raises:
+        ValueError: an unknown map method, or a gradient method without a layer.
+    """
+
+    def __init__(
+        self,
+        model,
+        image_size,
+        map_method="cam",
+        topk=1,
+        dgl_layer="",
+        alpha=10.0,
+        **dgl_kwargs,
+    ):
+        if map_method not in MAP_METHODS:
+            raise ValueError(
+                f"config.eval.map_method={map_method!r}: expected one of "
+                f"{', '.join(MAP_METHODS)}"
+            )
+        self.model = model
+        self.image_size = int(image_size)
+        self.map_method = map_method
+        self.topk = topk
+        self.explainer = None
+        self.layers = []
+        if map_method in GRADIENT_MAP_METHODS:
+            layers = [dgl_layer] if isinstance(dgl_layer, str) else list(dgl_layer)
+            if not all(layers):
+                raise ValueError(
+                    f"config.eval.map_method={map_method!r} needs "
+                    "config.eval.dgl_layer (a layer path)"
+                )
+            self.layers = layers
+            self.explainer = DualGradient(
+                model, layers, alpha=alpha, method=map_method, **dgl_kwargs
+            )
+
+    @classmethod
+    def from_config(cls, model, config):
+        """From ``config.eval`` (map_method, topk, dgl_layer) and data.image_size."""
+        e = config.eval
+        return cls(
+            model,
+            config.data.image_size,
+            map_method=e.get("map_method", "cam"),
+            topk=e.get("topk", 1),
+            dgl_layer=e.get("dgl_layer", ""),
+        )
+
+    @property
+    def needs_gradients(self):
+        return self.explainer is not None
+
+    # -- the class choices, once -------------------------------------------------
+
+    @staticmethod
+    def rank_logits(outputs):
+        """Logits that rank the classes of the top-K map (the localizer's own)."""
+        return outputs.get("localizer_logits", outputs["logits"])
+
+    def topk_class_ids(self, outputs):
+        """int32 [B, K]: the top-K classes of SLT-Net Eq. 9."""
+        logits = self.rank_logits(outputs)
+        k = resolve_top_k(self.topk, int(logits.shape[-1]), name="config.eval.topk")
+        return cams.topk_class_ids(logits, k)
+
+    @staticmethod
+    def predicted_class_ids(outputs):
+        """int32 [B]: the classifier's top-1 class (serving / export)."""
+        return cams.top1_class_ids(outputs["logits"])
+
+    # -- maps --------------------------------------------------------------------
+
+    def layer_maps(self, images, class_ids):
+        """Gradient methods: dict layer path -> [B, S, S] maps in [0, 1]."""
+        raw = self.explainer(images, labels=class_ids)
+        return {n: finish_maps(raw[n], self.image_size) for n in self.layers}
+
+    def maps(self, images, outputs, class_ids):
+        """[B, S, S] maps in [0, 1] of `class_ids` ([B]) from the model's outputs."""
+        if self.map_method == "cam":
+            raw = cams.select_class_maps(outputs["cams"], class_ids)
+        elif self.map_method == "topk":
+            raw = cams.select_class_maps(outputs["cams"], self.topk_class_ids(outputs))
+        else:
+            return self.layer_maps(images, class_ids)[self.layers[0]]
+        return finish_maps(raw, self.image_size)
+
+    def __call__(self, images, class_ids=None, outputs=None):
+        """Runs the model (unless `outputs` are given) and computes the maps.
+
+        Args:
+            images: float [B, S, S, 3] in [0, 255].
+            class_ids: int [B] classes of the maps (ground truth for GT-known);
+                None: the predicted top-1 class.
+            outputs: the model's outputs on `images`, when already computed.
+
+        Returns:
+            dict: "outputs" (the model's), "logits" float32 [B, C],
+            "class_ids" int32 [B], "maps" float32 [B, S, S] in [0, 1], and
+            "boxes" float32 [B, 4] normalized xyxy for box regressors.
+        """
+        if outputs is None:
+            outputs = self.model(images, training=False)
+        logits = ops.cast(outputs["logits"], "float32")
+        if class_ids is None:
+            class_ids = self.predicted_class_ids(outputs)
+        class_ids = ops.cast(ops.reshape(class_ids, (-1,)), "int32")
+        result = {
+            "outputs": outputs,
+            "logits": logits,
+            "class_ids": class_ids,
+            "maps": self.maps(images, outputs, class_ids),
+        }
+        if "boxes" in outputs:
+            result["boxes"] = ops.cast(outputs["boxes"], "float32")
+        return result
