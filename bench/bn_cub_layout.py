@@ -105,6 +105,7 @@ def main(argv=None):
     p.add_argument("--num_train", type=int, default=1200)
     p.add_argument("--num_test", type=int, default=400)
     p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--image_size", type=int, default=64)
     p.add_argument("--bn_momentum", type=float, default=backbones.SMALL_CNN_BN_MOMENTUM)
     p.add_argument("--precise_bn_batches", type=int, default=64)
     p.add_argument("--workdir", default="")
@@ -119,6 +120,7 @@ def main(argv=None):
         base.train.precise_bn_batches = 0  # applied (and measured) here instead
         base.data.synthetic.num_train = args.num_train
         base.data.synthetic.num_test = args.num_test
+        base.data.image_size = args.image_size
     memory = run("in_memory", base, os.path.join(root, "memory"), args.precise_bn_batches)
 
     cub_root = write_cub_layout(os.path.join(root, "CUB"), data_lib.get_source(base.data))
@@ -128,10 +130,12 @@ def main(argv=None):
         cub.train.precise_bn_batches = 0
         cub.data.name = "cub"
         cub.data.root = cub_root
+        cub.data.image_size = args.image_size
     on_disk = run("cub_layout", cub, os.path.join(root, "cub"), args.precise_bn_batches)
     result = {
         "bn_momentum": args.bn_momentum,
         "epochs": args.epochs,
+        "image_size": args.image_size,
         "precise_bn_batches": args.precise_bn_batches,
         "in_memory": memory,
         "cub_layout": on_disk,
