@@ -88,6 +88,15 @@ def _app(fn):
     return build
 
 
+# BN momentum of the from-scratch backbone: PyTorch's default (0.1 there, as pycls
+# and torchvision train ResNets), not Keras's 0.99.  Moving statistics start at
+# mean 0 / variance 1, while the stem's BN inputs (an unbiased conv on [0, 1]
+# pixels) have variances near 0.003: with 0.99 the initial value decays as
+# 0.99**steps and still dominates after 12 epochs of a 1,200-image set (444 steps),
+# leaving the inference-mode model at chance; 0.9 forgets it in ~60 steps.
+SMALL_CNN_BN_MOMENTUM = 0.9
+
+
 def _small_cnn(input_shape, weights):
     """Seven 3x3 conv layers with batch norm; two 2x2 pools (stride 4 overall)."""
     inputs = keras.Input(input_shape)
@@ -98,7 +107,9 @@ def _small_cnn(input_shape, weights):
             x = layers.Conv2D(
                 width, 3, padding="same", use_bias=False, name=f"{stage}_conv{i + 1}"
             )(x)
-            x = layers.BatchNormalization(name=f"{stage}_bn{i + 1}")(x)
+            x = layers.BatchNormalization(
+                momentum=SMALL_CNN_BN_MOMENTUM, name=f"{stage}_bn{i + 1}"
+            )(x)
             x = layers.ReLU(name=f"{stage}_relu{i + 1}")(x)
         if stage != "stage3":
             x = layers.MaxPooling2D(2, name=f"{stage}_pool")(x)

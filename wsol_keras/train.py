@@ -25,6 +25,7 @@ from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras import evaluate
 from wsol_keras import multilabel_eval
+from wsol_keras import precise_bn
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -269,6 +270,11 @@ def train(config, workdir, strategy=None):
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=2 if os.environ.get("CI") else 1,
         )
+    precise_bn.recompute_batch_norm_statistics(
+        model,
+        make_train_dataset(source, config, global_batch).repeat(),
+        config.train.precise_bn_batches,
+    )
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(workdir))
     return model, source, data_info
 

@@ -53,6 +53,10 @@ def base_config():
     c.train.flip = True
     c.train.steps_per_epoch = ml_collections.FieldReference(None, field_type=int)
     c.train.log_every_steps = 50
+    # After fit, replace BN moving statistics by the population statistics of
+    # this many training batches (precise BN, wsol_keras.precise_bn); 0 disables.
+    # No-op for backbones without BatchNorm (vgg16).
+    c.train.precise_bn_batches = 64
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 64
@@ -104,6 +108,7 @@ def make_smoke(config):
     config.train.epochs = 1
     config.train.batch_size = 8
     config.train.steps_per_epoch = 2
+    config.train.precise_bn_batches = 2
     config.eval.batch_size = 8
     config.eval.max_images = 16
     config.eval.num_visualize = 4
