@@ -46,7 +46,7 @@ def test_cub_configs_use_the_papers_input_and_optimizer(path):
     assert config.data.name == "cub" and config.data.image_size == 224
     assert config.model.backbone == "vgg16" and config.model.weights == "imagenet"
     assert config.train.crop_scale == pytest.approx(256 / 224)
-    assert config.train.optimizer == "sgd" and config.train.momentum == 0.9
+    assert config.train.optimizer == "sgd_l2" and config.train.momentum == 0.9
     assert config.train.weight_decay == pytest.approx(5e-4)
 
 

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from wsol_keras import data as data_lib
 from wsol_keras import methods
+from wsol_keras import optimizers
 from wsol_keras import workdir as workdir_lib
 
 _DEFAULT_CONFIG = os.path.join(
@@ -108,7 +109,7 @@ def _to_xy(element):
     return x, element["label"]
 
 
-def make_optimizer(config, steps_per_epoch):
+def make_optimizer(config, steps_per_epoch, model=None):
     t = config.train
     total = max(1, t.epochs * steps_per_epoch)
     if t.lr_schedule == "cosine":
@@ -139,16 +140,7 @@ def make_optimizer(config, steps_per_epoch):
             f"config.train.lr_schedule={t.lr_schedule!r}: expected "
             "cosine, step or constant"
         )
-    wd = t.weight_decay or None
-    if t.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=t.momentum, weight_decay=wd)
-    if t.optimizer == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=wd)
-    if t.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay)
-    raise ValueError(
-        f"config.train.optimizer={t.optimizer!r}: expected sgd, " "adam or adamw"
-    )
+    return optimizers.build_optimizer(t, lr, model)
 
 
 def build_model(config, data_info):
@@ -168,7 +160,7 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     """`build_model`, then compiled with the configured optimizer."""
     model = build_model(config, data_info)
     model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch),
+        optimizer=make_optimizer(config, steps_per_epoch, model),
         jit_compile=bool(config.train.jit_compile),
     )
     return model
