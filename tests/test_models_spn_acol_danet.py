@@ -103,8 +103,9 @@ def test_acol_fused_map_and_erasing_at_inference():
     out = model(images, training=False)
     a, b = np.asarray(out["cams_a"]), np.asarray(out["cams_b"])
     np.testing.assert_allclose(out["cams"], np.maximum(minmax(a), minmax(b)), atol=1e-6)
-    # B's input is S erased with A's top-1 map (delta kept at test time).
-    feats = model.backbone(images).numpy()
+    # B's input is S (after the released pools) erased with A's top-1 map
+    # (delta kept at test time).
+    feats = np.asarray(model.pooled_features(model.backbone(images)))
     top1 = np.argmax(a.mean(axis=(1, 2)), axis=1)
     att = minmax(np.stack([a[i, :, :, c] for i, c in enumerate(top1)])[..., None])[
         ..., 0

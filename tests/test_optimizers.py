@@ -177,3 +177,46 @@ def test_cub_configs_use_released_optimizer(name):
     assert (t.momentum, t.weight_decay) == (0.9, 5e-4)
     assert t.learning_rate == pytest.approx(lr)
     assert (t.head_lr_multiplier, t.bias_lr_multiplier, t.nesterov) == (head, bias, nesterov)
+
+
+def test_l2_exclude_leaves_biases_undecayed():
+    # DGL's release: L2 on '.*/W' only. Bias: w = 1 - 0.1 * 2 * 0.1 = 0.98
+    # (with decay it would be 1 - 0.1 * 2 * (0.1 + 0.05) = 0.97).
+    w = keras.Variable(np.array([1.0], np.float32), name="kernel")
+    b = keras.Variable(np.array([1.0], np.float32), name="bias")
+    opt = optimizers.CoupledSGD(
+        0.1, momentum=0.9, l2=0.05, lr_multipliers={b.path: 2.0}, l2_exclude=[b.path]
+    )
+    g = np.array([0.1], np.float32)
+    opt.apply_gradients([(g, w), (g, b)])
+    np.testing.assert_allclose(w.numpy(), [1 - 0.1 * 0.15], rtol=1e-6)
+    np.testing.assert_allclose(b.numpy(), [0.98], rtol=1e-6)
+
+
+def test_dgl_cub_config_is_the_papers_and_its_layer_exists():
+    """DGL Sec. 4.1: batch 32, lr 0.002 (10x added layers), 125 epochs, /10 at
+    75 and 100; conv4_2 (Sec. 4.3); released dgl_vgg.py: Nesterov, L2 on W only."""
+    from configs import cub_vgg16_dgl
+    from wsol_keras import dual_gradient
+    from wsol_keras.models import cam
+
+    c = cub_vgg16_dgl.get_config()
+    t = c.train
+    assert (t.batch_size, t.epochs, t.learning_rate) == (32, 125, 0.002)
+    assert tuple(t.lr_decay_at_epochs) == (75, 100) and t.lr_decay_factor == 0.1
+    assert (t.optimizer, t.nesterov, t.head_lr_multiplier) == ("sgd_l2", True, 10.0)
+    assert (t.bias_lr_multiplier, t.decay_biases) == (2.0, False)
+    assert tuple(c.method.conv_filters) == (1024,) and c.method.name == "cam"
+    assert c.eval.map_method == "dgl"
+    # The layer path resolves to VGG16's conv4_2 in the CAM model it trains.
+    c.model.weights = None
+    model = cam.build(c, {"num_classes": 3, "image_size": 64})
+    layer = dual_gradient.resolve_layer(model, c.eval.dgl_layer)
+    assert layer.name == "block4_conv2"
+    # The step schedule decays at 75 and 100 epochs (2 steps per epoch here).
+    fn = train.make_optimizer(c, steps_per_epoch=2, model=model)._learning_rate
+    np.testing.assert_allclose(
+        [float(fn(s)) for s in (0, 149, 151, 199, 201, 249)],
+        [2e-3, 2e-3, 2e-4, 2e-4, 2e-5, 2e-5],
+        rtol=1e-5,
+    )

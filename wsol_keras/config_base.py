@@ -38,9 +38,14 @@ def base_config():
     # sgd_l2 only: biases train at this x their layer's rate (released
     # get_finetune_optimizer: 2 x lr pretrained, 20 x lr new layers).
     c.train.bias_lr_multiplier = 1.0
+    # sgd_l2 only: False leaves biases out of the L2 term (DGL's release).
+    c.train.decay_biases = True
     c.train.lr_schedule = "cosine"  # cosine | step | constant
     c.train.lr_decay_epochs = 10  # step schedule: decay every N epochs
     c.train.lr_decay_factor = 0.1
+    # step schedule: explicit epochs of each decay (e.g. DGL's (75, 100));
+    # empty: every lr_decay_epochs.
+    c.train.lr_decay_at_epochs = ()
     c.train.warmup_epochs = 0
     c.train.head_lr_multiplier = 1.0  # 10 when the backbone is pretrained
     c.train.mixed_precision = False

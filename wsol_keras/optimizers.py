@@ -44,6 +44,8 @@ class CoupledSGD(keras.optimizers.Optimizer):
             `weight_decay`).
         lr_multipliers: dict variable path -> learning-rate multiplier
             (1.0 for variables not listed); see `variable_lr_multipliers`.
+        l2_exclude: variable paths without L2 (DGL's release decays only
+            weights: tensorpack `regularize_cost('.*/W', ...)`).
         **kwargs: `keras.optimizers.Optimizer` arguments (not `weight_decay`:
             that is Keras' decoupled decay, which this optimizer replaces).
     """
@@ -55,6 +57,7 @@ class CoupledSGD(keras.optimizers.Optimizer):
         nesterov=False,
         l2=0.0,
         lr_multipliers=None,
+        l2_exclude=(),
         name="coupled_sgd",
         **kwargs,
     ):
@@ -75,6 +78,7 @@ class CoupledSGD(keras.optimizers.Optimizer):
         self.nesterov = bool(nesterov)
         self.l2 = float(l2)
         self.lr_multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
+        self.l2_exclude = tuple(str(p) for p in l2_exclude)
 
     def build(self, variables):
         if self.built:
@@ -83,6 +87,8 @@ class CoupledSGD(keras.optimizers.Optimizer):
         # Resolved by index: under the TF backend update_step receives the
         # backend variable, which has no Keras path.
         self._multipliers = [self.lr_multipliers.get(v.path, 1.0) for v in variables]
+        excluded = set(self.l2_exclude)
+        self._decays = [0.0 if v.path in excluded else self.l2 for v in variables]
         self.momentums = []
         if self.momentum:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
@@ -93,8 +99,8 @@ class CoupledSGD(keras.optimizers.Optimizer):
         multiplier = self._multipliers[index]
         lr = ops.cast(learning_rate, dtype) * ops.cast(multiplier, dtype)
         d = ops.cast(gradient, dtype)
-        if self.l2:
-            d = d + ops.cast(self.l2, dtype) * variable
+        if self._decays[index]:
+            d = d + ops.cast(self._decays[index], dtype) * variable
         if self.momentum:
             buf = self.momentums[index]
             momentum = ops.cast(self.momentum, dtype)
@@ -111,6 +117,7 @@ class CoupledSGD(keras.optimizers.Optimizer):
                 "nesterov": self.nesterov,
                 "l2": self.l2,
                 "lr_multipliers": dict(self.lr_multipliers),
+                "l2_exclude": list(self.l2_exclude),
             }
         )
         return config
@@ -131,9 +138,18 @@ def variable_lr_multipliers(model, bias_multiplier=1.0):
     heads = model._gradient_multipliers()
     out = {}
     for v, head in zip(variables, heads):
-        is_bias = v.path.rsplit("/", 1)[-1] in ("bias", "beta")
-        out[v.path] = float(head) * (float(bias_multiplier) if is_bias else 1.0)
+        scale = float(bias_multiplier) if _is_bias(v) else 1.0
+        out[v.path] = float(head) * scale
     return out
+
+
+def _is_bias(variable):
+    return variable.path.rsplit("/", 1)[-1] in ("bias", "beta")
+
+
+def bias_paths(model):
+    """Paths of the model's biases (and BatchNorm shifts)."""
+    return [v.path for v in model.trainable_variables if _is_bias(v)]
 
 
 def build_optimizer(train_config, learning_rate, model=None):
@@ -141,7 +157,7 @@ def build_optimizer(train_config, learning_rate, model=None):
 
     Args:
         train_config: `config.train` (fields optimizer, momentum, nesterov,
-            weight_decay, bias_lr_multiplier).
+            weight_decay, bias_lr_multiplier, decay_biases).
         learning_rate: base rate or schedule.
         model: the built model; required by "sgd_l2" for its variable groups.
 
@@ -171,6 +187,7 @@ def build_optimizer(train_config, learning_rate, model=None):
             lr_multipliers=variable_lr_multipliers(
                 model, t.get("bias_lr_multiplier", 1.0)
             ),
+            l2_exclude=() if t.get("decay_biases", True) else bias_paths(model),
         )
     if name == "sgd":
         return keras.optimizers.SGD(

@@ -121,10 +121,10 @@ def make_optimizer(config, steps_per_epoch, model=None):
             warmup_steps=warmup,
         )
     elif t.lr_schedule == "step":
-        boundaries = [
-            e * steps_per_epoch
-            for e in range(t.lr_decay_epochs, t.epochs, t.lr_decay_epochs)
-        ]
+        decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
+            t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
+        )
+        boundaries = [e * steps_per_epoch for e in decay_epochs if e < t.epochs]
         values = [
             t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
         ]

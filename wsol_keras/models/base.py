@@ -139,10 +139,13 @@ class WSOLModel(keras.Model):
         # An optimizer with its own per-variable rates (optimizers.CoupledSGD)
         # applies the new-layer factor to gradient and coupled decay alike.
         optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        if self.head_lr_multiplier != 1.0 and not hasattr(optimizer, "lr_multipliers"):
+        multipliers = self._gradient_multipliers()
+        if any(m != 1.0 for m in multipliers) and not hasattr(
+            optimizer, "lr_multipliers"
+        ):
             grads = [
                 g if g is None or m == 1.0 else g * m
-                for g, m in zip(grads, self._gradient_multipliers())
+                for g, m in zip(grads, multipliers)
             ]
         self.optimizer.apply_gradients(zip(grads, variables))
         return self.compute_metrics(x, y, y_pred)
