@@ -4,8 +4,9 @@ normalize_scoremap; clovaai/wsolevaluation inference.py) against the package's
 
     python bench/interp_bicubic_vs_bilinear.py --workdir=runs/cam --split=test
 
-Last line: one JSON object with both MaxBoxAccV2 (mean over IoU 30/50/70, in
-points) and their difference.
+Last line: one JSON object with MaxBoxAccV2 (mean over IoU 30/50/70, in
+points) for bilinear, cv2 bicubic and tf bicubic (an in-graph candidate) and
+the differences.
 """
 
 import argparse
@@ -34,7 +35,8 @@ def main():
     n = source.num_examples(args.split)
     if args.max_images:
         n = min(n, args.max_images)
-    acc = {"bilinear": metrics.BoxAccuracy(), "bicubic": metrics.BoxAccuracy()}
+    names = ("bilinear", "bicubic", "tf_bicubic", "cubic_in_graph")
+    acc = {k: metrics.BoxAccuracy() for k in names}
     for batch in source.dataset(args.split).take(n).batch(args.batch_size):
         images = tf.cast(batch["image"], tf.float32)
         size = tuple(images.shape[1:3])
@@ -44,6 +46,12 @@ def main():
         gt = [b[:k] for b, k in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
         acc["bilinear"].update(bilinear, gt)
         acc["bicubic"].update(bicubic.astype(np.float32), gt)
+        # In-graph candidate: tf's bicubic (Keys a = -0.5; cv2 uses a = -0.75).
+        tf_cubic = tf.image.resize(maps[..., None], size, method="bicubic")[..., 0]
+        acc["tf_bicubic"].update(cams_lib.normalize_maps(tf_cubic).numpy(), gt)
+        # cv2's cubic as constant matrices (wsol_keras.protocol).
+        in_graph = protocol.upsample_cubic_in_graph(maps, *size)
+        acc["cubic_in_graph"].update(cams_lib.normalize_maps(in_graph).numpy(), gt)
     res = {k: v.result()["max_box_acc"] for k, v in acc.items()}
     out = {
         "workdir": args.workdir,
@@ -51,7 +59,10 @@ def main():
         "num_images": acc["bilinear"].num_images,
         "maxboxaccv2_bilinear": res["bilinear"],
         "maxboxaccv2_bicubic": res["bicubic"],
+        "maxboxaccv2_tf_bicubic": res["tf_bicubic"],
+        "maxboxaccv2_cubic_in_graph": res["cubic_in_graph"],
         "difference_points": res["bicubic"] - res["bilinear"],
+        "tf_bicubic_minus_cv2_bicubic": res["tf_bicubic"] - res["bicubic"],
     }
     print(json.dumps(out))
 

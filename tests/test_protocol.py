@@ -91,3 +91,15 @@ def test_union_box_and_danet_threshold_sweep():
     sweep = protocol.union_box_sweep([cam], gt)
     assert sweep == {0.05: 100.0, 0.1: 100.0, 0.15: 100.0, 0.2: 100.0, 0.25: 0.0, 0.3: 0.0}
     assert protocol.inclusive_iou((0, 0, 1, 1), (0, 0, 3, 3)) == pytest.approx(4 / 16)
+
+
+def test_in_graph_cubic_equals_cv2_inter_cubic():
+    rng = np.random.default_rng(0)
+    for h, w, H, W in [(7, 7, 56, 56), (14, 14, 224, 224), (5, 3, 17, 11)]:
+        maps = rng.normal(size=(2, h, w)).astype(np.float32)
+        got = protocol.upsample_cubic_in_graph(maps, H, W).numpy()
+        for m, g in zip(maps, got):
+            ref = cv2.resize(m, (W, H), interpolation=cv2.INTER_CUBIC)
+            np.testing.assert_allclose(g, ref, atol=1e-5)
+    with pytest.raises(ValueError, match="upscaling"):
+        protocol.cv2_cubic_matrix(3, 5)
