@@ -111,7 +111,7 @@ def main(argv=None):
     p.add_argument("--workdir", default="")
     args = p.parse_args(argv)
     backbones.SMALL_CNN_BN_MOMENTUM = args.bn_momentum
-    import configs.synthetic_cam as synthetic_cam
+    from wsol_keras.configs import synthetic_cam
 
     root = args.workdir or tempfile.mkdtemp(prefix="bn_cub_layout_")
     base = synthetic_cam.get_config()

@@ -178,6 +178,24 @@ def _resnet_stride_one(model):
     return clone_model
 
 
+def _vgg_pool4_stride_one(model):
+    """Clones a Keras VGG16 with pool4 a 3x3 stride-1 max pool (weights kept).
+
+    The 28x28 feature map (at 224) of the released ACoL VGG16 (xiaomengyc/ACoL
+    models/vgg/vgg_v1.py cfg 'D1': pool4 `MaxPool2d(3, stride=1, padding=1)`)
+    and of wsolevaluation's `large_feature_map` ACoL ('M2' after conv4_3).
+    """
+
+    def clone(layer):
+        if layer.name == "block4_pool":
+            return layers.MaxPooling2D(3, strides=1, padding="same", name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    clone_model = keras.models.clone_model(model, clone_function=clone)
+    clone_model.set_weights(model.get_weights())
+    return clone_model
+
+
 def build_backbone(
     name,
     image_size,
@@ -185,6 +203,7 @@ def build_backbone(
     levels=False,
     resnet_last_stride=2,
     name_prefix="backbone",
+    vgg_large_feature_map=False,
 ):
     """Builds a feature extractor from `BACKBONES`.
 
@@ -196,6 +215,8 @@ def build_backbone(
             (shallow to deep); otherwise the single CAM feature map.
         resnet_last_stride: 1 or 2; 1 keeps 14x14 maps at 224 for resnet50.
         name_prefix: name of the returned model.
+        vgg_large_feature_map: vgg16 only: pool4 becomes a 3x3 stride-1 max
+            pool, so conv5_3 keeps 28x28 at 224 (released ACoL CUB model).
 
     Returns:
         A `keras.Model` mapping float [B, H, W, 3] in [0, 255] to the features.
@@ -221,6 +242,12 @@ def build_backbone(
         raise ValueError(
             f"resnet_last_stride must be 1 or 2, got " f"{resnet_last_stride}"
         )
+    if vgg_large_feature_map:
+        if name != "vgg16":
+            raise ValueError(
+                f"vgg_large_feature_map applies to vgg16 only, not {name!r}"
+            )
+        net = _vgg_pool4_stride_one(net)
     names = spec.levels if levels else (spec.feature_layer,)
     outputs = [net.get_layer(n).output for n in names]
     extractor = keras.Model(
@@ -244,5 +271,6 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
         weights=model_config.weights,
         levels=levels,
         resnet_last_stride=model_config.get("resnet_last_stride", 2),
+        vgg_large_feature_map=model_config.get("vgg_large_feature_map", False),
         name_prefix=name_prefix,
     )

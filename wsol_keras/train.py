@@ -26,6 +26,7 @@ from wsol_keras import data as data_lib
 from wsol_keras import evaluate
 from wsol_keras import multilabel_eval
 from wsol_keras import precise_bn
+from wsol_keras import optimizers
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -104,7 +105,7 @@ def _to_xy(element):
     return x, element["label"]
 
 
-def make_optimizer(config, steps_per_epoch):
+def make_optimizer(config, steps_per_epoch, model=None):
     t = config.train
     total = max(1, t.epochs * steps_per_epoch)
     if t.lr_schedule == "cosine":
@@ -116,10 +117,10 @@ def make_optimizer(config, steps_per_epoch):
             warmup_steps=warmup,
         )
     elif t.lr_schedule == "step":
-        boundaries = [
-            e * steps_per_epoch
-            for e in range(t.lr_decay_epochs, t.epochs, t.lr_decay_epochs)
-        ]
+        decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
+            t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
+        )
+        boundaries = [e * steps_per_epoch for e in decay_epochs if e < t.epochs]
         values = [
             t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
         ]
@@ -135,23 +136,14 @@ def make_optimizer(config, steps_per_epoch):
             f"config.train.lr_schedule={t.lr_schedule!r}: expected "
             "cosine, step or constant"
         )
-    wd = t.weight_decay or None
-    if t.optimizer == "sgd":
-        return keras.optimizers.SGD(lr, momentum=t.momentum, weight_decay=wd)
-    if t.optimizer == "adam":
-        return keras.optimizers.Adam(lr, weight_decay=wd)
-    if t.optimizer == "adamw":
-        return keras.optimizers.AdamW(lr, weight_decay=t.weight_decay)
-    raise ValueError(
-        f"config.train.optimizer={t.optimizer!r}: expected sgd, " "adam or adamw"
-    )
+    return optimizers.build_optimizer(t, lr, model)
 
 
 def build_compiled_model(config, data_info, steps_per_epoch=1):
     """`build_model`, then compiled with the configured optimizer."""
     model = build_model(config, data_info)
     model.compile(
-        optimizer=make_optimizer(config, steps_per_epoch),
+        optimizer=make_optimizer(config, steps_per_epoch, model),
         jit_compile=resolve_jit_compile(config.train.jit_compile),
     )
     return model

@@ -16,7 +16,7 @@ import tensorflow as tf
 from wsol_keras import data as data_lib
 from wsol_keras import train
 
-import configs.synthetic_cam as synthetic_cam
+from wsol_keras.configs import synthetic_cam
 
 STEPS = 80  # a little over two epochs of a 1,200-image set at batch 32
 

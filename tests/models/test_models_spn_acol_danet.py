@@ -103,8 +103,9 @@ def test_acol_fused_map_and_erasing_at_inference():
     out = model(images, training=False)
     a, b = np.asarray(out["cams_a"]), np.asarray(out["cams_b"])
     np.testing.assert_allclose(out["cams"], np.maximum(minmax(a), minmax(b)), atol=1e-6)
-    # B's input is S erased with A's top-1 map (delta kept at test time).
-    feats = model.backbone(images).numpy()
+    # B's input is S (after the released pools) erased with A's top-1 map
+    # (delta kept at test time).
+    feats = np.asarray(model.pooled_features(model.backbone(images)))
     top1 = np.argmax(a.mean(axis=(1, 2)), axis=1)
     att = minmax(np.stack([a[i, :, :, c] for i, c in enumerate(top1)])[..., None])[
         ..., 0
@@ -144,9 +145,70 @@ def test_danet_level_outputs_and_hierarchy_losses():
     assert 0 <= float(terms["dda"]) <= 0.01 + 1e-6  # lambda x mean |cos|
 
 
-def test_danet_cams_sum_class_and_ancestor_maps():
+def torch_upsample_align_corners(x, out_h, out_w):
+    """numpy copy of torch F.upsample(mode='bilinear', align_corners=True) on
+    [B, h, w, C], pixel by pixel (source coordinate i * (in - 1) / (out - 1))."""
+    b, h, w, c = x.shape
+    out = np.zeros((b, out_h, out_w, c), np.float64)
+    for i in range(out_h):
+        sy = i * (h - 1) / (out_h - 1) if out_h > 1 else 0.0
+        y0 = min(int(np.floor(sy)), h - 1)
+        y1 = min(y0 + 1, h - 1)
+        fy = sy - y0
+        for j in range(out_w):
+            sx = j * (w - 1) / (out_w - 1) if out_w > 1 else 0.0
+            x0 = min(int(np.floor(sx)), w - 1)
+            x1 = min(x0 + 1, w - 1)
+            fx = sx - x0
+            out[:, i, j] = (
+                (1 - fy) * (1 - fx) * x[:, y0, x0]
+                + (1 - fy) * fx * x[:, y0, x1]
+                + fy * (1 - fx) * x[:, y1, x0]
+                + fy * fx * x[:, y1, x1]
+            )
+    return out
+
+
+def released_danet_map(maps, logits, leaf_class, image):
+    """xuehaolan/DANet val_hierarchy.py + get_topk_boxes_hier for one image:
+    child/parent get_*_maps (mean of ReLU over K) upsampled to the root size
+    (align_corners=True), the ancestor levels' top-1 predicted class maps
+    added, the sum normalized once (norm_atten_map)."""
+    size = maps[2].shape[1:3]
+    level = [np.maximum(m, 0).mean(-1) for m in maps]
+    child = torch_upsample_align_corners(level[0], *size)[image, :, :, leaf_class]
+    parent_cls = np.argsort(logits[1][image])[::-1][0]
+    root_cls = np.argsort(logits[2][image])[::-1][0]
+    parent = torch_upsample_align_corners(level[1], *size)[image, :, :, parent_cls]
+    root = level[2][image, :, :, root_cls]
+    total = child + parent + root
+    return (total - total.min()) / (total.max() - total.min())
+
+
+def test_danet_fusion_matches_released_evaluation():
+    model = build("danet")
+    rng = np.random.default_rng(3)
+    # Leaf and parent coarser than the grandparent, as VGG's 14 vs 28 maps.
+    maps = [
+        rng.normal(size=(2, hw, hw, n, 3)).astype(np.float32)
+        for hw, n in ((3, C), (3, 4), (5, 2))
+    ]
+    outs = [{"maps": m, "logits": rng.normal(size=(2, m.shape[3])).astype(np.float32)} for m in maps]
+    got = np.asarray(model._localization(outs))
+    assert got.shape == (2, 5, 5, C)
+    logits = [o["logits"] for o in outs]
+    for image in range(2):
+        for c in (0, 5):
+            expected = released_danet_map(maps, logits, c, image)
+            np.testing.assert_allclose(got[image, :, :, c], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_danet_per_level_fusion_and_true_ancestor_options():
     info = dict(DATA_INFO, ancestors=ANCESTORS.tolist())
-    model = build("danet", info=info)
+    config = smoke_config("danet")
+    config.method.fusion = "per_level"
+    config.method.ancestor_maps = "ancestor"
+    model = build("danet", config=config, info=info)
     rng = np.random.default_rng(2)
     maps = [rng.normal(size=(2, 4, 4, n, 3)).astype(np.float32) for n in (C, 4, 2)]
     outs = [{"maps": m, "logits": m.mean(axis=(1, 2, 4))} for m in maps]
@@ -156,8 +218,10 @@ def test_danet_cams_sum_class_and_ancestor_maps():
         levels[0] + levels[1][..., ANCESTORS[:, 0]] + levels[2][..., ANCESTORS[:, 1]]
     )
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
-    # Without the table: each ancestor level adds its top-1 class map.
-    plain = build("danet")
+    # Per-level fusion without the table: each ancestor level adds its top-1 map.
+    config = smoke_config("danet")
+    config.method.fusion = "per_level"
+    plain = build("danet", config=config)
     got = np.asarray(plain._localization(outs))
     top = [np.argmax(o["logits"], axis=1) for o in outs]
     expected = levels[0] + sum(

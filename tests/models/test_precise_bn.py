@@ -111,7 +111,7 @@ def test_too_few_batches_is_an_error_naming_the_config_field_and_keeps_the_stati
 
 
 def test_train_saves_weights_with_precise_bn_statistics(tmp_path):
-    import configs.synthetic_cam as synthetic_cam
+    from wsol_keras.configs import synthetic_cam
     from wsol_keras import train
     from wsol_keras import workdir as workdir_lib
 

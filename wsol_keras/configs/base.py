@@ -23,6 +23,8 @@ def base_config():
     # "imagenet" (download), None (random init) or a local weights file.
     c.model.weights = ml_collections.FieldReference(None, field_type=str)
     c.model.resnet_last_stride = 2
+    # vgg16 only: 28x28 maps at 224 (released ACoL CUB model, pool4 at stride 1).
+    c.model.vgg_large_feature_map = False
 
     # The method's constructor arguments (models/registry.py); CAM by default.
     c.method = default_method_config("cam")
@@ -30,13 +32,24 @@ def base_config():
     c.train = ml_collections.ConfigDict()
     c.train.epochs = 12
     c.train.batch_size = 32
-    c.train.optimizer = "adam"  # sgd | adam
+    # sgd_l2: the papers' torch SGD (coupled L2, per-group rates, see
+    # wsol_keras.optimizers); sgd: Keras SGD (decoupled decay); adam; adamw.
+    c.train.optimizer = "adam"
     c.train.learning_rate = 2e-3
     c.train.momentum = 0.9
+    c.train.nesterov = False
     c.train.weight_decay = 0.0
+    # sgd_l2 only: biases train at this x their layer's rate (released
+    # get_finetune_optimizer: 2 x lr pretrained, 20 x lr new layers).
+    c.train.bias_lr_multiplier = 1.0
+    # sgd_l2 only: False leaves biases out of the L2 term (DGL's release).
+    c.train.decay_biases = True
     c.train.lr_schedule = "cosine"  # cosine | step | constant
     c.train.lr_decay_epochs = 10  # step schedule: decay every N epochs
     c.train.lr_decay_factor = 0.1
+    # step schedule: explicit epochs of each decay (e.g. DGL's (75, 100));
+    # empty: every lr_decay_epochs.
+    c.train.lr_decay_at_epochs = ()
     c.train.warmup_epochs = 0
     c.train.head_lr_multiplier = 1.0  # 10 when the backbone is pretrained
     # float32 | mixed_float16 (dynamic loss scaling) | mixed_bfloat16 (no loss
@@ -79,9 +92,12 @@ def base_config():
 def cub_vgg16_config(method_config):
     """CUB-200-2011 with an ImageNet VGG16, the setting shared by the papers.
 
-    Input 224 cropped from 256 (`crop_scale` 256/224), SGD momentum 0.9,
-    weight decay 5e-4, new layers at 10x the learning rate; each
-    configs/cub_vgg16_<method>.py then sets its paper's schedule.
+    Input 224 cropped from 256 (`crop_scale` 256/224).  Optimizer of the
+    released ACoL / DANet code (exper/my_optim.py get_finetune_optimizer):
+    torch SGD, momentum 0.9, coupled L2 weight decay 5e-4, new layers at 10x
+    and biases at 2x their layer's rate (`sgd_l2`, wsol_keras.optimizers);
+    each configs/cub_vgg16_<method>.py then sets its paper's schedule,
+    Nesterov and groups.
 
     Args:
         method_config: the method's ConfigDict
@@ -94,10 +110,11 @@ def cub_vgg16_config(method_config):
     c.model.backbone = "vgg16"
     c.model.weights = "imagenet"
     c.method = method_config
-    c.train.optimizer = "sgd"
+    c.train.optimizer = "sgd_l2"
     c.train.momentum = 0.9
     c.train.weight_decay = 5e-4
     c.train.head_lr_multiplier = 10.0
+    c.train.bias_lr_multiplier = 2.0
     c.train.crop_scale = 256 / 224
     c.eval.batch_size = 32
     return c

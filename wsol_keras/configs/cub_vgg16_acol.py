@@ -6,9 +6,11 @@ r"""ACoL on CUB-200-2011 with VGG16 (ACoL Sec. 4.1 and the released code).
 VGG16 cut after conv5_3, ImageNet weights, input 224 cropped from 256 (Sec.
 4.1). Classifiers A and B: two 3x3 convs to 1024 + ReLU and a 1x1 conv to 200
 each, GAP (Sec. 4.1); erasing threshold delta = 0.6 for training and test
-(released scripts/train_vgg_cub.sh). Released schedule: SGD momentum 0.9,
-weight decay 5e-4, base learning rate 1e-4 with the new layers at 10x
-(my_optim.get_finetune_optimizer), batch 20, 60 epochs, constant rate.
+(released scripts/train_vgg_cub.sh). Released optimizer (xiaomengyc/ACoL,
+exper/my_optim.py get_finetune_optimizer): torch SGD, Nesterov momentum 0.9,
+coupled L2 weight decay 5e-4, base learning rate 1e-4; groups weights 1x,
+biases 2x, new ("cls") weights 10x, new biases 20x (`sgd_l2`); batch 20, 60
+epochs, constant rate.
 """
 
 from wsol_keras.configs import base
@@ -21,6 +23,7 @@ def get_config(arg=None):
     config.train.batch_size = 20
     config.train.learning_rate = 1e-4
     config.train.lr_schedule = "constant"
+    config.train.nesterov = True  # released get_finetune_optimizer
     if arg == "smoke":
         base.make_smoke(config)
     return config

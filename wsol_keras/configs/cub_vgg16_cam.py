@@ -6,7 +6,10 @@ r"""CAM on CUB-200-2011 with VGG16 (settings of ACoL Sec. 4.1 / wsolevaluation).
 VGG16 cut after conv5_3 (no pool5), ImageNet weights, input 224 cropped from
 256, SGD momentum 0.9, weight decay 5e-4, learning rate 0.001 with the new
 layers at 10x, 30 epochs with the rate divided by 10 every 10 epochs (the
-released ACoL/wsolevaluation VGG16 CAM schedule, batch 32).  The CAM head of
+released ACoL/wsolevaluation VGG16 CAM schedule, batch 32).  Optimizer of
+clovaai/wsolevaluation main.py `_set_optimizer`: torch SGD with coupled L2,
+Nesterov, two groups (features lr, classifier lr x lr_classifier_ratio) and no
+separate bias rate (`sgd_l2`, bias_lr_multiplier 1).  The CAM head of
 wsolevaluation's VGG16 adds a 3x3 conv to 1024 channels before the classifier.
 """
 
@@ -22,6 +25,8 @@ def get_config(arg=None):
     config.train.learning_rate = 0.001
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
+    config.train.nesterov = True  # wsolevaluation main.py
+    config.train.bias_lr_multiplier = 1.0  # wsolevaluation: two groups only
     if arg == "smoke":
         base.make_smoke(config)
     return config

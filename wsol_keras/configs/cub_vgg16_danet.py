@@ -12,9 +12,11 @@ back on the name-based stand-in, with a warning (its level 2 is no taxonomy). He
 vgg_DA.py: orders on pool3 (3x3 convs 512, 512), families on pool4 and species
 on conv5_3 (3x3 convs 1024, 1024), K = 8 maps per class; HDA 0.5 x CE per
 level, DDA lambda = 0.01 on half of the 24 maps. Released schedule
-(scripts/train_DA_cub.sh, my_optim.get_finetune_optimizer): SGD momentum 0.9,
-weight decay 5e-4, learning rate 0.001 with the new layers at 10x, batch 30,
-100 epochs, rate / 10 at epoch 80; input 224 cropped from 256.
+(xuehaolan/DANet scripts/train_DA_cub.sh, exper/my_optim.py
+get_finetune_optimizer): torch SGD, momentum 0.9 (no Nesterov, unlike ACoL's
+copy of the same function), coupled L2 weight decay 5e-4, learning rate 0.001;
+groups weights 1x, biases 2x, new layers 10x, new biases 20x (`sgd_l2`);
+batch 30, 100 epochs, rate / 10 at epoch 80; input 224 cropped from 256.
 """
 
 from wsol_keras.configs import base
@@ -30,6 +32,7 @@ def get_config(arg=None):
     config.train.lr_decay_epochs = 80
     # Relative to data.root (wsol_keras.data.hierarchy_lists documents the format).
     config.data.hierarchy_file = "list/family_label.txt,list/order_label.txt"
+    config.train.nesterov = False  # released DANet my_optim: no nesterov
     if arg == "smoke":
         base.make_smoke(config)
     return config

@@ -10,6 +10,13 @@ rate 0.0002 (the paper's "new optimization": low rate, few iterations; no 10x
 for new layers is mentioned), batch 16, 4 epochs, 224 crops from 256.
 alpha=0.4, K=30 of 200 (k=0.15, so the same config fits other class counts),
 beta=10. Localizer maps are scored with the top-K ACAM (Eq. 9).
+The classifier "is trained independently" (Sec. 3.1, Fig. 2b; Top-1 Cls 76.6
+with VGG16, Sec. 4.2) and the paper gives no schedule of its own: here it
+trains in the same steps but at its own rate, 0.001 for its backbone and 0.01
+for its new 200-way layer (classifier_lr_multiplier 5, head 10: the CAM-VGG
+fine-tuning rate of wsolevaluation / ACoL), instead of the localizer's 0.0002
+with no 10x.  Its number of steps stays the localizer's 4 epochs; a longer
+classifier run (a separately trained checkpoint) is not wired yet.
 """
 
 from wsol_keras.configs import base
@@ -27,6 +34,9 @@ def get_config(arg=None):
     config.train.learning_rate = 0.0002
     config.train.lr_schedule = "constant"
     config.train.head_lr_multiplier = 1.0
+    # The classifier's own rate: 5 x 0.0002 = 0.001, its Dense layer 10x that.
+    config.method.classifier_lr_multiplier = 5.0
+    config.method.classifier_head_lr_multiplier = 10.0
     config.eval.map_method = "topk"
     config.eval.topk = 30
     if arg == "smoke":

@@ -7,11 +7,16 @@ VGG16 cut after conv5_3 (14 x 14 at 224, as the released `vgg16_sp`, which
 drops pool5), ImageNet weights, input 224 cropped from 256. Head of the
 released code: 3x3 conv to 1024 + ReLU, SoftProposal (eps = 0.15 x 14 = 2.1,
 20 iterations at most, tolerance 1e-4, no gradient through M), spatial sum
-pooling, dropout 0.5, dense to 200. SGD momentum 0.9, weight decay 5e-4,
-learning rate 0.01 for the new layers (Sec. 4) and 0.001 for the backbone (the
-released demo's lrp = 0.1), i.e. base rate 0.001 with head_lr_multiplier 10;
-batch 16 and 20 epochs as the released VOC demo (the paper reports no CUB
-schedule), rate / 10 after 10 epochs.
+pooling, dropout 0.5, dense to 200. Optimizer as released
+(yeezhu/SPN.pytorch demo/experiment/engine.py `multi_learning` and
+demo_voc2007.py defaults): `torch.optim.SGD(model.parameters(), lr=0.01,
+momentum=0.9, weight_decay=5e-4)`, i.e. ONE group, every layer (backbone
+included) at 0.01, coupled L2, no Nesterov, no bias rate (`sgd_l2` with
+head_lr_multiplier 1 and bias_lr_multiplier 1).  (An earlier version of this
+config used 0.001 for the backbone citing an "lrp = 0.1"; neither released
+repository contains it.)  Batch 16 and 20 epochs as the released VOC demo
+(runme.sh; the paper reports no CUB schedule), rate / 10 at epoch 10
+(engine.py epoch_step [10]).
 Differences: the released adconv uses groups=2 (here a dense 3x3 conv).
 """
 
@@ -23,7 +28,9 @@ def get_config(arg=None):
     config = base.cub_vgg16_config(default_method_config("spn"))
     config.train.epochs = 20
     config.train.batch_size = 16
-    config.train.learning_rate = 0.001
+    config.train.learning_rate = 0.01
+    config.train.head_lr_multiplier = 1.0  # released: one group
+    config.train.bias_lr_multiplier = 1.0
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
     if arg == "smoke":

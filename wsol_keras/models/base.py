@@ -16,7 +16,9 @@ A method subclasses `WSOLModel` and implements two hooks:
 scaling under mixed precision, multiplies the gradients of new layers by
 `head_lr_multiplier` (the papers train new layers at 10x the learning rate of
 the pretrained backbone; for SGD a gradient multiplier is exactly a learning
-rate multiplier), and tracks every loss term and top-1 accuracy.
+rate multiplier, with Keras' decoupled decay; `wsol_keras.optimizers.CoupledSGD`
+applies the papers' per-variable rates itself and then no gradient is scaled),
+and tracks every loss term and top-1 accuracy.
 """
 
 import inspect
@@ -162,10 +164,16 @@ class WSOLModel(keras.Model):
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         grads = tape.gradient(scaled, variables)
-        if self.head_lr_multiplier != 1.0:
+        # An optimizer with its own per-variable rates (optimizers.CoupledSGD)
+        # applies the new-layer factor to gradient and coupled decay alike.
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        multipliers = self._gradient_multipliers()
+        if any(m != 1.0 for m in multipliers) and not hasattr(
+            optimizer, "lr_multipliers"
+        ):
             grads = [
                 g if g is None or m == 1.0 else g * m
-                for g, m in zip(grads, self._gradient_multipliers())
+                for g, m in zip(grads, multipliers)
             ]
         self.optimizer.apply_gradients(zip(grads, variables))
         return self.compute_metrics(x, y, y_pred)

@@ -11,12 +11,17 @@ HDA (Eq. 3, 0.5 x CE per level as the released code) + lambda x DDA (Eq. 4).
 Data with fewer ancestor levels uses fewer heads (the deepest ones): with no
 hierarchy DANet reduces to one leaf head with K maps per class and DDA.
 
-Localization maps ("cams", per leaf class c): the sum over levels of the
-min-max normalized, upsampled (to the largest level's size) class maps, each
-the mean of its K ReLU'd maps (released get_*_maps). For the ancestor levels
-the map of c's ancestor is used when the class -> ancestors table is known
-(`ancestors`, from data_info["ancestors"]); otherwise the ancestor levels'
-top-1 predicted class, as the released evaluation (val_hierarchy.py).
+Localization maps ("cams", per leaf class c), as the released evaluation
+(xuehaolan/DANet exper/val_hierarchy.py + utils/localization.py
+get_topk_boxes_hier): each level's class map is the mean of its K ReLU'd maps
+(released get_*_maps), upsampled bilinearly with align_corners=True to the
+largest level's size (F.upsample(..., (28, 28), align_corners=True)); the
+levels are SUMMED and the sum min-max normalized ONCE (norm_atten_map).
+`fusion="per_level"` keeps the package's earlier variant (normalize each level,
+then sum) as an option.  For the ancestor levels the released code adds the
+ancestor level's own top-1 predicted class map (`ancestor_maps="predicted"`,
+the default); `ancestor_maps="ancestor"` adds the map of c's true ancestor from
+the class -> ancestors table (`ancestors`, data_info["ancestors"]) instead.
 Classification uses the leaf level (Sec. 3.3).
 """
 
@@ -27,7 +32,6 @@ from wsol_keras.cams import (
     normalize_maps,
     select_class_maps,
     top1_class_ids,
-    upsample_maps,
 )
 from wsol_keras.layers.divergent_activation import (
     DivergentActivation,
@@ -39,6 +43,34 @@ from wsol_keras.losses.hierarchical import (
     hierarchy_level_labels,
 )
 from wsol_keras.models.base import WSOLModel
+
+
+def _align_corners_matrix(n_out, n_in):
+    """[n_out, n_in] linear-interpolation weights with align_corners=True."""
+    a = np.zeros((n_out, n_in), np.float32)
+    if n_in == 1 or n_out == 1:
+        a[:, 0] = 1.0
+        return a
+    pos = np.arange(n_out) * (n_in - 1) / (n_out - 1)
+    lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
+    frac = (pos - lo).astype(np.float32)
+    a[np.arange(n_out), lo] = 1.0 - frac
+    a[np.arange(n_out), lo + 1] += frac
+    return a
+
+
+def resize_align_corners(maps, size):
+    """Bilinear resize of [B, h, w, C] maps with corners aligned (torch's
+    `F.upsample(mode='bilinear', align_corners=True)`, which the released DANet
+    evaluation uses); Keras' resize uses half-pixel centers instead.  Two
+    constant matmuls, so it also converts to LiteRT."""
+    h, w = maps.shape[1], maps.shape[2]
+    if (h, w) == tuple(size):
+        return maps
+    ay = ops.convert_to_tensor(_align_corners_matrix(size[0], h))
+    ax = ops.convert_to_tensor(_align_corners_matrix(size[1], w))
+    maps = ops.einsum("Hh,bhwc->bHwc", ay, maps)
+    return ops.einsum("Ww,bHwc->bHWc", ax, maps)
 
 
 class DANetModel(WSOLModel):
@@ -62,6 +94,10 @@ class DANetModel(WSOLModel):
         keep_fraction: fraction of the maps DDA keeps per step.
         dda_absolute: `discrepancy_loss` mode ("pair" or "image" = released).
         ancestors: optional int [C, L] table of each leaf's ancestors.
+        fusion: "released" (sum of level maps, normalized once) or
+            "per_level" (each level normalized before the sum).
+        ancestor_maps: "predicted" (released: the ancestor level's top-1
+            class) or "ancestor" (c's ancestor; needs `ancestors`).
         seed: DDA SeedGenerator seed.
         **kwargs: `WSOLModel` arguments.
     """
@@ -82,6 +118,8 @@ class DANetModel(WSOLModel):
         dda_absolute="pair",
         ancestors=None,
         seed=None,
+        fusion="released",
+        ancestor_maps="predicted",
         **kwargs,
     ):
         super().__init__(backbone, num_classes, loss_names=("hda", "dda"), **kwargs)
@@ -114,6 +152,17 @@ class DANetModel(WSOLModel):
             seed=seed,
             name="dda",
         )
+        if fusion not in ("released", "per_level"):
+            raise ValueError(
+                f"DANet: fusion={fusion!r}: expected 'released' or 'per_level'"
+            )
+        if ancestor_maps not in ("predicted", "ancestor"):
+            raise ValueError(
+                f"DANet: ancestor_maps={ancestor_maps!r}: expected 'predicted' "
+                "or 'ancestor'"
+            )
+        self.fusion = fusion
+        self.ancestor_maps = ancestor_maps
         self.ancestors = None
         if ancestors is not None and self.num_ancestor_levels:
             table = np.asarray(ancestors, np.int32).reshape(num_classes, -1)
@@ -137,20 +186,18 @@ class DANetModel(WSOLModel):
         target = max(sizes, key=lambda s: s[0] * s[1])
 
         def level_map(out):
-            m = localization_maps(out["maps"])
-            if tuple(m.shape[1:3]) != target:
-                m = upsample_maps(m, target)
-            return normalize_maps(m)
+            m = resize_align_corners(localization_maps(out["maps"]), target)
+            return normalize_maps(m) if self.fusion == "per_level" else m
 
         cams = level_map(outs[0])
         for l in range(1, self.num_levels):
             maps = level_map(outs[l])
-            if self.ancestors is not None:
+            if self.ancestors is not None and self.ancestor_maps == "ancestor":
                 cams = cams + ops.take(maps, self.ancestors[:, l - 1], axis=-1)
             else:
                 top1 = top1_class_ids(outs[l]["logits"])
                 cams = cams + select_class_maps(maps, top1)[..., None]
-        return cams
+        return normalize_maps(cams) if self.fusion == "released" else cams
 
     def loss_terms(self, inputs, outputs, training=True):
         labels = hierarchy_level_labels(

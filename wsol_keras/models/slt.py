@@ -96,6 +96,13 @@ class SLTModel(WSOLModel):
         vst: mapping of `VisualStimulusTransform` arguments (g of Eq. 10);
             missing ones take the layer's defaults.
         seed: seed of the transform's random draws.
+        classifier_lr_multiplier: learning rate of the classifier's backbone
+            relative to the base (localizer) rate: the classifier "is trained
+            independently" (Sec. 3.1, Fig. 2b) on its own schedule, so it need
+            not share the localizer's low "new optimization" rate (Table 5).
+        classifier_head_lr_multiplier: extra factor of the classifier's new
+            Dense layer (10 as fine-tuning convention; the localizer's heads keep
+            `head_lr_multiplier`).
         **kwargs: `WSOLModel` arguments.
     """
 
@@ -115,6 +122,8 @@ class SLTModel(WSOLModel):
         box_threshold=0.2,
         vst=VST_DEFAULTS,
         seed=None,
+        classifier_lr_multiplier=1.0,
+        classifier_head_lr_multiplier: float | None = None,
         **kwargs,
     ):
         kwargs.setdefault("loss_names", ("smt", "vst", "reg", "cls"))
@@ -128,6 +137,12 @@ class SLTModel(WSOLModel):
                 f"SLTModel: box_threshold must be in [0, 1]; got {box_threshold!r}."
             )
         self.box_threshold = float(box_threshold)
+        self.classifier_lr_multiplier = float(classifier_lr_multiplier)
+        self.classifier_head_lr_multiplier = (
+            None
+            if classifier_head_lr_multiplier is None
+            else float(classifier_head_lr_multiplier)
+        )
         self.smt_loss = ClassTolerantLoss(k=self.top_k, alpha=self.alpha)
         self.cam_head = CAMHead(num_classes, conv_filters=conv_filters, name="cam_head")
         vst = dict(vst.items())
@@ -215,12 +230,31 @@ class SLTModel(WSOLModel):
         return terms
 
     def _gradient_multipliers(self):
-        # All three backbones are pretrained feature extractors; only the new
-        # heads get head_lr_multiplier.
+        # All three backbones are pretrained feature extractors; the new heads
+        # of localizer and regressor get head_lr_multiplier.  The classifier
+        # trains on its own rate (classifier_lr_multiplier x base, its Dense
+        # layer x classifier_head_lr_multiplier on top): its loss is separate
+        # (Eq. 1, 5), so this is the paper's independently trained classifier
+        # with its own learning rate, sharing only the number of steps.
         ids = set()
-        for net in (self.backbone, self.regressor_backbone, self.classifier_backbone):
+        for net in (self.backbone, self.regressor_backbone):
             ids.update(id(v) for v in net.trainable_variables)
-        return [
-            1.0 if id(v) in ids else self.head_lr_multiplier
-            for v in self.trainable_variables
-        ]
+        cls_ids = {id(v) for v in self.classifier_backbone.trainable_variables}
+        fc_ids = {id(v) for v in self.classifier_fc.trainable_variables}
+        fc_extra = (
+            self.head_lr_multiplier
+            if self.classifier_head_lr_multiplier is None
+            else self.classifier_head_lr_multiplier
+        )
+        out = []
+        for v in self.trainable_variables:
+            if id(v) in cls_ids:
+                out.append(self.classifier_lr_multiplier)
+            elif id(v) in fc_ids:
+                out.append(self.classifier_lr_multiplier * fc_extra)
+            elif id(v) in ids:
+                out.append(1.0)
+            else:
+                out.append(self.head_lr_multiplier)
+        return out
+

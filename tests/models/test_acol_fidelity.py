@@ -1,0 +1,80 @@
+"""ACoL's released feature path (xiaomengyc/ACoL models/vgg/vgg_v1.py,
+clovaai/wsolevaluation wsol/vgg.py VggAcol) against numpy copies of torch's pools."""
+
+import keras
+import numpy as np
+
+from wsol_keras.configs import synthetic_acol
+from wsol_keras.models.registry import build_model
+from wsol_keras.backbones import build_backbone
+from wsol_keras.models import acol
+
+
+def torch_maxpool3_s1_p1(x):
+    """nn.MaxPool2d(3, stride=1, padding=1): padding never wins (-inf)."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=-np.inf)
+    h, w = x.shape[1:3]
+    return np.stack(
+        [np.stack([p[:, i : i + 3, j : j + 3].max(axis=(1, 2)) for j in range(w)], 1) for i in range(h)],
+        1,
+    )
+
+
+def torch_avgpool3_s1_p1(x):
+    """F.avg_pool2d(3, stride=1, padding=1), count_include_pad=True: always / 9."""
+    p = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x.shape[1:3]
+    return np.stack(
+        [np.stack([p[:, i : i + 3, j : j + 3].sum(axis=(1, 2)) / 9.0 for j in range(w)], 1) for i in range(h)],
+        1,
+    )
+
+
+def small_model(**method):
+    config = synthetic_acol.get_config("smoke")
+    config.data.image_size = 32
+    for k, v in method.items():
+        config.method[k] = v
+    return build_model(config, {"num_classes": 5, "image_size": 32})
+
+
+def test_pooled_features_match_released_max_then_avg_pool():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 5, 6, 3)).astype(np.float32)
+    got = np.asarray(small_model().pooled_features(x))
+    expected = torch_avgpool3_s1_p1(torch_maxpool3_s1_p1(x))
+    # Corner of the avg pool: 4 valid values / 9 (Keras "same" would divide by 4).
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_pools_can_be_switched_off():
+    x = np.random.default_rng(1).normal(size=(1, 4, 4, 2)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(small_model(feature_pools=False).pooled_features(x)), x)
+
+
+def test_heads_use_xavier_uniform_as_released():
+    model = small_model()
+    model(np.zeros((1, 32, 32, 3), np.float32))
+    for head in (model.head_a, model.head_b):
+        kernels = [v for v in head.trainable_variables if v.path.endswith("kernel")]
+        biases = [v for v in head.trainable_variables if v.path.endswith("bias")]
+        # synthetic config: one 3x3 conv + the 1x1 classifier
+        assert len(kernels) == 1 + len(synthetic_acol.get_config().method.conv_filters)
+        for k in kernels:
+            kh, kw, cin, cout = k.shape
+            limit = np.sqrt(6.0 / (kh * kw * (cin + cout)))  # torch xavier_uniform_
+            w = np.asarray(k)
+            assert np.abs(w).max() <= limit + 1e-7
+            assert np.abs(w).max() > 0.8 * limit  # uniform fills its range
+        for b in biases:
+            assert not np.asarray(b).any()
+
+
+def test_large_feature_map_keeps_28x28_at_224_scale():
+    # At 64 px: 14x14 variant -> 4x4, released 'D1' (pool4 3x3 stride 1) -> 8x8.
+    plain = build_backbone("vgg16", 64, weights=None)
+    large = build_backbone("vgg16", 64, weights=None, vgg_large_feature_map=True)
+    x = np.random.default_rng(2).uniform(0, 255, (1, 64, 64, 3)).astype(np.float32)
+    assert plain(x).shape[1:3] == (4, 4)
+    assert large(x).shape[1:3] == (8, 8)
+    assert len(large.weights) == len(plain.weights)
