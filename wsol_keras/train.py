@@ -72,13 +72,22 @@ def data_info_of(source, config):
     }
 
 
-def make_train_dataset(source, config, global_batch_size):
-    """x = {"image", "label", "hierarchy"}, y = label, batched and augmented."""
+def make_train_dataset(source, config, global_batch_size, skip_batches=0):
+    """x = {"image", "label", "hierarchy"}, y = label, batched and augmented.
+
+    An endless stream whose order is a function of `config.seed` alone;
+    `skip_batches` drops its first batches (before augmentation), so a resumed
+    run continues with the batches the uninterrupted run would have seen.
+    """
     ds = source.dataset("train")
     n = source.num_examples("train")
     ds = ds.shuffle(min(n, 20000), seed=config.seed, reshuffle_each_iteration=True)
     ds = data_lib.augment_dataset(
-        ds, seed=config.seed, scale=config.train.crop_scale, flip=config.train.flip
+        ds.repeat(),
+        seed=config.seed,
+        skip=skip_batches * global_batch_size,
+        scale=config.train.crop_scale,
+        flip=config.train.flip,
     )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
@@ -152,15 +161,21 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     return model
 
 
-def train(config, workdir, strategy=None):
-    """Trains `config` into `workdir`; returns (model, source, data_info)."""
+def train(config, workdir, strategy=None, allow_config_change=False):
+    """Trains `config` into `workdir`; returns (model, source, data_info).
+
+    A workdir with a checkpoint resumes exactly where it stopped (weights,
+    optimizer state and schedule, epoch count, history, data order). Nothing
+    is written into `workdir` before every check passed; a workdir written by
+    a different config is refused unless `allow_config_change`
+    (`workdir.check_rerun_config`).
+    """
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
     if config.train.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     source = data_lib.get_source(config.data)
     data_info = data_info_of(source, config)
-    workdir_lib.write_config(workdir, config, data_info)
 
     global_batch = config.train.batch_size
     if global_batch % strategy.num_replicas_in_sync:
@@ -176,24 +191,37 @@ def train(config, workdir, strategy=None):
         )
     if config.train.steps_per_epoch:
         steps = min(steps, config.train.steps_per_epoch)
+    changes = workdir_lib.check_rerun_config(
+        workdir, config, data_info, allow_change=allow_config_change
+    )
     with strategy.scope():
         model = build_compiled_model(config, data_info, steps)
-    train_ds = make_train_dataset(source, config, global_batch).repeat()
+        initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    # Every check passed: from here on the workdir is written.
+    workdir_lib.write_config(
+        workdir, config, data_info, keep_previous=bool(changes)
+    )
+    train_ds = make_train_dataset(
+        source, config, global_batch, skip_batches=initial_epoch * steps
+    )
     val_ds = (
         make_eval_dataset(source, "val", config.eval.batch_size)
         if "val" in source.splits
         else None
     )
 
-    initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    history = os.path.join(workdir, "history.csv")
+    workdir_lib.truncate_history(history, initial_epoch)
     callbacks = [
-        workdir_lib.AtomicCheckpoint(workdir),
+        # Logs first (the learning rate into the epoch logs, then the CSV
+        # row), checkpoint last: a kill in between redoes the epoch, and
+        # truncate_history drops its stale row.
+        workdir_lib.LearningRateLogger(),
         keras.callbacks.TensorBoard(
             os.path.join(workdir, "logs"), update_freq=config.train.log_every_steps
         ),
-        keras.callbacks.CSVLogger(
-            os.path.join(workdir, "history.csv"), append=initial_epoch > 0
-        ),
+        keras.callbacks.CSVLogger(history, append=initial_epoch > 0),
+        workdir_lib.AtomicCheckpoint(workdir),
     ]
     logging.info(
         "training %s / %s on %d images (%d classes), %d steps x %d "
