@@ -5,9 +5,12 @@ r"""Trains a WSOL model with `model.fit`, then evaluates and writes the report.
             --config.data.root=/data/CUB_200_2011 --strategy=mirrored
 
 The workdir receives config.json (the effective config and the data's class
-names), checkpoints/ (weights after every epoch, written atomically; a rerun
-resumes from the last one), logs/ (TensorBoard), model.weights.h5, and the
-evaluation report (metrics.json, heatmaps.png, box_accuracy.png).
+names), checkpoints/ (weights and optimizer state after every epoch, written
+atomically; a rerun resumes exactly from the last one), history.csv (per-epoch
+metrics and learning rate), logs/ (TensorBoard), model.weights.h5, and the
+evaluation report (metrics.json, heatmaps.png, box_accuracy.png). A rerun whose
+config differs from the workdir's config.json is refused before anything is
+written (fields under `eval.` may change; `--allow_config_change` overrides).
 """
 
 import os
@@ -275,6 +278,13 @@ def define_flags():
         "Split the CPU into this many "
         "logical devices (to try --strategy=mirrored on CPU).",
     )
+    flags.DEFINE_bool(
+        "allow_config_change",
+        False,
+        "Continue an existing workdir although the requested config differs "
+        "from its config.json (the run refuses by default, naming the fields); "
+        "the old config.json is kept as config.previous-<time>.json.",
+    )
     flags.DEFINE_bool("evaluate", True, "Evaluate the test split after training.")
     flags.mark_flags_as_required(["workdir"])
 
@@ -283,7 +293,9 @@ def main(argv):
     del argv
     config = FLAGS.config
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
-    model, source, data_info = train(config, FLAGS.workdir, strategy)
+    model, source, data_info = train(
+        config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
+    )
     if FLAGS.evaluate:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
         print(evaluate.format_table(metrics))

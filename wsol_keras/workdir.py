@@ -216,8 +216,9 @@ def restore_checkpoint(workdir, model):
     weights = os.path.join(
         workdir, CHECKPOINT_DIR, record.get("weights", "last.weights.h5")
     )
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)
     model.load_weights(weights)
     logging.info("resumed from %s after %d epoch(s)", weights, epochs_done)
     return epochs_done
