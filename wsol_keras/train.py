@@ -14,6 +14,8 @@ written (fields under `eval.` may change; `--allow_config_change` overrides).
 """
 
 import os
+import shutil
+import tempfile
 
 from absl import app
 from absl import flags
@@ -94,7 +96,14 @@ def make_train_dataset(source, config, global_batch_size, skip_batches=0):
     )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Across workers, each global batch is split by position (worker i takes
+    # its slice of every batch), so a cluster trains on the batches a single
+    # machine would.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def make_eval_dataset(source, split, batch_size):
@@ -155,13 +164,33 @@ def make_optimizer(config, steps_per_epoch):
 
 
 def build_compiled_model(config, data_info, steps_per_epoch=1):
-    """`build_model`, then compiled with the configured optimizer."""
+    """`build_model`, then compiled with the configured optimizer (built)."""
     model = build_model(config, data_info)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
         jit_compile=bool(config.train.jit_compile),
     )
+    # Optimizer variables now, not in `fit`: a checkpoint can then restore
+    # them, and `fit` has nothing left to build (see WSOLModel).
+    model.optimizer.build(model.trainable_variables)
     return model
+
+
+def is_chief(strategy):
+    """Whether this process writes the workdir (TensorFlow's multi-worker rule).
+
+    The task "chief", or worker 0 of a cluster without one; every process of
+    a single-machine strategy.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver else {}
+    if not cluster or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and (
+        "chief" not in cluster
+    )
 
 
 def train(config, workdir, strategy=None, allow_config_change=False):
@@ -172,6 +201,11 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     is written into `workdir` before every check passed; a workdir written by
     a different config is refused unless `allow_config_change`
     (`workdir.check_rerun_config`).
+
+    Under MultiWorkerMirroredStrategy every worker runs the same steps (saving
+    reads variables collectively), but only the chief (`is_chief`) writes into
+    `workdir`; the others write into a temporary directory, removed at the
+    end. All of them resume from `workdir` (shared storage across machines).
     """
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
@@ -200,10 +234,22 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     with strategy.scope():
         model = build_compiled_model(config, data_info, steps)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
-    # Every check passed: from here on the workdir is written.
-    workdir_lib.write_config(
-        workdir, config, data_info, keep_previous=bool(changes)
-    )
+    chief = is_chief(strategy)
+    out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
+    try:
+        # Every check passed: from here on the workdir is written.
+        workdir_lib.write_config(out, config, data_info, keep_previous=bool(changes))
+        _fit(model, source, config, out, strategy, steps, initial_epoch)
+        workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
+    finally:
+        if not chief:
+            shutil.rmtree(out, ignore_errors=True)
+    return model, source, data_info
+
+
+def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
+    """`model.fit` from `initial_epoch` with the workdir's callbacks."""
+    global_batch = config.train.batch_size
     train_ds = make_train_dataset(
         source, config, global_batch, skip_batches=initial_epoch * steps
     )
@@ -212,7 +258,6 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         if "val" in source.splits
         else None
     )
-
     history = os.path.join(workdir, "history.csv")
     workdir_lib.truncate_history(history, initial_epoch)
     callbacks = [
@@ -248,8 +293,6 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=2 if os.environ.get("CI") else 1,
         )
-    workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(workdir))
-    return model, source, data_info
 
 
 FLAGS = flags.FLAGS
@@ -296,7 +339,7 @@ def main(argv):
     model, source, data_info = train(
         config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
     )
-    if FLAGS.evaluate:
+    if FLAGS.evaluate and is_chief(strategy):  # one evaluation per cluster
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
         print(evaluate.format_table(metrics))
 
