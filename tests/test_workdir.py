@@ -130,3 +130,26 @@ def test_truncate_history_keeps_epochs_before_the_checkpoint(tmp_path):
     path.write_text("epoch,loss\n0,2.0\n1,1.5\n2,1.2\n")
     workdir.truncate_history(str(path), 2)
     assert path.read_text().splitlines() == ["epoch,loss", "0,2.0", "1,1.5"]
+
+
+def test_checkpoint_restores_the_random_state_of_layers(tmp_path):
+    import keras
+
+    def model():
+        return keras.Sequential(
+            [keras.Input((64,)), keras.layers.Dropout(0.5, seed=1), keras.layers.Dense(2)]
+        )
+
+    x = np.ones((4, 64), np.float32)
+    trained = model()
+    trained.compile(optimizer="sgd")
+    for _ in range(3):  # advances the dropout's SeedGenerator
+        trained(x, training=True)
+    cb = workdir.AtomicCheckpoint(str(tmp_path))
+    cb.set_model(trained)
+    cb.on_epoch_end(0)
+    fresh = model()
+    fresh.compile(optimizer="sgd")
+    assert workdir.restore_checkpoint(str(tmp_path), fresh) == 1
+    dropped = lambda m: np.asarray(m.layers[0](x, training=True)) == 0  # noqa: E731
+    np.testing.assert_array_equal(dropped(fresh), dropped(trained))

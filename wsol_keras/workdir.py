@@ -175,7 +175,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     """Saves the whole training state after every epoch, atomically.
 
     `model.save_weights` stores the model's variables and the optimizer's
-    (iteration counter, which drives the learning-rate schedule, and moments).
+    (iteration counter, which drives the learning-rate schedule, and moments);
+    `last.json` adds the layers' random-number states (dropout, DANet's
+    discrepancy noise), which `save_weights` leaves out.
     Each epoch goes to its own `epoch-N.weights.h5`; `last.json` is then
     replaced to point at it (the commit point), and older epochs are removed,
     so a kill at any moment leaves one complete, consistent checkpoint.
@@ -193,11 +195,25 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         save_weights_atomic(self.model, os.path.join(self.directory, name))
         write_json_atomic(
             os.path.join(self.directory, "last.json"),
-            {"epochs_done": epoch + 1, "weights": name},
+            {
+                "epochs_done": epoch + 1,
+                "weights": name,
+                # In model order (paths get per-process suffixes).
+                "random_states": [
+                    keras.ops.convert_to_numpy(v).tolist()
+                    for v in _random_states(self.model)
+                ],
+            },
         )
         for old in os.listdir(self.directory):
             if old.endswith(".weights.h5") and old != name and not old.startswith("."):
                 os.remove(os.path.join(self.directory, old))
+
+
+def _random_states(model):
+    """The model's SeedGenerator states (`save_weights` leaves them out)."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
 
 
 def restore_checkpoint(workdir, model):
@@ -220,6 +236,14 @@ def restore_checkpoint(workdir, model):
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
     model.load_weights(weights)
+    saved = record.get("random_states", [])
+    states = _random_states(model)
+    if saved and len(saved) != len(states):
+        raise ValueError(
+            f"{meta}: {len(saved)} random states saved, the model has {len(states)}"
+        )
+    for v, value in zip(states, saved):
+        v.assign(value)
     logging.info("resumed from %s after %d epoch(s)", weights, epochs_done)
     return epochs_done
 
