@@ -173,3 +173,37 @@ def test_wsol_metadata_folder_trains_and_evaluates(tmp_path):
         {"name": "wsol_metadata", "root": str(root), "metadata": str(meta)},
         ["class_0", "class_1", "class_2"],
     )
+
+
+def test_rerun_with_another_config_is_refused_before_writing(tmp_path):
+    wd = str(tmp_path / "run")
+    train.train(load_config("synthetic_cam"), wd)
+    files = {
+        n: open(os.path.join(wd, n), "rb").read()
+        for n in ("config.json", "model.weights.h5", "history.csv")
+    }
+    changed = load_config("synthetic_cam")
+    changed.train.learning_rate = 0.5
+    changed.method.name = "acol"
+    with pytest.raises(ValueError) as e:
+        train.train(changed, wd)
+    assert "config.train.learning_rate: 0.002 -> 0.5" in str(e.value)
+    assert "config.method.name: 'cam' -> 'acol'" in str(e.value)
+    for name, content in files.items():
+        assert open(os.path.join(wd, name), "rb").read() == content, name
+    # The explicit flag continues the finished run under the new learning rate
+    # and keeps the old config beside the new one.
+    lr_only = load_config("synthetic_cam")
+    lr_only.train.learning_rate = 0.5
+    train.train(lr_only, wd, allow_config_change=True)
+    assert workdir_lib.read_config(wd)[0].train.learning_rate == 0.5
+    assert any(f.startswith("config.previous-") for f in os.listdir(wd))
+
+
+def test_failed_config_check_writes_nothing(tmp_path):
+    config = load_config("synthetic_cam")
+    config.train.batch_size = 64  # the smoke set has 32 training images
+    wd = tmp_path / "run"
+    with pytest.raises(ValueError, match="exceeds the 32 training images"):
+        train.train(config, str(wd))
+    assert not wd.exists() or os.listdir(wd) == []

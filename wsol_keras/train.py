@@ -5,12 +5,17 @@ r"""Trains a WSOL model with `model.fit`, then evaluates and writes the report.
             --config.data.root=/data/CUB_200_2011 --strategy=mirrored
 
 The workdir receives config.json (the effective config and the data's class
-names), checkpoints/ (weights after every epoch, written atomically; a rerun
-resumes from the last one), logs/ (TensorBoard), model.weights.h5, and the
-evaluation report (metrics.json, heatmaps.png, box_accuracy.png).
+names), checkpoints/ (weights and optimizer state after every epoch, written
+atomically; a rerun resumes exactly from the last one), history.csv (per-epoch
+metrics and learning rate), logs/ (TensorBoard), model.weights.h5, and the
+evaluation report (metrics.json, heatmaps.png, box_accuracy.png). A rerun whose
+config differs from the workdir's config.json is refused before anything is
+written (fields under `eval.` may change; `--allow_config_change` overrides).
 """
 
 import os
+import shutil
+import tempfile
 
 from absl import app
 from absl import flags
@@ -78,17 +83,33 @@ def data_info_of(source, config):
     }
 
 
-def make_train_dataset(source, config, global_batch_size):
-    """x = {"image", "label", "hierarchy"}, y = label, batched and augmented."""
+def make_train_dataset(source, config, global_batch_size, skip_batches=0):
+    """x = {"image", "label", "hierarchy"}, y = label, batched and augmented.
+
+    An endless stream whose order is a function of `config.seed` alone;
+    `skip_batches` drops its first batches (before augmentation), so a resumed
+    run continues with the batches the uninterrupted run would have seen.
+    """
     ds = source.dataset("train")
     n = source.num_examples("train")
     ds = ds.shuffle(min(n, 20000), seed=config.seed, reshuffle_each_iteration=True)
     ds = data_lib.augment_dataset(
-        ds, seed=config.seed, scale=config.train.crop_scale, flip=config.train.flip
+        ds.repeat(),
+        seed=config.seed,
+        skip=skip_batches * global_batch_size,
+        scale=config.train.crop_scale,
+        flip=config.train.flip,
     )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # Across workers, each global batch is split by position (worker i takes
+    # its slice of every batch), so a cluster trains on the batches a single
+    # machine would.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def make_eval_dataset(source, split, batch_size):
@@ -140,12 +161,15 @@ def make_optimizer(config, steps_per_epoch, model=None):
 
 
 def build_compiled_model(config, data_info, steps_per_epoch=1):
-    """`build_model`, then compiled with the configured optimizer."""
+    """`build_model`, then compiled with the configured optimizer (built)."""
     model = build_model(config, data_info)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch, model),
         jit_compile=resolve_jit_compile(config.train.jit_compile),
     )
+    # Optimizer variables now, not in `fit`: a checkpoint can then restore
+    # them, and `fit` has nothing left to build (see WSOLModel).
+    model.optimizer.build(model.trainable_variables)
     return model
 
 
@@ -197,15 +221,43 @@ def resolve_jit_compile(value):
     return choice
 
 
-def train(config, workdir, strategy=None):
-    """Trains `config` into `workdir`; returns (model, source, data_info)."""
+def is_chief(strategy):
+    """Whether this process writes the workdir (TensorFlow's multi-worker rule).
+
+    The task "chief", or worker 0 of a cluster without one; every process of
+    a single-machine strategy.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    cluster = resolver.cluster_spec().as_dict() if resolver else {}
+    if not cluster or resolver.task_type is None:
+        return True
+    if resolver.task_type == "chief":
+        return True
+    return resolver.task_type == "worker" and resolver.task_id == 0 and (
+        "chief" not in cluster
+    )
+
+
+def train(config, workdir, strategy=None, allow_config_change=False):
+    """Trains `config` into `workdir`; returns (model, source, data_info).
+
+    A workdir with a checkpoint resumes exactly where it stopped (weights,
+    optimizer state and schedule, epoch count, history, data order). Nothing
+    is written into `workdir` before every check passed; a workdir written by
+    a different config is refused unless `allow_config_change`
+    (`workdir.check_rerun_config`).
+
+    Under MultiWorkerMirroredStrategy every worker runs the same steps (saving
+    reads variables collectively), but only the chief (`is_chief`) writes into
+    `workdir`; the others write into a temporary directory, removed at the
+    end. All of them resume from `workdir` (shared storage across machines).
+    """
     config_checks.check_config(config)  # before anything is written
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
     apply_precision(config)
     source = data_lib.get_source(config.data)
     data_info = data_info_of(source, config)
-    workdir_lib.write_config(workdir, config, data_info)
 
     global_batch = config.train.batch_size
     if global_batch % strategy.num_replicas_in_sync:
@@ -221,24 +273,55 @@ def train(config, workdir, strategy=None):
         )
     if config.train.steps_per_epoch:
         steps = min(steps, config.train.steps_per_epoch)
+    changes = workdir_lib.check_rerun_config(
+        workdir, config, data_info, allow_change=allow_config_change
+    )
     with strategy.scope():
         model = build_compiled_model(config, data_info, steps)
-    train_ds = make_train_dataset(source, config, global_batch).repeat()
+        initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    chief = is_chief(strategy)
+    out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
+    try:
+        # Every check passed: from here on the workdir is written.
+        workdir_lib.write_config(out, config, data_info, keep_previous=bool(changes))
+        _fit(model, source, config, out, strategy, steps, initial_epoch)
+        # Population statistics for inference (precise BN), before the final
+        # weights are written: every later evaluation uses them.
+        precise_bn.recompute_batch_norm_statistics(
+            model,
+            make_train_dataset(source, config, global_batch),
+            config.train.precise_bn_batches,
+        )
+        workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
+    finally:
+        if not chief:
+            shutil.rmtree(out, ignore_errors=True)
+    return model, source, data_info
+
+
+def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
+    """`model.fit` from `initial_epoch` with the workdir's callbacks."""
+    global_batch = config.train.batch_size
+    train_ds = make_train_dataset(
+        source, config, global_batch, skip_batches=initial_epoch * steps
+    )
     val_ds = (
         make_eval_dataset(source, "val", config.eval.batch_size)
         if "val" in source.splits
         else None
     )
-
-    initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    history = os.path.join(workdir, "history.csv")
+    workdir_lib.truncate_history(history, initial_epoch)
     callbacks = [
-        workdir_lib.AtomicCheckpoint(workdir),
+        # Logs first (the learning rate into the epoch logs, then the CSV
+        # row), checkpoint last: a kill in between redoes the epoch, and
+        # truncate_history drops its stale row.
+        workdir_lib.LearningRateLogger(),
         keras.callbacks.TensorBoard(
             os.path.join(workdir, "logs"), update_freq=config.train.log_every_steps
         ),
-        keras.callbacks.CSVLogger(
-            os.path.join(workdir, "history.csv"), append=initial_epoch > 0
-        ),
+        keras.callbacks.CSVLogger(history, append=initial_epoch > 0),
+        workdir_lib.AtomicCheckpoint(workdir),
     ]
     logging.info(
         "training %s / %s on %d images (%d classes), %d steps x %d "
@@ -262,13 +345,6 @@ def train(config, workdir, strategy=None):
             shuffle=False,  # the tf.data pipeline shuffles
             verbose=2 if os.environ.get("CI") else 1,
         )
-    precise_bn.recompute_batch_norm_statistics(
-        model,
-        make_train_dataset(source, config, global_batch).repeat(),
-        config.train.precise_bn_batches,
-    )
-    workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(workdir))
-    return model, source, data_info
 
 
 FLAGS = flags.FLAGS
@@ -297,6 +373,13 @@ def define_flags():
         "Split the CPU into this many "
         "logical devices (to try --strategy=mirrored on CPU).",
     )
+    flags.DEFINE_bool(
+        "allow_config_change",
+        False,
+        "Continue an existing workdir although the requested config differs "
+        "from its config.json (the run refuses by default, naming the fields); "
+        "the old config.json is kept as config.previous-<time>.json.",
+    )
     flags.DEFINE_bool("evaluate", True, "Evaluate the test split after training.")
     flags.mark_flags_as_required(["workdir"])
 
@@ -305,12 +388,16 @@ def main(argv):
     del argv
     config = FLAGS.config
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
-    model, source, data_info = train(config, FLAGS.workdir, strategy)
-    if FLAGS.evaluate and getattr(source, "multi_label", False):
+    model, source, data_info = train(
+        config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
+    )
+    if not FLAGS.evaluate or not is_chief(strategy):  # one evaluation per cluster
+        return
+    if getattr(source, "multi_label", False):
         # VOC / COCO: SPN's own protocol (pointing game, CorLoc, mAP).
         result = multilabel_eval.evaluate_and_report(model, source, config, FLAGS.workdir)
         print(multilabel_eval.format_table(result))
-    elif FLAGS.evaluate:
+    else:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
         print(evaluate.format_table(metrics))
 

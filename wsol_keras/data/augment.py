@@ -135,14 +135,21 @@ def eval_preprocess(
     )
 
 
-def augment_dataset(ds: tf.data.Dataset, seed: int, **kwargs) -> tf.data.Dataset:
+def augment_dataset(
+    ds: tf.data.Dataset, seed: int, skip: int = 0, **kwargs
+) -> tf.data.Dataset:
     """Maps :func:`train_augment` over ``ds`` with reproducible per-element seeds.
 
     Seeds differ between epochs (each new iteration re-randomizes) but the whole
-    sequence is a function of ``seed``.
+    sequence is a function of ``seed``. ``skip`` drops the first elements
+    together with their seeds, before augmenting them (a resumed training run
+    continues the stream exactly where it stopped).
     """
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((ds, seeds)).map(
+    pairs = tf.data.Dataset.zip((ds, seeds))
+    if skip:
+        pairs = pairs.skip(skip)
+    return pairs.map(
         lambda e, sd: train_augment(e, sd, **kwargs),
         num_parallel_calls=tf.data.AUTOTUNE,
     )

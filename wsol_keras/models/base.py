@@ -58,6 +58,14 @@ def sparse_ce(labels, logits):
     )
 
 
+def _across_workers():
+    """Whether `fit` runs under MultiWorkerMirroredStrategy with 2+ workers."""
+    strategy = tf.distribute.get_strategy()
+    return isinstance(
+        strategy, tf.distribute.MultiWorkerMirroredStrategy
+    ) and strategy.extended._in_multi_worker_mode()
+
+
 class WSOLModel(keras.Model):
     """Base class of the package's localization models.
 
@@ -144,7 +152,14 @@ class WSOLModel(keras.Model):
             len(y.shape) == 1
         ):  # multi-hot labels (multi-label SPN) have no top-1 accuracy
             self.accuracy.update_state(y, y_pred["logits"])
-        return {m.name: m.result() for m in self.metrics}
+        logs = {m.name: m.result() for m in self.metrics}
+        if _across_workers():
+            # Keras reduces each log over the workers with
+            # `strategy.reduce("MEAN", value, axis=0)`, which fails on scalars
+            # ("Invalid reduction dimension 0 for input with 0 dimensions");
+            # [1] per replica reduces to the scalar mean over replicas.
+            logs = {k: ops.reshape(v, (1,)) for k, v in logs.items()}
+        return logs
 
     def _gradient_multipliers(self):
         backbone_ids = {id(v) for v in self.backbone.trainable_variables}
@@ -152,6 +167,17 @@ class WSOLModel(keras.Model):
             1.0 if id(v) in backbone_ids else self.head_lr_multiplier
             for v in self.trainable_variables
         ]
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # `build_model` creates every variable and `train.build_compiled_model`
+        # the optimizer's, so `fit` has nothing to build. Keras' version would
+        # still take one batch out of the training stream and, under
+        # MultiWorkerMirroredStrategy, fail to reduce the dict batch
+        # ("Attempt to convert a value ({'image': PerReplica ...}) with an
+        # unsupported type (<class 'dict'>)").
+        if self.built and (self.optimizer is None or self.optimizer.built):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     def train_step(self, data):
         x, y = data[0], data[1]
