@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from wsol_keras import cams
 from wsol_keras.models.registry import build_model
 from wsol_keras import protocol
 
@@ -103,4 +104,4 @@ def test_in_graph_cubic_equals_cv2_inter_cubic():
             ref = cv2.resize(m, (W, H), interpolation=cv2.INTER_CUBIC)
             np.testing.assert_allclose(g, ref, atol=1e-5)
     with pytest.raises(ValueError, match="upscaling"):
-        protocol.cv2_cubic_matrix(3, 5)
+        cams.cv2_cubic_matrix(3, 5)

@@ -16,6 +16,7 @@ Class selection is a one-hot contraction rather than a batched gather so the
 same ops convert to TFLite builtins.
 """
 
+import numpy as np
 from keras import ops
 
 
@@ -65,14 +66,54 @@ def normalize_maps(maps, axis=(1, 2)):
     return ops.where(valid, (maps - lo) / safe, ops.zeros_like(maps))
 
 
-def upsample_maps(maps, size):
-    """Bilinear resize of [B, h, w] (or channels-last [B, h, w, C]) maps.
+def cv2_cubic_matrix(n_out, n_in, a=-0.75):
+    """[n_out, n_in] weights of cv2.resize's INTER_CUBIC along one axis.
+
+    Half-pixel centers (src = (dst + 0.5) * n_in / n_out - 0.5), Keys kernel
+    with cv2's a = -0.75 (tf.image.resize "bicubic" uses a = -0.5), source
+    indices clamped at the border.  Upscaling only (cv2 switches to area-like
+    behaviour when shrinking).
+    """
+    if n_out < n_in:
+        raise ValueError(f"cv2_cubic_matrix: upscaling only, got {n_in} -> {n_out}")
+    m = np.zeros((n_out, n_in), np.float64)
+    scale = n_in / n_out
+    for d in range(n_out):
+        f = (d + 0.5) * scale - 0.5
+        s = int(np.floor(f))
+        x = f - s
+        c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
+        c1 = ((a + 2) * x - (a + 3)) * x * x + 1
+        c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
+        for k, c in zip(range(-1, 3), (c0, c1, c2, 1 - c0 - c1 - c2)):
+            m[d, min(max(s + k, 0), n_in - 1)] += c
+    return m.astype(np.float32)
+
+
+UPSAMPLE_METHODS = ("cv2_bicubic", "bilinear")
+
+
+def upsample_maps(maps, size, method="bilinear"):
+    """Resize of [B, h, w] (or channels-last [B, h, w, C]) maps.
 
     Args:
         maps: rank-3 or rank-4 maps.
         size: int or (height, width).
+        method: "bilinear" (keras.ops.image.resize) or "cv2_bicubic": exactly
+            `cv2.resize(..., interpolation=cv2.INTER_CUBIC)` per map, as
+            wsolevaluation upsamples score maps (Choe et al., CVPR 2020,
+            `inference.py`), written as two constant matrix products so it runs
+            in a SavedModel and in LiteRT (rank-3 maps, upscaling only).
     """
     size = (int(size), int(size)) if isinstance(size, int) else tuple(size)
+    if method == "cv2_bicubic":
+        if len(maps.shape) != 3:
+            raise ValueError(f"cv2_bicubic upsampling takes [B, h, w] maps, got {maps.shape}")
+        ay = cv2_cubic_matrix(size[0], int(maps.shape[1]))
+        ax = cv2_cubic_matrix(size[1], int(maps.shape[2]))
+        return ops.einsum("Hh,bhw,Ww->bHW", ay, ops.cast(maps, "float32"), ax)
+    if method != "bilinear":
+        raise ValueError(f"upsample method={method!r}: expected one of {UPSAMPLE_METHODS}")
     if len(maps.shape) == 4:
         return ops.image.resize(maps, size, interpolation="bilinear")
     return ops.image.resize(maps[..., None], size, interpolation="bilinear")[..., 0]

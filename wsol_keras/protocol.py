@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import cams
+
 DANET_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
 
@@ -119,43 +121,16 @@ def normalize_scoremap(cam):
     return cam / cam.max()
 
 
+def upsample_cubic_in_graph(maps, height, width):
+    """[B, h, w] maps -> [B, H, W] as cv2.resize(INTER_CUBIC) per map (see
+    `wsol_keras.cams.upsample_maps`, which the evaluator and exports use)."""
+    return cams.upsample_maps(maps, (height, width), method="cv2_bicubic")
+
+
 def upsample_like_wsolevaluation(cam, height, width):
     """wsolevaluation's map upsampling: bicubic cv2.resize, then normalize."""
     resized = cv2.resize(np.asarray(cam, np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
     return normalize_scoremap(resized)
-
-
-def cv2_cubic_matrix(n_out, n_in, a=-0.75):
-    """[n_out, n_in] weights of cv2.resize's INTER_CUBIC along one axis.
-
-    Half-pixel centers (src = (dst + 0.5) * n_in / n_out - 0.5), Keys kernel
-    with cv2's a = -0.75 (tf.image.resize "bicubic" uses a = -0.5), source
-    indices clamped at the border.  Upscaling only (cv2 switches to area-like
-    behaviour when shrinking).
-    """
-    if n_out < n_in:
-        raise ValueError(f"cv2_cubic_matrix: upscaling only, got {n_in} -> {n_out}")
-    m = np.zeros((n_out, n_in), np.float64)
-    scale = n_in / n_out
-    for d in range(n_out):
-        f = (d + 0.5) * scale - 0.5
-        s = int(np.floor(f))
-        x = f - s
-        c0 = ((a * (x + 1) - 5 * a) * (x + 1) + 8 * a) * (x + 1) - 4 * a
-        c1 = ((a + 2) * x - (a + 3)) * x * x + 1
-        c2 = ((a + 2) * (1 - x) - (a + 3)) * (1 - x) * (1 - x) + 1
-        for k, c in zip(range(-1, 3), (c0, c1, c2, 1 - c0 - c1 - c2)):
-            m[d, min(max(s + k, 0), n_in - 1)] += c
-    return m.astype(np.float32)
-
-
-def upsample_cubic_in_graph(maps, height, width):
-    """[B, h, w] maps -> [B, H, W] exactly as cv2.resize(INTER_CUBIC) per map,
-    as two constant matmuls (graph- and LiteRT-friendly); normalize after."""
-    maps = tf.convert_to_tensor(maps, tf.float32)
-    ay = tf.constant(cv2_cubic_matrix(height, int(maps.shape[1])))
-    ax = tf.constant(cv2_cubic_matrix(width, int(maps.shape[2])))
-    return tf.einsum("Hh,bhw,Ww->bHW", ay, maps, ax)
 
 
 def _tight_box(mask):

@@ -1,7 +1,7 @@
 """TFLite export (wsol_keras.export.tflite_lib, export/export_tflite.py) run with LiteRT.
 
 References are the Keras model's outputs and, for heat maps and boxes, an
-independent numpy computation (bilinear upsampling by tf.image.resize, numpy
+independent numpy computation (cv2 bicubic upsampling as wsolevaluation, numpy
 min-max, the evaluator's cv2 box path). The int8 GT-known Loc comparison on
 the synthetic test set needs a trained model and lives in
 bench/export_latency.py (see bench/BENCHMARKS_export.md).
@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import keras
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -76,9 +77,7 @@ def images(n=4, seed=3):
 def reference_heatmap(cams, logits, k=1):
     ids = np.argsort(-logits, kind="stable")[:k]
     raw = cams[..., ids].mean(-1)
-    up = tf.image.resize(raw[None, ..., None], [S, S], method="bilinear")[
-        0, ..., 0
-    ].numpy()
+    up = cv2.resize(np.asarray(raw, np.float32), (S, S), interpolation=cv2.INTER_CUBIC)
     lo, hi = up.min(), up.max()
     return (up - lo) / (hi - lo)
 
@@ -144,7 +143,7 @@ def test_host_postprocess_matches_evaluator_path(cam_model):
     # GT-known: the map of a given class.
     heat3, _ = tflite.postprocess(outs, S, THRESHOLD, class_ids=[5])
     raw = cams[0, ..., 5]
-    up = tf.image.resize(raw[None, ..., None], [S, S])[0, ..., 0].numpy()
+    up = cv2.resize(np.asarray(raw, np.float32), (S, S), interpolation=cv2.INTER_CUBIC)
     np.testing.assert_allclose(
         heat3, (up - up.min()) / (up.max() - up.min()), atol=1e-5
     )

@@ -77,6 +77,8 @@ def base_config():
     c.eval.cam_threshold = ml_collections.FieldReference(None, field_type=float)
     c.eval.cam_threshold_step = 0.001  # wsolevaluation's cam_curve_interval
     c.eval.iou_thresholds = (30, 50, 70)
+    # Map upsampling: "cv2_bicubic" (wsolevaluation's cv2.INTER_CUBIC) or "bilinear".
+    c.eval.upsample = "cv2_bicubic"
     c.eval.map_method = "cam"  # cam | topk | dgl | gradcam
     c.eval.topk = 1  # classes averaged by the topk map (SLT Eq. 9)
     c.eval.dgl_layer = ""  # layer path for dgl / gradcam
