@@ -78,11 +78,8 @@ def data_info_of(source, config):
 
 def make_train_dataset(source, config, global_batch_size):
     """x = {"image", "label", "hierarchy"}, y = label, batched and augmented."""
-    ds = source.dataset("train")
-    n = source.num_examples("train")
-    ds = ds.shuffle(min(n, 20000), seed=config.seed, reshuffle_each_iteration=True)
-    ds = data_lib.augment_dataset(
-        ds, seed=config.seed, scale=config.train.crop_scale, flip=config.train.flip
+    ds = source.train_dataset(
+        "train", seed=config.seed, scale=config.train.crop_scale, flip=config.train.flip
     )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)

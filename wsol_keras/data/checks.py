@@ -139,3 +139,23 @@ def empty_classes(labels_per_split: Dict[str, np.ndarray], num_classes: int) -> 
     for lab in labels_per_split.values():
         seen[np.asarray(lab, np.int64)] = True
     return np.flatnonzero(~seen).tolist()
+
+
+def check_files_exist(paths: Sequence[str], origin: Sequence[str], what: str) -> None:
+    """Raises FileNotFoundError naming the first listed file that does not exist.
+
+    One directory listing per distinct folder instead of one ``stat`` per file:
+    1.2M ILSVRC paths in 1,000 folders take 1,000 listings.
+    """
+    by_dir: Dict[str, set] = {}
+    for p in paths:
+        if p:
+            by_dir.setdefault(os.path.dirname(p), set())
+    for d in by_dir:
+        try:
+            by_dir[d] = set(os.listdir(d or "."))
+        except (FileNotFoundError, NotADirectoryError):
+            by_dir[d] = set()
+    for p, o in zip(paths, origin):
+        if p and os.path.basename(p) not in by_dir[os.path.dirname(p)]:
+            raise FileNotFoundError(f"{what} {p} listed at {o} does not exist")

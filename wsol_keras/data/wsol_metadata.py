@@ -179,7 +179,7 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
         origin=origin,
         box_origin=[box_where[p][: pipeline.MAX_BOXES] for p in paths],
     )
-    pipeline.check_files_exist(rec.paths, rec.origin, "image")
+    checks.check_files_exist(rec.paths, rec.origin, "image")
     return rec, [f"{lab_file}:{label_line[p]}" for p in paths]
 
 
