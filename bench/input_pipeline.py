@@ -3,14 +3,15 @@
 Generates CUB-like JPEGs (default 256 files of 500x375, smooth random colour
 fields plus noise, quality 90) in a temporary folder with CUB-200-2011's text
 files, builds the training dataset exactly as `wsol-train` does
-(`train.make_train_dataset`: decode, direct resize to S' = S * crop_scale, random
-S x S crop, flip, batch, float cast), and times whole epochs of it against a
+(`train.make_train_dataset`: decode, one direct resize of the original to
+S' = S * crop_scale, random S x S crop, flip, batch, float cast), and times whole epochs of it against a
 tf.data pipeline that only reads and `tf.io.decode_jpeg`s the same files with
 the same parallelism. Both are run `--repeats` times, alternating; the best
 rate of each is reported (background load on a shared machine only slows).
 
 Usage:
   python bench/input_pipeline.py --num_images=256 --epochs=2 --repeats=2
+  python bench/input_pipeline.py --no_antialias   # plain bilinear training resize
 
 The last printed line is one JSON object: `ratio` = pipeline / raw decode.
 """
@@ -85,6 +86,10 @@ def main():
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--no_antialias", action="store_true",
+        help="data.train_resize_antialias=False (plain bilinear training resize)",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as root:
@@ -94,6 +99,7 @@ def main():
         config.data.root = root
         config.data.image_size = args.image_size
         config.data.validate_images = False  # a one-off pass, not per epoch
+        config.data.train_resize_antialias = not args.no_antialias
         config.train.crop_scale = args.crop_scale
         config.train.flip = True
         source = data_lib.get_source(config.data)
@@ -126,6 +132,7 @@ def main():
         "source_size": [args.width, args.height],
         "image_size": args.image_size,
         "batch_size": args.batch_size,
+        "train_resize_antialias": not args.no_antialias,
         "cores": cores,
         "raw_decode_images_per_s": max(raw_rates),
         "pipeline_images_per_s": max(pipe_rates),

@@ -86,19 +86,18 @@ def data_info_of(source, config):
 def make_train_dataset(source, config, global_batch_size, skip_batches=0):
     """x = {"image", "label", "hierarchy"}, y = label, batched and augmented.
 
-    An endless stream whose order is a function of `config.seed` alone;
-    `skip_batches` drops its first batches (before augmentation), so a resumed
-    run continues with the batches the uninterrupted run would have seen.
+    An endless stream whose order is a function of `config.seed` alone (up to
+    the parallel decoding order of file sources, see `data.train_loader`);
+    `skip_batches` drops its first batches before they are decoded or
+    augmented, so a resumed run continues with the batches the uninterrupted
+    run would have seen.
     """
-    ds = source.dataset("train")
-    n = source.num_examples("train")
-    ds = ds.shuffle(min(n, 20000), seed=config.seed, reshuffle_each_iteration=True)
-    ds = data_lib.augment_dataset(
-        ds.repeat(),
+    ds = source.train_dataset(
+        "train",
         seed=config.seed,
-        skip=skip_batches * global_batch_size,
         scale=config.train.crop_scale,
         flip=config.train.flip,
+        skip=skip_batches * global_batch_size,
     )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)

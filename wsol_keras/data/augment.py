@@ -3,9 +3,11 @@
 The WSOL papers train on random 224 crops of images resized to 256 with random
 horizontal flips (CAM, Zhou et al. 2016, Sec. 3; ACoL, Zhang et al. 2018, Sec. 4.1;
 DANet, Xue et al. 2019, Sec. 4.1) and evaluate on a direct resize (wsolevaluation,
-Choe et al. 2020). Sources already yield S x S images (the direct resize), so here
-training re-scales by ``scale`` (256/224 by default) and crops S x S back out,
-keeping boxes and masks consistent with the pixels. All randomness is stateless
+Choe et al. 2020). File sources (CUB, wsolevaluation metadata) build training
+elements from the original image with one resize (``train_loader``); for sources
+that only yield S x S images (synthetic, TFDS, VOC) :func:`train_augment`
+re-scales by ``scale`` (256/224 by default) and crops S x S back out, keeping
+boxes and masks consistent with the pixels. All randomness is stateless
 and driven by a per-element ``seed`` (int [2]), so a pipeline is reproducible and
 works inside ``tf.data.Dataset.map``.
 """
@@ -37,18 +39,24 @@ def _resize_crop(
     out["mask"] = tf.slice(m, tf.stack([oy, ox, 0]), [s, s, 1])[..., 0]
 
     r = float(big) / float(s)
+    out["boxes"], out["num_boxes"] = crop_boxes(
+        element["boxes"] * r, element["num_boxes"], ox, oy, s
+    )
+    return out
+
+
+def crop_boxes(boxes: tf.Tensor, num_boxes, ox, oy, s: int):
+    """Shifts xyxy boxes into the S x S crop at (ox, oy), clips them to it, drops
+    those that left it and moves the kept rows to the front (rest -1)."""
     off = tf.cast(tf.stack([ox, oy, ox, oy]), tf.float32)
-    b = element["boxes"] * r - off
-    valid = tf.range(MAX_BOXES) < tf.cast(element["num_boxes"], tf.int32)
+    b = boxes - off
+    valid = tf.range(MAX_BOXES) < tf.cast(num_boxes, tf.int32)
     hi = float(s - 1)
     inside = (b[:, 2] >= 0) & (b[:, 3] >= 0) & (b[:, 0] <= hi) & (b[:, 1] <= hi)
     keep = valid & inside
     b = tf.where(keep[:, None], tf.clip_by_value(b, 0.0, hi), -tf.ones_like(b))
-    # Boxes that left the crop are dropped; kept rows move to the front.
     order = tf.argsort(tf.cast(tf.logical_not(keep), tf.int32), stable=True)
-    out["boxes"] = tf.gather(b, order)
-    out["num_boxes"] = tf.reduce_sum(tf.cast(keep, tf.int32))
-    return out
+    return tf.gather(b, order), tf.reduce_sum(tf.cast(keep, tf.int32))
 
 
 def hflip(element: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:

@@ -24,12 +24,33 @@ def _key(path: str) -> str:
     return os.path.normcase(os.path.normpath(os.path.abspath(path)))
 
 
+def _keys(paths: Sequence[str]) -> List[str]:
+    """``_key`` of every path, normalizing each folder once (1.2M ILSVRC paths
+    live in ~1,000 folders): the per-path work is a split and a lookup."""
+    folder_key: Dict[str, str] = {}
+    out = []
+    for p in paths:
+        d, base = os.path.split(p)
+        if base in ("", ".", ".."):
+            out.append(_key(p))
+            continue
+        k = folder_key.get(d)
+        if k is None:
+            k = folder_key[d] = os.path.join(_key(d or "."), "")
+        out.append(k + os.path.normcase(base))
+    return out
+
+
 def warn_duplicate_files(paths: Sequence[str], origins: Sequence[str], scope: str) -> int:
     """Warns when several entries of ``scope`` name one file; returns the number of files."""
+    keys = _keys(paths)
+    counts = collections.Counter(keys)
     where = collections.defaultdict(list)
-    for p, o in zip(paths, origins):
-        where[_key(p)].append(o)
-    dups = {k: v for k, v in where.items() if len(v) > 1}
+    if len(counts) < len(keys):
+        for k, o in zip(keys, origins):
+            if counts[k] > 1:
+                where[k].append(o)
+    dups = dict(where)
     if dups:
         k, v = next(iter(dups.items()))
         logging.warning(
@@ -50,7 +71,7 @@ def warn_split_overlap(
     """Counts the images each pair of splits shares; warns unless the pair is
     ``declared`` (an overlap the config asked for, logged at info level)."""
     declared = {tuple(sorted(p)) for p in declared}
-    keys = {s: {_key(p) for p in ps} for s, ps in split_paths.items()}
+    keys = {s: set(_keys(ps)) for s, ps in split_paths.items()}
     names = list(split_paths)
     out = {}
     for i, a in enumerate(names):
@@ -139,3 +160,23 @@ def empty_classes(labels_per_split: Dict[str, np.ndarray], num_classes: int) -> 
     for lab in labels_per_split.values():
         seen[np.asarray(lab, np.int64)] = True
     return np.flatnonzero(~seen).tolist()
+
+
+def check_files_exist(paths: Sequence[str], origin: Sequence[str], what: str) -> None:
+    """Raises FileNotFoundError naming the first listed file that does not exist.
+
+    One directory listing per distinct folder instead of one ``stat`` per file:
+    1.2M ILSVRC paths in 1,000 folders take 1,000 listings.
+    """
+    by_dir: Dict[str, set] = {}
+    for p in paths:
+        if p:
+            by_dir.setdefault(os.path.dirname(p), set())
+    for d in by_dir:
+        try:
+            by_dir[d] = set(os.listdir(d or "."))
+        except (FileNotFoundError, NotADirectoryError):
+            by_dir[d] = set()
+    for p, o in zip(paths, origin):
+        if p and os.path.basename(p) not in by_dir[os.path.dirname(p)]:
+            raise FileNotFoundError(f"{what} {p} listed at {o} does not exist")

@@ -196,7 +196,7 @@ class CUBSource(pipeline.FileSource):
                 image_ids=[r["image_id"] for r in rows],
                 origin=[r["origin"] for r in rows],
             )
-            pipeline.check_files_exist(rec.paths, rec.origin, "image")
+            checks.check_files_exist(rec.paths, rec.origin, "image")
             records[name] = rec
 
         hierarchy = hier_lib.resolve_hierarchy(

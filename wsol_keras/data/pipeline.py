@@ -36,8 +36,16 @@ import tensorflow as tf
 from absl import logging
 
 from wsol_keras.data import checks
+from wsol_keras.data.loaders import MAX_BOXES
+from wsol_keras.data.loaders import decode_rgb  # noqa: F401  (re-exported)
+from wsol_keras.data.loaders import has_any_mask
+from wsol_keras.data.loaders import hierarchy_table  # noqa: F401
+from wsol_keras.data.loaders import make_loader
+from wsol_keras.data.loaders import make_mask_loader  # noqa: F401
+from wsol_keras.data.loaders import records_tensors
+from wsol_keras.data.loaders import resize_image  # noqa: F401
+from wsol_keras.data.loaders import scale_boxes  # noqa: F401
 
-MAX_BOXES = 16
 
 
 def element_spec(image_size: int, hierarchy_levels: int) -> Dict[str, tf.TensorSpec]:
@@ -107,6 +115,25 @@ class DataSource:
     def num_skipped(self, split: Optional[str] = None) -> int:
         """Images left out because they could not be decoded (0 for synthetic)."""
         return 0
+
+    def train_dataset(self, split: str, seed: int, scale: float, flip: bool, skip: int = 0):
+        """Endless shuffled, augmented, unbatched training elements of ``split``.
+
+        Default: shuffles the S x S elements of :meth:`dataset` (a new order
+        each pass, a function of ``seed``) and applies
+        :func:`wsol_keras.data.augment.train_augment`; the first ``skip``
+        elements are dropped before augmentation (exact resume). File sources
+        override it to resize the original image once (see ``train_loader``).
+        """
+        from wsol_keras.data import augment
+
+        n = self.num_examples(split)
+        ds = self.dataset(split).shuffle(
+            min(n, 20000), seed=seed, reshuffle_each_iteration=True
+        )
+        return augment.augment_dataset(
+            ds.repeat(), seed=seed, skip=skip, scale=scale, flip=flip
+        )
 
     def __repr__(self):
         return (
@@ -182,96 +209,8 @@ def pad_paths(path_lists: Sequence[Sequence[str]]) -> np.ndarray:
     return out
 
 
-def check_files_exist(paths: Sequence[str], origin: Sequence[str], what: str) -> None:
-    for p, o in zip(paths, origin):
-        if p and not os.path.isfile(p):
-            raise FileNotFoundError(f"{what} {p} listed at {o} does not exist")
-
-
-def _decode_rgb(path: tf.Tensor) -> tf.Tensor:
-    return tf.io.decode_image(
-        tf.io.read_file(path), channels=3, expand_animations=False, dtype=tf.uint8
-    )
-
-
-def resize_image(image: tf.Tensor, size: int) -> tf.Tensor:
-    """Direct resize to size x size (bilinear, antialiased), uint8 out."""
-    out = tf.image.resize(image, [size, size], method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(out), 0, 255), tf.uint8)
-
-
-def scale_boxes(boxes: tf.Tensor, num_boxes: tf.Tensor, height, width, size: int):
-    """Scales the first num_boxes rows of [MAX_BOXES, 4] xyxy by S/w, S/h; rest -1."""
-    sx = tf.cast(size, tf.float32) / tf.cast(width, tf.float32)
-    sy = tf.cast(size, tf.float32) / tf.cast(height, tf.float32)
-    scaled = boxes * tf.stack([sx, sy, sx, sy])
-    valid = tf.range(MAX_BOXES) < num_boxes
-    return tf.where(valid[:, None], scaled, -tf.ones_like(boxes))
-
-
-def _load_binary_mask(path: tf.Tensor, size: int, threshold: int) -> tf.Tensor:
-    m = tf.io.decode_image(
-        tf.io.read_file(path), channels=1, expand_animations=False, dtype=tf.uint8
-    )
-    m = tf.image.resize(m, [size, size], method="nearest")
-    return tf.cast(m[..., 0] > threshold, tf.bool)
-
-
-def make_loader(size: int, hierarchy: np.ndarray, mask_threshold: int):
-    """Returns a tf function mapping one Records row to a contract element.
-
-    Args:
-      size: output side S.
-      hierarchy: int32 [C, L] class hierarchy.
-      mask_threshold: a mask pixel is foreground when its value > this (CUB's soft
-        masks: 127, i.e. > 0.5; wsolevaluation's OpenImages masks: 0).
-    """
-    hier = tf.constant(np.asarray(hierarchy, np.int32).reshape(len(hierarchy), -1))
-
-    def one_mask(p):
-        return tf.cond(
-            tf.strings.length(p) > 0,
-            lambda: _load_binary_mask(p, size, mask_threshold),
-            lambda: tf.zeros([size, size], tf.bool),
-        )
-
-    def load(path, label, boxes, num_boxes, mask_paths, ignore_path, image_id):
-        image = _decode_rgb(path)
-        shape = tf.shape(image)
-        h, w = shape[0], shape[1]
-        num_masks = tf.reduce_sum(tf.cast(tf.strings.length(mask_paths) > 0, tf.int32))
-        fg = tf.reduce_any(
-            tf.map_fn(one_mask, mask_paths, fn_output_signature=tf.bool), 0
-        )
-        ignore = tf.logical_and(one_mask(ignore_path), tf.logical_not(fg))
-        mask = tf.where(ignore, tf.constant(255, tf.uint8), tf.cast(fg, tf.uint8))
-        return {
-            "image": tf.ensure_shape(resize_image(image, size), [size, size, 3]),
-            "label": tf.cast(label, tf.int32),
-            "hierarchy": tf.gather(hier, label),
-            "boxes": scale_boxes(boxes, num_boxes, h, w, size),
-            "num_boxes": tf.cast(num_boxes, tf.int32),
-            "mask": tf.ensure_shape(mask, [size, size]),
-            "has_mask": num_masks > 0,
-            "image_id": image_id,
-            "original_size": tf.stack([h, w]),
-        }
-
-    return load
-
-
 def records_dataset(rec: Records) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices(
-        (
-            tf.constant(rec.paths, tf.string),
-            tf.constant(rec.labels, tf.int32),
-            tf.constant(rec.boxes, tf.float32),
-            tf.constant(rec.num_boxes, tf.int32),
-            tf.constant(rec.mask_paths.astype(str), tf.string),
-            tf.constant(rec.ignore_paths.astype(str), tf.string),
-            tf.constant(rec.image_ids, tf.string),
-        )
-    )
+    return tf.data.Dataset.from_tensor_slices(records_tensors(rec))
 
 
 class FileSource(DataSource):
@@ -296,6 +235,9 @@ class FileSource(DataSource):
         self._fatal = bool(data_config.fatal_decode_errors)
         self._validate = bool(data_config.validate_images) or self._fatal
         self._strict_boxes = bool(data_config.get("strict_boxes", False))
+        self.train_resize_antialias = bool(
+            data_config.get("train_resize_antialias", True)
+        )
         self._valid: Dict[str, Records] = {}
         self._skipped: Dict[str, List[str]] = {}
         self._loader = make_loader(self.image_size, self.hierarchy, self.mask_threshold)
@@ -310,6 +252,22 @@ class FileSource(DataSource):
         checks.warn_split_overlap(
             {k: r.paths for k, r in records.items()}, declared_overlap
         )
+
+    @property
+    def validates_images(self) -> bool:
+        """Whether splits are decoded once up front (bad images counted)."""
+        return self._validate
+
+    def validated_records(self, split: str) -> Records:
+        """The split's records after the optional decode check (see module doc)."""
+        return self._validated(split)
+
+    def train_dataset(self, split: str, seed: int, scale: float, flip: bool, skip: int = 0):
+        """Endless training elements straight from the files (one resize; see
+        :mod:`wsol_keras.data.train_loader`)."""
+        from wsol_keras.data import train_loader
+
+        return train_loader.train_dataset(self, split, seed, scale, flip, skip=skip)
 
     def _validated(self, split: str) -> Records:
         self._check_split(split)
@@ -376,8 +334,11 @@ class FileSource(DataSource):
 
     def dataset(self, split: str) -> tf.data.Dataset:
         rec = self._validated(split)
+        loader = make_loader(
+            self.image_size, self.hierarchy, self.mask_threshold, has_any_mask(rec)
+        )
         ds = records_dataset(rec).map(
-            self._loader, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+            loader, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
         )
         if not self._validate:
             ds = ds.ignore_errors(log_warning=True)

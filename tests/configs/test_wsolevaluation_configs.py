@@ -1,0 +1,89 @@
+"""The ILSVRC / OpenImages configs carry clovaai/wsolevaluation's settings.
+
+Expected values are typed from wsolevaluation's text, not from the configs:
+``config.py`` argument defaults (``--epochs 40``, ``--batch_size 64``, ``--lr
+0.01``, ``--lr_decay_frequency 30``, ``--lr_classifier_ratio 10``,
+``--momentum 0.9``, ``--weight_decay 1e-4``, ``--cam_curve_interval .001``,
+``--resize_size 256``, ``--crop_size 224``) and the README's OpenImages VGG16
+CAM command (``--batch_size 32 --epochs 10 --lr 0.00227913316
+--lr_decay_frequency 3 --weight_decay 5.00E-04``).
+"""
+
+import importlib.util
+import os
+
+import pytest
+
+from wsol_keras import configs as configs_pkg
+from wsol_keras import data as data_lib
+
+CONFIG_DIR = os.path.dirname(os.path.abspath(configs_pkg.__file__))
+
+
+def load(name, arg=None):
+    path = os.path.join(CONFIG_DIR, name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def _common(c):
+    assert c.data.name == "wsol_metadata"
+    assert c.data.image_size == 224  # --crop_size 224
+    assert c.train.crop_scale * 224 == pytest.approx(256)  # --resize_size 256
+    assert c.train.optimizer == "sgd" and c.train.momentum == 0.9
+    assert c.train.head_lr_multiplier == 10  # --lr_classifier_ratio 10
+    assert c.train.lr_schedule == "step" and c.train.lr_decay_factor == 0.1
+    assert c.eval.cam_threshold_step == pytest.approx(0.001)  # cam_curve_interval
+    assert tuple(c.eval.iou_thresholds) == (30, 50, 70)  # README iou_threshold_list
+    assert c.model.weights == "imagenet"  # --pretrained TRUE
+    assert c.method.name == "cam"
+
+
+@pytest.mark.parametrize(
+    "name,backbone,filters",
+    [
+        ("ilsvrc_vgg16_cam", "vgg16", (1024,)),
+        ("ilsvrc_resnet50_cam", "resnet50", ()),
+        ("ilsvrc_inceptionv3_cam", "inception_v3", (1024, 1024)),
+    ],
+)
+def test_ilsvrc_configs_use_wsolevaluation_defaults(name, backbone, filters):
+    c = load(name)
+    _common(c)
+    assert c.model.backbone == backbone
+    assert tuple(c.method.conv_filters) == filters
+    assert c.train.epochs == 40 and c.train.batch_size == 64
+    assert c.train.learning_rate == pytest.approx(0.01)
+    assert c.train.lr_decay_epochs == 30
+    assert c.train.weight_decay == pytest.approx(1e-4)
+    # 1.2M images: no decode pass over every image before the first step
+    assert c.data.validate_images is False
+    assert load(name, "smoke").train.steps_per_epoch == 2
+
+
+def test_openimages_config_uses_the_readme_command():
+    c = load("openimages_vgg16_cam")
+    _common(c)
+    assert c.model.backbone == "vgg16" and tuple(c.method.conv_filters) == (1024,)
+    assert c.train.batch_size == 32 and c.train.epochs == 10
+    assert c.train.learning_rate == pytest.approx(0.00227913316)
+    assert c.train.lr_decay_epochs == 3
+    assert c.train.weight_decay == pytest.approx(5e-4)
+
+
+def test_openimages_config_reads_masks_with_ignore_and_the_fullsup_val(tmp_path):
+    from data.test_data_wsol_metadata import make_mask_dataset
+
+    root, meta = make_mask_dataset(tmp_path)
+    c = load("openimages_vgg16_cam")
+    c.data.root, c.data.metadata, c.data.image_size = str(root), str(meta), 16
+    src = data_lib.get_source(c.data)
+    assert "val" in src.splits  # wsolevaluation's train-fullsup folder
+    (e,) = list(src.dataset("val").as_numpy_iterator())
+    assert e["has_mask"]
+    # make_mask_dataset: instance masks rows 0-3 and cols 0-1 OR-ed; ignore
+    # region rows/cols 0-7 minus foreground -> 255
+    assert e["mask"][0, 5] == 1 and e["mask"][6, 1] == 1
+    assert e["mask"][5, 5] == 255 and e["mask"][12, 12] == 0
