@@ -16,6 +16,7 @@ from absl import logging
 import keras
 import ml_collections
 
+from wsol_keras import temp_files
 from wsol_keras.models.registry import build_model
 
 CONFIG_FILE = "config.json"
@@ -30,8 +31,12 @@ def final_weights_path(workdir):
 def _atomic_write(path, write_fn, suffix=""):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    # Our own temporary name (pid, host): `temp_files.remove_orphans` can tell
+    # a killed run's leftover from a write in progress.
     fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix=".tmp-", suffix=suffix or os.path.basename(path)
+        dir=directory,
+        prefix=temp_files.temp_prefix(),
+        suffix=suffix or os.path.basename(path),
     )
     os.close(fd)
     try:
