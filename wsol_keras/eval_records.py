@@ -25,8 +25,8 @@ Exports (`find_export_record`) take the CAM threshold from the record that
 matches the map method, layer and top-K they export, the sha256 of the weights
 they load, the workdir config's ``eval.max_images`` (a ``--max_images``
 scratch run never gives the served threshold) and the config's threshold rule
-(searched on val, or fixed); the test split's record first. With none they stop with the exact
-`wsol-eval` command that writes one.
+(searched on val, or fixed); the test split's record first. With none they
+stop with the exact `wsol-eval` command that writes one.
 
 Workdirs written before records existed have only ``W/metrics.json`` without
 ``weights_sha256`` (`is_legacy`). It is used when its ``map_method`` (absent:
@@ -53,6 +53,19 @@ FIXED = "fixed"
 FALLBACK = "fallback"
 LEGACY_SOURCE = "metrics.json (legacy: no weights hash, split or layer recorded)"
 _SPLIT_PREFERENCE = ("test", "val")
+
+
+# workdir.WEIGHTS_FILE (not imported: the workdir module imports the models).
+WEIGHTS_FILE = "model.weights.h5"
+
+
+def weights_of(workdir):
+    """(sha256, path) of a workdir's final weights; (None, None) if absent."""
+    path = os.path.join(workdir, WEIGHTS_FILE)
+    if not os.path.exists(path):
+        logging.warning("%s not found: no weights hash to record or match", path)
+        return None, None
+    return weights_sha256(path), path
 
 
 def weights_sha256(path):

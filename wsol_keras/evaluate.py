@@ -219,15 +219,6 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
     return metrics
 
 
-def _weights_of(workdir):
-    """(sha256, path) of the workdir's final weights, (None, None) if absent."""
-    path = workdir_lib.final_weights_path(workdir)
-    if not os.path.exists(path):
-        logging.warning("%s not found: the record carries no weights hash", path)
-        return None, None
-    return eval_records.weights_sha256(path), path
-
-
 class _Report:
     """One evaluation's record and figures, written to any folder."""
 
@@ -238,7 +229,7 @@ class _Report:
         metrics = evaluate_model(model, source, config, split, on_batch=self.collector)
         self.curves = metrics.pop("_curves")
         self.thresholds = metrics.pop("_thresholds")
-        weights_hash, weights_path = _weights_of(workdir)
+        weights_hash, weights_path = eval_records.weights_of(workdir)
         metrics.update(
             eval_records.provenance(
                 split,

@@ -33,8 +33,6 @@ the workdir's evaluation record for this map method, layer and weights, see
 `wsol_keras.eval_records`; else the config's, else `FALLBACK_CAM_THRESHOLD`).
 """
 
-import os
-
 from absl import logging
 from keras import ops
 
@@ -79,10 +77,7 @@ def resolve_cam_threshold(workdir, config, required=False):
             `wsol-eval` command that writes one).
     """
     if workdir:
-        weights = os.path.join(workdir, "model.weights.h5")
-        digest = (
-            eval_records.weights_sha256(weights) if os.path.exists(weights) else None
-        )
+        digest, _ = eval_records.weights_of(workdir)
         try:
             path, record = eval_records.find_export_record(workdir, config, digest)
         except LookupError:
