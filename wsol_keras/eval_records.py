@@ -265,7 +265,8 @@ def find_export_record(workdir, config, weights_hash):
     raise LookupError(
         f"{workdir}: no evaluation record matches this export (map_method="
         f"{config.eval.get('map_method', 'cam')!r}, layer={layer_of(config)!r}, "
-        f"weights sha256 {str(weights_hash)[:12]}..., full split). Records seen:\n"
+        f"weights sha256 {str(weights_hash)[:12]}..., max_images="
+        f"{config.eval.get('max_images', None)}). Records seen:\n"
         f"{seen}\nWrite one with:\n  {eval_command(workdir, config)}"
     )
 
