@@ -11,12 +11,14 @@ reused. DGL needs no training: it is evaluated on the CAM workdir's model.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from wsol_keras import eval_records  # noqa: E402
+from wsol_keras import workdir as workdir_lib  # noqa: E402
 COLUMNS = (
     ("top1_cls", "Top-1 cls"),
     ("gt_known_loc", "GT-known Loc"),
@@ -57,11 +59,18 @@ def main():
         with open(os.path.join(wd, "metrics.json")) as f:
             rows[m] = json.load(f)
     if a.dgl_layer and "cam" in rows:
-        wd = os.path.join(a.workdir, "dgl")
-        if not os.path.exists(os.path.join(wd, "metrics.json")):
-            shutil.rmtree(wd, ignore_errors=True)
-            shutil.copytree(os.path.join(a.workdir, "cam"), wd)
-            os.remove(os.path.join(wd, "metrics.json"))
+        # DGL maps of the CAM run: wsol-eval writes its own record folder
+        # (wsol_keras.eval_records); the CAM training report stays.
+        wd = os.path.join(a.workdir, "cam")
+        config, _ = workdir_lib.read_config(wd)
+        with config.unlocked():
+            config.eval.map_method = "dgl"
+            config.eval.dgl_layer = a.dgl_layer
+        record = os.path.join(
+            eval_records.record_dir(wd, eval_records.record_key("test", config)),
+            eval_records.RECORD_FILE,
+        )
+        if not os.path.exists(record):
             times["dgl"] = run(
                 [
                     "-m",
@@ -71,7 +80,7 @@ def main():
                     f"--dgl_layer={a.dgl_layer}",
                 ]
             )
-        with open(os.path.join(wd, "metrics.json")) as f:
+        with open(record) as f:
             rows["dgl (on cam)"] = json.load(f)
     print("| method | " + " | ".join(c for _, c in COLUMNS) + " | wall time |")
     print("|---" * (len(COLUMNS) + 2) + "|")

@@ -1,7 +1,13 @@
 r"""Evaluates a trained workdir: the field's localization metrics and a report.
 
-    wsol-eval --workdir=runs/demo                 # test split, metrics.json
+    wsol-eval --workdir=runs/demo                 # -> runs/demo/eval/test-<map>/
     wsol-eval --workdir=runs/demo --map_method=dgl --dgl_layer=backbone/...
+
+Each evaluation writes its own record folder ``W/eval/<split>-<map_method>
+[-<layer>]...`` (metrics.json with split, map method, layer, threshold and
+how it was chosen, image counts, weights sha256; heatmaps.png;
+box_accuracy.png), see `wsol_keras.eval_records`; the training report
+(``W/metrics.json``) is never overwritten.
 
 Protocol (wsolevaluation, Choe et al. CVPR 2020):
     * maps of the ground-truth class (GT-known) or of the top-K predicted
@@ -31,6 +37,7 @@ from wsol_keras import boxes as boxes_lib
 from wsol_keras import config_checks
 from wsol_keras import data as data_lib
 from wsol_keras import dgl_sweep
+from wsol_keras import eval_records
 from wsol_keras import localization
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
@@ -74,9 +81,19 @@ def iterate(map_fn, source, split, batch_size, max_images=None, desc=None):
 
 
 def choose_cam_threshold(map_fn, source, config):
-    """Box accuracy at IoU 0.5 (largest contour) on val; returns its argmax."""
+    """Box accuracy at IoU 0.5 (largest contour) on val; returns its argmax.
+
+    Returns:
+        (threshold, info): info holds ``cam_threshold_source`` (
+        `eval_records.VAL_SEARCH`, `FIXED` or `FALLBACK`), ``threshold_split``
+        and ``threshold_search_images`` (images with boxes searched on).
+    """
     if config.eval.cam_threshold is not None:
-        return float(config.eval.cam_threshold)
+        return float(config.eval.cam_threshold), {
+            "cam_threshold_source": eval_records.FIXED,
+            "threshold_split": None,
+            "threshold_search_images": 0,
+        }
     split = "val" if "val" in source.splits else "train"
     acc = metrics_lib.BoxAccuracy(
         cam_thresholds=_thresholds(config), iou_thresholds=(50,), multi_contour=False
@@ -95,6 +112,7 @@ def choose_cam_threshold(map_fn, source, config):
             boxed = [b for b, r in zip(_gt_boxes(batch), rows) if r]
             acc.update(results["maps"][rows], boxed)
             seen += int(rows.sum())
+    info = {"threshold_split": split, "threshold_search_images": seen}
     if not seen:
         logging.warning(
             "no boxes in the %s split to choose the CAM threshold; using %.2f "
@@ -102,8 +120,10 @@ def choose_cam_threshold(map_fn, source, config):
             split,
             localization.FALLBACK_CAM_THRESHOLD,
         )
-        return localization.FALLBACK_CAM_THRESHOLD
-    return float(acc.result()["best_threshold_iou50"])
+        info["cam_threshold_source"] = eval_records.FALLBACK
+        return localization.FALLBACK_CAM_THRESHOLD, info
+    info["cam_threshold_source"] = eval_records.VAL_SEARCH
+    return float(acc.result()["best_threshold_iou50"]), info
 
 
 def _thresholds(config):
@@ -114,7 +134,7 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
     """Runs the whole protocol; returns the metrics dict (percent)."""
     config_checks.check_config(config)
     map_fn = make_map_fn(model, config)
-    threshold = choose_cam_threshold(map_fn, source, config)
+    threshold, threshold_info = choose_cam_threshold(map_fn, source, config)
     thresholds = _thresholds(config)
     iou_levels = tuple(int(i) for i in config.eval.iou_thresholds)
     v1 = metrics_lib.BoxAccuracy(
@@ -177,7 +197,10 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
         "top5_cls": 100.0 * top5 / count,
         "cam_threshold": threshold,
         "num_images": count,
+        # Images without a box are left out of the localization metrics.
+        "num_images_with_boxes": boxed,
         "map_method": config.eval.map_method,
+        **threshold_info,
     }
     if boxed:
         metrics.update(loc.result())
@@ -196,21 +219,80 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
     return metrics
 
 
+class _Report:
+    """One evaluation's record and figures, written to any folder."""
+
+    def __init__(self, model, source, config, workdir, split, max_images_override):
+        self.collector = report.ExampleCollector(
+            config.eval.num_visualize, source.class_names
+        )
+        metrics = evaluate_model(model, source, config, split, on_batch=self.collector)
+        self.curves = metrics.pop("_curves")
+        self.thresholds = metrics.pop("_thresholds")
+        weights_hash, weights_path = eval_records.weights_of(workdir)
+        metrics.update(
+            eval_records.provenance(
+                split,
+                config,
+                max_images_override,
+                weights_hash,
+                weights_path,
+            )
+        )
+        self.metrics = metrics
+
+    def write(self, directory):
+        workdir_lib.write_json_atomic(
+            os.path.join(directory, eval_records.RECORD_FILE), self.metrics
+        )
+        report.plot_box_accuracy(
+            os.path.join(directory, "box_accuracy.png"),
+            self.thresholds,
+            self.curves,
+            self.metrics["cam_threshold"],
+        )
+        self.collector.save(os.path.join(directory, "heatmaps.png"))
+
+
 def evaluate_and_report(model, source, config, workdir, split="test"):
-    """Evaluates and writes metrics.json, heatmaps.png and box_accuracy.png."""
-    collector = report.ExampleCollector(config.eval.num_visualize, source.class_names)
-    metrics = evaluate_model(model, source, config, split, on_batch=collector)
-    curves = metrics.pop("_curves")
-    thresholds = metrics.pop("_thresholds")
-    workdir_lib.write_json_atomic(os.path.join(workdir, "metrics.json"), metrics)
-    report.plot_box_accuracy(
-        os.path.join(workdir, "box_accuracy.png"),
-        thresholds,
-        curves,
-        metrics["cam_threshold"],
+    """wsol-train's report: W/metrics.json, heatmaps.png, box_accuracy.png.
+
+    The same record also goes to W/eval/<key>/ (`eval_records`), where
+    exports look for it. Returns the metrics record.
+    """
+    directory = eval_records.record_dir(
+        workdir, eval_records.record_key(split, config)
     )
-    collector.save(os.path.join(workdir, "heatmaps.png"))
-    return metrics
+    eval_records.check_writable(directory)
+    result = _Report(model, source, config, workdir, split, None)
+    result.write(directory)
+    result.write(workdir)
+    return result.metrics
+
+
+def evaluate_and_record(
+    model, source, config, workdir, split="test", max_images=None, show=print
+):
+    """wsol-eval: one evaluation into W/eval/<key>/; the training report stays.
+
+    Checks that the record folder is writable before evaluating, and shows
+    the metrics table (`show`) before writing anything.
+
+    Args:
+        max_images: a ``--max_images`` override already set in
+            ``config.eval`` (it makes a scratch record of its own key).
+
+    Returns:
+        (metrics record, record folder).
+    """
+    directory = eval_records.record_dir(
+        workdir, eval_records.record_key(split, config, max_images)
+    )
+    eval_records.check_writable(directory)
+    result = _Report(model, source, config, workdir, split, max_images)
+    show(format_table(result.metrics))
+    result.write(directory)
+    return result.metrics, directory
 
 
 _ORDER = (
@@ -240,6 +322,14 @@ def format_table(metrics):
             f"{k.ljust(width)}  {v:7.2f}"
             if k != "cam_threshold"
             else f"{k.ljust(width)}  {v:7.3f}"
+        )
+    if "cam_threshold_source" in metrics:
+        lines.append(f"cam_threshold from {metrics['cam_threshold_source']}")
+    if "num_images" in metrics:
+        lines.append(
+            f"{metrics['num_images']} images, "
+            f"{metrics.get('num_images_with_boxes', '?')} with boxes (the Loc "
+            "and box metrics' denominator)"
         )
     return "\n".join(lines)
 
@@ -299,8 +389,10 @@ def main(argv):
         )
         print(dgl_sweep.format_sweep_table(results))
         return
-    metrics = evaluate_and_report(model, source, config, FLAGS.workdir, FLAGS.split)
-    print(format_table(metrics))
+    _, directory = evaluate_and_record(
+        model, source, config, FLAGS.workdir, FLAGS.split, FLAGS.max_images
+    )
+    print(f"wrote {directory} (the training report in {FLAGS.workdir} is unchanged)")
 
 
 def run_main():

@@ -28,16 +28,16 @@ truth (GT-known protocol of Choe et al., "Evaluating Weakly Supervised Object
 Localization Methods Right", CVPR 2020, Sec. 4); serving and export pass None,
 i.e. the classifier's top-1 prediction.
 
-The CAM threshold of the box step: `resolve_cam_threshold` (the evaluator's
-choice on val, else the config's, else `FALLBACK_CAM_THRESHOLD`).
+The CAM threshold of the box step: `resolve_cam_threshold` (the threshold of
+the workdir's evaluation record for this map method, layer and weights, see
+`wsol_keras.eval_records`; else the config's, else `FALLBACK_CAM_THRESHOLD`).
 """
 
-import json
-import os
-
+from absl import logging
 from keras import ops
 
 from wsol_keras import cams
+from wsol_keras import eval_records
 from wsol_keras.dual_gradient import METHODS_DGL, DualGradient
 from wsol_keras.losses.class_tolerant import resolve_top_k
 
@@ -55,32 +55,45 @@ def check_cam_threshold(value, origin):
     return value
 
 
-def resolve_cam_threshold(workdir, config):
+def resolve_cam_threshold(workdir, config, required=False):
     """Returns (threshold, source) for a box step outside the evaluator.
 
     Args:
         workdir: a wsol-train workdir (may be None).
-        config: its ConfigDict.
+        config: its ConfigDict (the map method / layer whose threshold is meant).
+        required: raise when the workdir has no matching evaluation record
+            (exports) instead of falling back.
 
     Returns:
-        (float, str): the threshold the evaluator chose (the workdir's
-        ``metrics.json`` ``cam_threshold``), else ``config.eval.cam_threshold``,
-        else `FALLBACK_CAM_THRESHOLD`; and where it came from
-        ("metrics.json", "config.eval.cam_threshold" or "default").
+        (float, str): the threshold of the workdir's evaluation record that
+        matches the config's map method, layer and the workdir's weights
+        (`wsol_keras.eval_records.find_export_record`; source e.g.
+        "val search (eval/test-cam/metrics.json)"), else
+        ``config.eval.cam_threshold`` ("config.eval.cam_threshold"), else
+        `FALLBACK_CAM_THRESHOLD` ("default").
+
+    Raises:
+        LookupError: `required` and no matching record (the message gives the
+            `wsol-eval` command that writes one).
     """
     if workdir:
-        path = os.path.join(workdir, "metrics.json")
-        if os.path.exists(path):
-            with open(path) as f:
-                try:
-                    metrics = json.load(f)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{path}: not valid JSON ({e})") from e
-            if "cam_threshold" in metrics:
-                return (
-                    check_cam_threshold(metrics["cam_threshold"], path),
-                    "metrics.json",
-                )
+        digest, _ = eval_records.weights_of(workdir)
+        try:
+            path, record = eval_records.find_export_record(workdir, config, digest)
+        except LookupError:
+            if required:
+                raise
+            logging.warning(
+                "%s: no evaluation record for map_method=%r; using the "
+                "config's or the default CAM threshold",
+                workdir,
+                config.eval.get("map_method", "cam"),
+            )
+        else:
+            return (
+                check_cam_threshold(record["cam_threshold"], path),
+                eval_records.threshold_source_label(path, record, workdir),
+            )
     value = config.eval.get("cam_threshold", None)
     if value is not None:
         return (

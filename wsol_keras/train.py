@@ -31,6 +31,7 @@ from wsol_keras import data as data_lib
 from wsol_keras import evaluate
 from wsol_keras import multilabel_eval
 from wsol_keras import precise_bn
+from wsol_keras import temp_files
 from wsol_keras import optimizers
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
@@ -281,7 +282,11 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     chief = is_chief(strategy)
     out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
     try:
-        # Every check passed: from here on the workdir is written.
+        # Every check passed: from here on the workdir is written, starting
+        # with the leftovers of killed runs (our own temporary names only).
+        if chief:
+            for d in (out, os.path.join(out, workdir_lib.CHECKPOINT_DIR)):
+                temp_files.remove_orphans(d, folders=False)
         workdir_lib.write_config(out, config, data_info, keep_previous=bool(changes))
         _fit(model, source, config, out, strategy, steps, initial_epoch)
         # Population statistics for inference (precise BN), before the final

@@ -18,6 +18,7 @@ from absl import logging
 import keras
 import ml_collections
 
+from wsol_keras import temp_files
 from wsol_keras.models.registry import build_model
 
 CONFIG_FILE = "config.json"
@@ -34,8 +35,11 @@ def _atomic_write(path, write_fn, suffix=""):
     # umask like any other (tempfile.mkstemp would make it 0600).
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
+    # Our own temporary name (pid, host): `temp_files.remove_orphans` can tell
+    # a killed run's leftover from a write in progress.
     tmp = os.path.join(
-        directory, f".tmp-{uuid.uuid4().hex}{suffix or os.path.basename(path)}"
+        directory,
+        f"{temp_files.temp_prefix()}{uuid.uuid4().hex}{suffix or os.path.basename(path)}",
     )
     try:
         write_fn(tmp)

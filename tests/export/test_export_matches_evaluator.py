@@ -2,15 +2,32 @@
 
 For every METHODS entry and every map method it supports, on the same images
 and with the same class ids (the exported top-1 class fed to the evaluator
-as its "labels"), the SavedModel's ``heatmaps`` and the TFLite float32 model's
-``heatmap`` equal `wsol-eval`'s maps (max abs diff <= 1e-4), and the exported
-boxes equal the evaluator's boxes at the same CAM threshold (the evaluator's
-largest-contour cv2 box, or the regressor's box for SLT-Net).
+as its "labels"), the exported heat maps equal `wsol-eval`'s maps (max abs
+diff <= 1e-4), and the exported boxes equal the evaluator's boxes at the same
+CAM threshold (the evaluator's largest-contour cv2 box, or the regressor's box
+for SLT-Net).
 
 Gradient maps (DGL, Tan et al. ACM MM 2020 Eq. 8 / Eq. 5; Grad-CAM) need the
 model's gradients: when they do not convert to TFLite builtins, the TFLite
 model must carry no heat map at all and the host post-processing must refuse
 (never a CAM map in their place).
+
+How the work is split (CI time: one save + reload + TFLite conversion per case
+took 28 minutes for the 25 cases on a shared 2-core machine):
+    * `test_signature_functions_equal_evaluator`, all 25 cases (METHODS x map
+      methods): the in-memory `InferenceModule` functions, i.e. the exact
+      tf.functions that `saved_model_lib.export_model` saves
+      (``image_tensor``) and that `tflite_lib.convert` converts
+      (`tflite_function`), against the evaluator;
+    * `test_saved_model_and_tflite_equal_evaluator`, once per METHODS entry
+      (its CAM map; SLT-Net: its top-K map, the one its localizer serves) and
+      for the three gradient map methods on one model: the real
+      ``export_model`` -> ``tf.saved_model.load`` round trip and the real
+      TFLite float32 conversion run by LiteRT. What the round trip adds over
+      the in-memory functions (serialization of the graph and the variables,
+      the converter's ops) does not depend on which of CAM / top-K maps the
+      graph computes, while gradient graphs serialize and convert differently,
+      hence all three of them.
 """
 
 import keras
@@ -77,11 +94,78 @@ def evaluator_boxes(results):
     )
 
 
-@pytest.mark.slow
+ROUND_TRIP_CASES = [
+    (method, "topk" if method == "slt" else "cam") for method in sorted(methods.METHODS)
+] + [("cam", map_method) for map_method in ("dgl", "pcs", "gradcam")]
+IMAGES = make_images()
+_MODELS = {}
+
+
+def model_for(method, map_method):
+    """One model per METHODS entry (same weights), configured for `map_method`."""
+    if method not in _MODELS:
+        _MODELS[method] = make_model(method, "cam")
+    model, base = _MODELS[method]
+    config = base.copy_and_resolve_references()
+    config.eval.map_method = map_method
+    return model, config
+
+
+def evaluator_results(model, config, classes):
+    """`wsol-eval`'s maps and boxes of IMAGES for the given class ids."""
+    x = tf.cast(IMAGES, tf.float32)
+    results = evaluate.make_map_fn(model, config)(x, tf.constant(classes))
+    results = {k: v.numpy() for k, v in results.items()}
+    return results["maps"], evaluator_boxes(results)
+
+
+def check_tflite_outputs(got, info, map_method, topk, want_maps, want_boxes):
+    """TFLite (or its graph) outputs of IMAGES against the evaluator's."""
+    if "heatmap" not in got[0]:
+        # Only gradient maps may be missing, and then nothing stands in for them.
+        assert map_method in ("dgl", "pcs", "gradcam"), info
+        assert info["postprocess_in_graph"] == "none"
+        with pytest.raises(ValueError, match="gradients"):
+            tflite_lib.postprocess(got[0], S, THRESHOLD, map_method=map_method)
+        return
+    lite_maps = np.concatenate([np.asarray(g["heatmap"]) for g in got])
+    np.testing.assert_allclose(lite_maps, want_maps, atol=1e-4)
+    if "box" in got[0]:
+        lite_boxes = np.concatenate([np.asarray(g["box"]) for g in got])
+        np.testing.assert_allclose(lite_boxes, want_boxes, atol=1e-3)
+    else:  # the box on the host: the evaluator's own cv2 path
+        for g, want in zip(got, want_boxes):
+            _, box = tflite_lib.postprocess(
+                {k: np.asarray(v) for k, v in g.items()},
+                S,
+                THRESHOLD,
+                map_method=map_method,
+                topk=topk,
+            )
+            np.testing.assert_array_equal(box, want)
+
+
 @pytest.mark.parametrize("method,map_method", CASES)
-def test_exported_maps_and_boxes_equal_evaluator(method, map_method, tmp_path):
-    model, config = make_model(method, map_method)
-    images = make_images()
+def test_signature_functions_equal_evaluator(method, map_method):
+    model, config = model_for(method, map_method)
+    module = inference.InferenceModule(model, config, THRESHOLD)
+    served = module.image_tensor(tf.constant(IMAGES))  # the saved tf.function
+    classes = served["classes"].numpy()[:, 0]
+    want_maps, want_boxes = evaluator_results(model, config, classes)
+    np.testing.assert_allclose(served["heatmaps"].numpy(), want_maps, atol=1e-4)
+    np.testing.assert_array_equal(served["boxes"].numpy(), want_boxes)
+
+    # The graph the TFLite converter gets (see `tflite_lib.convert`).
+    fn = module.tflite_function(postprocess="heatmap")
+    got = [fn(tf.constant(image[None], tf.float32)) for image in IMAGES]
+    info = {"postprocess_in_graph": "heatmap"}
+    check_tflite_outputs(got, info, map_method, config.eval.topk, want_maps, want_boxes)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,map_method", ROUND_TRIP_CASES)
+def test_saved_model_and_tflite_equal_evaluator(method, map_method, tmp_path):
+    model, config = model_for(method, map_method)
     path = saved_model_lib.export_model(
         model,
         config,
@@ -92,15 +176,11 @@ def test_exported_maps_and_boxes_equal_evaluator(method, map_method, tmp_path):
         cam_threshold=THRESHOLD,
     )
     exported = tf.saved_model.load(path).signatures["image_tensor"](
-        images=tf.constant(images)
+        images=tf.constant(IMAGES)
     )
     classes = exported["classes"].numpy()[:, 0]
     # Same class ids: the evaluator's "ground truth" is the exported top-1.
-    x = tf.cast(images, tf.float32)
-    results = evaluate.make_map_fn(model, config)(x, tf.constant(classes))
-    results = {k: v.numpy() for k, v in results.items()}
-    want_maps, want_boxes = results["maps"], evaluator_boxes(results)
-
+    want_maps, want_boxes = evaluator_results(model, config, classes)
     np.testing.assert_allclose(exported["heatmaps"].numpy(), want_maps, atol=1e-4)
     np.testing.assert_array_equal(exported["boxes"].numpy(), want_boxes)
 
@@ -109,22 +189,5 @@ def test_exported_maps_and_boxes_equal_evaluator(method, map_method, tmp_path):
     # segment sums); skipping that failed attempt halves the conversion time.
     content, info = tflite_lib.convert(module, "float32", postprocess="heatmap")
     lite = tflite_lib.LiteRTModel(content)
-    got = [lite(image[None].astype(np.float32)) for image in images]
-    if "heatmap" not in got[0]:
-        # Only gradient maps may be missing, and then nothing stands in for them.
-        assert map_method in ("dgl", "pcs", "gradcam"), info
-        assert info["postprocess_in_graph"] == "none"
-        with pytest.raises(ValueError, match="gradients"):
-            tflite_lib.postprocess(got[0], S, THRESHOLD, map_method=map_method)
-        return
-    lite_maps = np.concatenate([g["heatmap"] for g in got])
-    np.testing.assert_allclose(lite_maps, want_maps, atol=1e-4)
-    if "box" in got[0]:
-        lite_boxes = np.concatenate([g["box"] for g in got])
-        np.testing.assert_allclose(lite_boxes, want_boxes, atol=1e-3)
-    else:  # the box on the host: the evaluator's own cv2 path
-        for g, want in zip(got, want_boxes):
-            _, box = tflite_lib.postprocess(
-                g, S, THRESHOLD, map_method=map_method, topk=config.eval.topk
-            )
-            np.testing.assert_array_equal(box, want)
+    got = [lite(image[None].astype(np.float32)) for image in IMAGES]
+    check_tflite_outputs(got, info, map_method, config.eval.topk, want_maps, want_boxes)

@@ -10,6 +10,7 @@ each original image (x * W / S, y * H / S).
 """
 
 import base64
+import hashlib
 import importlib.util
 import json
 import os
@@ -25,6 +26,7 @@ import tensorflow as tf
 from wsol_keras import boxes as boxes_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.models import registry as methods
+from wsol_keras import eval_records
 from wsol_keras import train
 from wsol_keras import localization
 from wsol_keras import workdir as workdir_lib
@@ -71,7 +73,7 @@ def make_config(method):
 
 
 def make_workdir(path, method, map_method=None, metrics=METRICS, seed=0):
-    """A workdir as wsol-train leaves it (config.json, weights, metrics.json)."""
+    """A workdir as wsol-train leaves it (config.json, weights, report, record)."""
     config = make_config(method)
     if map_method == "dgl":
         config.eval.map_method = "dgl"
@@ -81,7 +83,22 @@ def make_workdir(path, method, map_method=None, metrics=METRICS, seed=0):
     workdir_lib.write_config(path, config, DATA_INFO)
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(path))
     if metrics is not None:
-        workdir_lib.write_json_atomic(os.path.join(path, "metrics.json"), metrics)
+        # The evaluation record wsol-train writes (eval_records), and its copy
+        # as the training report.
+        weights = workdir_lib.final_weights_path(path)
+        record = dict(
+            metrics,
+            split="test",
+            map_method=config.eval.map_method,
+            layer=eval_records.layer_of(config),
+            topk=eval_records.topk_of(config),
+            max_images=config.eval.max_images,
+            cam_threshold_source="val search",
+            weights_sha256=hashlib.sha256(open(weights, "rb").read()).hexdigest(),
+        )
+        key = eval_records.record_key("test", config)
+        for folder in (os.path.join(path, "eval", key), path):
+            workdir_lib.write_json_atomic(os.path.join(folder, "metrics.json"), record)
     return path
 
 
@@ -405,8 +422,10 @@ def test_layout_assets_and_model_card(exported):
     assert card["class_names"] == DATA_INFO["class_names"]
     assert card["input_size"] == S and card["heatmap_size"] == S
     assert card["cam_threshold"] == THRESHOLD
-    assert card["cam_threshold_source"] == "metrics.json"
+    assert card["cam_threshold_source"] == "val search (eval/test-cam/metrics.json)"
+    assert card["eval_record"]["path"] == "eval/test-cam/metrics.json"
     assert card["test_metrics"]["gt_known_loc"] == 42.5
+    assert card["test_metrics"]["map_method"] == card["map_method"] == "cam"
     assert card["method"] == "cam" and card["top_k"] == 5
     with open(os.path.join(path, "assets", "config.json")) as f:
         cfg = json.load(f)
@@ -437,10 +456,11 @@ def test_cam_threshold_resolution(tmp_path):
         0.4,
         "config.eval.cam_threshold",
     )
+    # A workdir from before evaluation records: its metrics.json (documented).
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 0.27}')
     assert localization.resolve_cam_threshold(str(tmp_path), config) == (
         0.27,
-        "metrics.json",
+        eval_records.LEGACY_SOURCE,
     )
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 3.0}')
     with pytest.raises(ValueError, match="metrics.json"):
@@ -535,7 +555,7 @@ def test_models_config_names_an_exported_layout():
 
 @pytest.mark.slow
 def test_wsol_export_program(tmp_path):
-    wd = make_workdir(str(tmp_path / "wd"), "cam", metrics=None)
+    wd = make_workdir(str(tmp_path / "wd"), "cam", metrics={"cam_threshold": 0.45})
     out = tmp_path / "models"
     env = dict(os.environ)
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
@@ -555,9 +575,10 @@ def test_wsol_export_program(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     card = saved_model_lib.read_model_card(str(out / "birds" / "1"))
-    assert card["top_k"] == 2 and card["cam_threshold_source"] == "default"
-    assert card["cam_threshold"] == localization.FALLBACK_CAM_THRESHOLD
-    assert card["test_metrics"] is None
+    assert card["top_k"] == 2
+    assert card["cam_threshold_source"] == "val search (eval/test-cam/metrics.json)"
+    assert card["cam_threshold"] == 0.45
+    assert card["test_metrics"]["split"] == "test"
     proc = subprocess.run(
         [
             sys.executable,

@@ -14,21 +14,36 @@ config would not travel as assets (``loaded.model_card.asset_path``). The
 root here holds exactly what ExportArchive's would (the backing
 ``tf.Variable``s and the tf.functions) plus the two assets.
 
-The CAM threshold is the one the evaluator chose on the val split (the
-workdir's ``metrics.json``), see `wsol_keras.localization.resolve_cam_threshold`.
+The CAM threshold is the one of the workdir's evaluation record for the
+exported map method, layer and weights (`wsol_keras.eval_records`); without
+one `wsol-export` stops and names the `wsol-eval` command that writes it.
+
+Replacing a version (``overwrite``) never leaves the model folder without it:
+the new version is written to a hidden ``.tmp-*`` folder and swapped in with
+one ``renameat2(RENAME_EXCHANGE)`` call on Linux (else: rename the old one
+aside, rename the new one in, then delete the old; a run killed between the
+two renames gets the old version restored by the next export). Temporary
+folders of killed exports are removed on the next export (`temp_files`).
+Outputs are local paths: a URL (``gs://``, ``s3://``...) is refused; export
+locally and copy the version folder.
 """
 
 import datetime
 import json
 import os
+import ctypes
+import errno
 import re
 import shutil
 import tempfile
 
+from absl import logging
 import keras
 import tensorflow as tf
 
+from wsol_keras import eval_records
 from wsol_keras import localization
+from wsol_keras import temp_files
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.export import inference
 
@@ -37,16 +52,25 @@ MODEL_CARD_FILE = "model_card.json"
 CONFIG_ASSET_FILE = "config.json"
 
 
-def read_test_metrics(workdir):
-    """The workdir's metrics.json (test split) as a dict, or None."""
-    path = os.path.join(workdir, "metrics.json") if workdir else None
-    if not path or not os.path.exists(path):
-        return None
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e})") from e
+def workdir_threshold(workdir, config):
+    """(threshold, source label, record, record path) of the exported map.
+
+    Raises:
+        LookupError: no evaluation record matches (see
+            `eval_records.find_export_record`).
+    """
+    weights = workdir_lib.final_weights_path(workdir)
+    if not os.path.exists(weights):
+        raise FileNotFoundError(
+            f"{weights} not found: training in {workdir!r} did not finish"
+        )
+    digest = eval_records.weights_sha256(weights)
+    path, record = eval_records.find_export_record(workdir, config, digest)
+    threshold = localization.check_cam_threshold(record["cam_threshold"], path)
+    return threshold, eval_records.threshold_source_label(path, record, workdir), (
+        record,
+        path,
+    )
 
 
 def tf_variables(model):
@@ -68,8 +92,13 @@ def make_model_card(
     model_name,
     top_k,
     heatmap_size,
+    eval_record=None,
 ):
-    """The model card shipped as an asset (JSON-serializable dict)."""
+    """The model card shipped as an asset (JSON-serializable dict).
+
+    `metrics`: the test split's record of the exported map (or None);
+    `eval_record`: where the threshold came from (path, split, weights hash).
+    """
     metrics = {k: v for k, v in (metrics or {}).items() if not k.startswith("_")}
     return {
         "model_name": model_name,
@@ -83,6 +112,7 @@ def make_model_card(
         "map_method": config.eval.get("map_method", "cam"),
         "cam_threshold": float(cam_threshold),
         "cam_threshold_source": threshold_source,
+        "eval_record": eval_record,
         "test_metrics": metrics or None,
         "signatures": {
             "serving_default": "alias of image_bytes",
@@ -113,6 +143,107 @@ def default_model_name(config):
     return f"{config.method.name}_{config.model.backbone}"
 
 
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def check_model_name(model_name):
+    """A served name is one plain folder name (no '.', '..', separators)."""
+    if not _MODEL_NAME.fullmatch(model_name or ""):
+        raise ValueError(
+            f"model_name={model_name!r}: use letters, digits, '_', '.', '-' only, "
+            "starting with a letter, digit or '_' (one folder name)"
+        )
+    return model_name
+
+
+def check_local_output(path, flag="--output"):
+    """Refuses URLs: they would become local folders named like 'gs:'."""
+    if _URL.match(str(path)):
+        raise ValueError(
+            f"{flag}={path!r}: remote outputs are not supported (the atomic "
+            "version swap needs a local file system); export to a local folder, "
+            "then copy the version folder, e.g. `gsutil -m cp -r "
+            "LOCAL/<model_name>/<version> gs://bucket/models/<model_name>/` "
+            "(copy under a non-numeric name and rename it last if a server "
+            "watches the bucket)"
+        )
+    return path
+
+
+def _fault_point(name):
+    """No-op; the fault tests stop the process here (kill between steps)."""
+    del name
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a, b):
+    """Atomically swaps two paths (Linux renameat2); False when unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    result = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
+    )
+    if result == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), f"{a} <-> {b}")
+
+
+_ASIDE = re.compile(r"^\.tmp-\d+@[^~/]+~old-(\d+)$")
+
+
+def recover_interrupted(model_dir):
+    """Restores versions a killed swap left aside; removes orphaned temps.
+
+    Returns:
+        (restored version paths, removed temporary paths).
+    """
+    restored = []
+    if os.path.isdir(model_dir):
+        for name in sorted(os.listdir(model_dir)):
+            m = _ASIDE.match(name)
+            path = os.path.join(model_dir, name)
+            if not m or not temp_files.is_orphan(path):
+                continue
+            target = os.path.join(model_dir, m.group(1))
+            if not os.path.exists(target):
+                os.rename(path, target)
+                logging.warning(
+                    "restored %s from %s (an interrupted --overwrite)", target, path
+                )
+                restored.append(target)
+    removed = temp_files.remove_orphans(model_dir, folders=True, weights_files=False)
+    return restored, removed
+
+
+def install_version(staged, target):
+    """Moves the finished SavedModel `staged` to `target`, replacing it safely."""
+    if not os.path.exists(target):
+        os.rename(staged, target)
+        return
+    if _exchange(staged, target):  # `staged` now holds the old version
+        _fault_point("after_swap")
+        shutil.rmtree(staged)
+        return
+    aside = os.path.join(
+        os.path.dirname(target),
+        temp_files.temp_prefix("old-") + os.path.basename(target),
+    )
+    os.rename(target, aside)
+    _fault_point("after_aside")
+    os.rename(staged, target)
+    _fault_point("after_swap")
+    shutil.rmtree(aside)
+
+
 def export_model(
     model,
     config,
@@ -126,6 +257,7 @@ def export_model(
     top_k=inference.DEFAULT_TOP_K,
     heatmap_size=None,
     overwrite=False,
+    eval_record=None,
 ):
     """Writes a SavedModel to ``<export_base>/<model_name>/<version>/`` atomically.
 
@@ -147,15 +279,13 @@ def export_model(
         top_k: classes returned per image.
         heatmap_size: side of the returned heat maps (default S).
         overwrite: replace an existing version folder.
+        eval_record: provenance of the threshold for the model card.
 
     Returns:
         The version folder's path.
     """
-    model_name = model_name or default_model_name(config)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", model_name):
-        raise ValueError(
-            f"model_name={model_name!r}: use letters, digits, '_', '.', '-' only"
-        )
+    model_name = check_model_name(model_name or default_model_name(config))
+    check_local_output(export_base)
     if cam_threshold is None:
         cam_threshold, threshold_source = localization.resolve_cam_threshold(
             None, config
@@ -168,6 +298,7 @@ def export_model(
     if os.path.exists(target) and not overwrite:
         raise FileExistsError(f"{target} exists; pass a new version or overwrite=True")
     os.makedirs(model_dir, exist_ok=True)
+    recover_interrupted(model_dir)
 
     module = inference.InferenceModule(
         model, config, cam_threshold, top_k=top_k, heatmap_size=heatmap_size
@@ -181,8 +312,9 @@ def export_model(
         model_name,
         module.top_k,
         module.heatmap_size,
+        eval_record=eval_record,
     )
-    tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
+    tmp = tempfile.mkdtemp(dir=model_dir, prefix=temp_files.temp_prefix(f"v{version}-"))
     try:
         staging = os.path.join(tmp, "assets_src")
         os.makedirs(staging)
@@ -209,9 +341,8 @@ def export_model(
                 "image_tensor": module.image_tensor.get_concrete_function(),
             },
         )
-        if os.path.exists(target):
-            shutil.rmtree(target)
-        os.rename(out, target)
+        _fault_point("before_swap")
+        install_version(out, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
@@ -231,8 +362,16 @@ def export_saved_model(
     Returns:
         The version folder's path.
     """
+    check_local_output(export_base)
+    if model_name is not None:
+        check_model_name(model_name)
+    config, _ = workdir_lib.read_config(workdir)
+    # Before the model is built: a missing record fails in a second.
+    threshold, source, (record, record_path) = workdir_threshold(workdir, config)
+    for folder in (workdir, os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)):
+        temp_files.remove_orphans(folder, folders=False, weights_files=True)
     model, config, data_info = workdir_lib.load_model(workdir)
-    threshold, source = localization.resolve_cam_threshold(workdir, config)
+    test_split = record.get("split") == "test" or eval_records.is_legacy(record)
     return export_model(
         model,
         config,
@@ -242,7 +381,12 @@ def export_saved_model(
         version=version,
         cam_threshold=threshold,
         threshold_source=source,
-        metrics=read_test_metrics(workdir),
+        metrics=record if test_split else None,
+        eval_record={
+            "path": os.path.relpath(record_path, workdir),
+            "split": record.get("split"),
+            "weights_sha256": record.get("weights_sha256"),
+        },
         top_k=top_k,
         heatmap_size=heatmap_size,
         overwrite=overwrite,

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
 from wsol_keras import data as data_lib
+from wsol_keras import eval_records
 from wsol_keras import localization
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.export import inference
@@ -273,7 +274,10 @@ def export_tflite(
     """Converts a workdir's model to every variant; writes a manifest.
 
     Files: ``<output_dir>/<method>_<backbone>_<variant>.tflite`` and
-    ``tflite_manifest.json`` (sizes, I/O, threshold, class names, map).
+    ``tflite_manifest.json`` (sizes, I/O, threshold, class names, map). The
+    threshold is the one of the workdir's evaluation record for the map
+    these models output (map method, layer, weights: `eval_records`);
+    without one this raises LookupError naming the `wsol-eval` command.
 
     Args:
         workdir: a wsol-train workdir.
@@ -288,8 +292,13 @@ def export_tflite(
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown TFLite variants {unknown}; expected {VARIANTS}")
+    saved_model_lib.check_local_output(output_dir)
+    config, _ = workdir_lib.read_config(workdir)
+    # The threshold of the map these models output (its evaluation record).
+    threshold, source_name, (record, record_path) = saved_model_lib.workdir_threshold(
+        workdir, config
+    )
     model, config, data_info = workdir_lib.load_model(workdir)
-    threshold, source_name = localization.resolve_cam_threshold(workdir, config)
     module = inference.InferenceModule(model, config, threshold)
     calibration = None
     if "int8" in variants:
@@ -305,6 +314,15 @@ def export_tflite(
         "class_names": list(data_info.get("class_names", [])),
         "cam_threshold": threshold,
         "cam_threshold_source": source_name,
+        # The threshold belongs to this map: the models' "heatmap" output (or
+        # `postprocess` with this map_method / topk); not to other maps.
+        "cam_threshold_map_method": map_method,
+        "cam_threshold_layer": eval_records.layer_of(config),
+        "eval_record": {
+            "path": os.path.relpath(record_path, workdir),
+            "split": record.get("split"),
+            "weights_sha256": record.get("weights_sha256"),
+        },
         "map_method": map_method,
         "topk": config.eval.get("topk", 1),
         "variants": {},
