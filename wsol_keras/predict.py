@@ -38,7 +38,6 @@ from wsol_keras import boxes as boxes_lib
 from wsol_keras import image_files
 from wsol_keras import localization
 from wsol_keras import predictors
-from wsol_keras import report
 
 OUTPUT_FILES = ("predictions.jsonl", "skipped.jsonl", "run.json", "scoremaps", "overlays")
 
@@ -78,7 +77,7 @@ def original_box(box, width, height, size):
     return [x0 * sx, y0 * sy, x1 * sx, y1 * sy]
 
 
-MIN_OVERLAY_SIDE = 384  # small images are enlarged so the label stays legible
+MIN_OVERLAY_SIDE = 256  # small images are enlarged so the label stays legible
 
 
 def _overlay_image(original, max_side):
@@ -96,7 +95,10 @@ def _overlay_image(original, max_side):
 def draw_overlay(image, scoremap, box, label, threshold):
     """uint8 RGB [H, W, 3] + map -> the overlay with box, label and a legend strip."""
     h, w = image.shape[:2]
-    out = report.overlay(image, cv2.resize(scoremap, (w, h)))
+    heat = cv2.applyColorMap(
+        np.uint8(255 * np.clip(cv2.resize(scoremap, (w, h)), 0, 1)), cv2.COLORMAP_JET
+    )[..., ::-1]
+    out = cv2.addWeighted(np.ascontiguousarray(image), 0.5, heat, 0.5, 0.0)
     thick = max(1, round(max(h, w) / 300))
     font = max(0.35, max(h, w) / 900)
     x0, y0, x1, y1 = (int(round(v)) for v in box)
@@ -163,8 +165,9 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
     bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if verbose else 0)
     load = lambda p: _load(p, size, max_pixels, overlay_max_side)  # noqa: E731
     # Decode the next batch in threads while the model runs on this one.
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
         chunks = list(_batches(paths, batch_size))
+        writes = []
         pending = [pool.submit(load, p) for p in chunks[0]] if chunks else []
         for index in range(len(chunks)):
             loaded = [f.result() for f in pending]
@@ -182,10 +185,17 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
                     good.append((path, item))
             if good:
                 result = predictor(np.stack([item["resized"] for _, item in good]))
-                for i, (path, item) in enumerate(good):
-                    records.append(_write_one(predictor, result, i, path, item, root,
-                                              output, threshold))
+                # Written in the pool (cv2 and file I/O release the GIL) while
+                # the model runs on the next batch.
+                writes = [w.result() for w in writes]
+                records.extend(writes)
+                writes = [
+                    pool.submit(_write_one, predictor, result, i, path, item, root,
+                                output, threshold)
+                    for i, (path, item) in enumerate(good)
+                ]
             bar.add(len(loaded))
+        records.extend(w.result() for w in writes)
     _write_lines(os.path.join(output, "predictions.jsonl"), records)
     _write_lines(
         os.path.join(output, "skipped.jsonl"),
@@ -255,7 +265,9 @@ def _write_one(predictor, result, i, path, item, root, output, threshold):
 
 
 def _imwrite(path, rgb):
-    if not cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1])):
+    # Fast PNG compression: the overlays are previews, written once per image.
+    if not cv2.imwrite(path, np.ascontiguousarray(rgb[..., ::-1]),
+                       [cv2.IMWRITE_PNG_COMPRESSION, 1]):
         raise OSError(f"cannot write {path}")
 
 
