@@ -204,3 +204,35 @@ def test_scored_predict_maps_equal_wsol_eval(workdir, tmp_path):
             "corloc", "cam_threshold", "num_images")
     assert {k: scored[k] for k in keys} == {k: expected[k] for k in keys}
     assert "top1_cls" not in scored and "top1_loc" not in scored
+
+
+def test_threshold_of_another_map_method_is_not_reused(workdir):
+    """metrics.json's threshold was chosen for CAM maps; DGL maps do not get it."""
+    with open(os.path.join(workdir, "metrics.json")) as f:
+        assert json.load(f)["map_method"] == "cam"
+    cam = predictors.from_workdir(workdir)
+    dgl = predictors.from_workdir(
+        workdir, map_method="dgl", dgl_layer="backbone/small_cnn_features/stage3_relu1"
+    )
+    assert cam.threshold_source == "metrics.json"
+    assert (dgl.threshold_source, dgl.cam_threshold) == ("default", 0.2)
+    maps = dgl(np.zeros((2, 64, 64, 3), np.uint8))["maps"]
+    assert maps.shape == (2, 64, 64)
+
+
+def test_keras_file_classifier(tmp_path):
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(3, activation="softmax", name="predictions")(x)
+    path = str(tmp_path / "tiny.keras")
+    keras.Model(inputs, outputs).save(path)
+    predictor = predictors.from_classifier(
+        path, "conv", map_method="gradcam", class_names=["a", "b", "c"]
+    )
+    assert predictor.image_size == 32
+    images = np.random.RandomState(0).randint(0, 255, (2, 32, 32, 3)).astype(np.uint8)
+    result = predictor(images)
+    assert result["maps"].shape == (2, 32, 32)
+    np.testing.assert_allclose(result["top5_scores"].sum(axis=1), 1.0, rtol=1e-5)
+    assert predictor.class_name(int(result["class_ids"][0])) in ("a", "b", "c")
