@@ -1,6 +1,5 @@
 """wsol-predict's image listing and header reading (no model)."""
 
-import os
 import struct
 import zlib
 

@@ -15,7 +15,6 @@ import glob
 import os
 import struct
 
-import numpy as np
 import tensorflow as tf
 
 from wsol_keras.data.pipeline import resize_image
