@@ -61,8 +61,10 @@ def parse_weights(weights):
     return weights
 
 
-def _top5(logits):
-    probs = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+def _top5(logits, multi_label=False):
+    # Multi-label models (VOC / COCO) score each class on its own: sigmoid.
+    logits = tf.cast(logits, tf.float32)
+    probs = tf.sigmoid(logits) if multi_label else tf.nn.softmax(logits, axis=-1)
     k = min(5, int(probs.shape[-1]))
     scores, ids = tf.math.top_k(probs, k=k)
     return ids, scores
@@ -72,7 +74,7 @@ class Predictor:
     """Batch of uint8 [B, S, S, 3] -> numpy dict (see module docstring).
 
     Result keys: "class_ids" int [B], "scores" float [B] (softmax of the
-    top-1 class), "top5_ids" / "top5_scores" [B, K], "maps" float32 [B, S, S]
+    top-1 class; sigmoid for multi-label workdirs), "top5_ids" / "top5_scores" [B, K], "maps" float32 [B, S, S]
     and, for box regressors, "boxes" [B, 4] xyxy in S x S pixels.
     """
 
@@ -120,6 +122,7 @@ def from_workdir(workdir, map_method=None, dgl_layer=None, cam_threshold=None):
         if dgl_layer:
             config.eval.dgl_layer = dgl_layer
     localizer = localization.Localizer.from_config(model, config)
+    multi_label = bool(data_info.get("multi_label", False))
     if cam_threshold is None:
         threshold, source = threshold_for(workdir, config, config.eval.map_method)
     else:
@@ -129,7 +132,7 @@ def from_workdir(workdir, map_method=None, dgl_layer=None, cam_threshold=None):
     @tf.function(reduce_retracing=True)
     def run(images):
         result = localizer(tf.cast(images, tf.float32))  # class_ids None: top-1
-        ids, scores = _top5(result["logits"])
+        ids, scores = _top5(result["logits"], multi_label)
         out = {
             "class_ids": result["class_ids"],
             "scores": scores[:, 0],
