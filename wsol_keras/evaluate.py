@@ -64,7 +64,21 @@ def _gt_boxes(batch):
     return [b[:n] for b, n in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
 
 
-def iterate(map_fn, source, split, batch_size, max_images=None, desc=None):
+def batch_results(map_fn):
+    """A `make_map_fn` function -> batch -> numpy results (what `iterate` calls).
+
+    `wsol_keras.score_maps` passes its own batch -> results function instead
+    (score maps read from files, no model).
+    """
+
+    def results_fn(batch):
+        images = tf.cast(batch["image"], tf.float32)
+        return {k: v.numpy() for k, v in map_fn(images, batch["label"]).items()}
+
+    return results_fn
+
+
+def iterate(results_fn, source, split, batch_size, max_images=None, desc=None):
     """Yields (batch, results) numpy dicts over a split, with a progress bar."""
     n = source.num_examples(split)
     if max_images:
@@ -74,13 +88,12 @@ def iterate(map_fn, source, split, batch_size, max_images=None, desc=None):
     if desc:
         logging.info("%s: %d images", desc, n)
     for batch in ds:
-        images = tf.cast(batch["image"], tf.float32)
-        results = {k: v.numpy() for k, v in map_fn(images, batch["label"]).items()}
-        bar.add(int(images.shape[0]))
+        results = results_fn(batch)
+        bar.add(int(batch["label"].shape[0]))
         yield batch, results
 
 
-def choose_cam_threshold(map_fn, source, config):
+def choose_cam_threshold(results_fn, source, config):
     """Box accuracy at IoU 0.5 (largest contour) on val; returns its argmax.
 
     Returns:
@@ -100,7 +113,7 @@ def choose_cam_threshold(map_fn, source, config):
     )
     seen = 0
     for batch, results in iterate(
-        map_fn,
+        results_fn,
         source,
         split,
         config.eval.batch_size,
@@ -130,11 +143,17 @@ def _thresholds(config):
     return np.arange(0.0, 1.0, float(config.eval.cam_threshold_step))
 
 
-def evaluate_model(model, source, config, split="test", on_batch=None):
-    """Runs the whole protocol; returns the metrics dict (percent)."""
+def evaluate_model(model, source, config, split="test", on_batch=None, results_fn=None):
+    """Runs the whole protocol; returns the metrics dict (percent).
+
+    `results_fn` (batch -> numpy "maps" and optionally "logits"/"boxes")
+    replaces the model (`model` may then be None). Without "logits" the
+    classification metrics and Top-1/5 Loc are left out (GT-known only).
+    """
     config_checks.check_config(config)
-    map_fn = make_map_fn(model, config)
-    threshold, threshold_info = choose_cam_threshold(map_fn, source, config)
+    if results_fn is None:
+        results_fn = batch_results(make_map_fn(model, config))
+    threshold, threshold_info = choose_cam_threshold(results_fn, source, config)
     thresholds = _thresholds(config)
     iou_levels = tuple(int(i) for i in config.eval.iou_thresholds)
     v1 = metrics_lib.BoxAccuracy(
@@ -150,8 +169,9 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
     top1 = top5 = count = boxed = 0
     has_masks = False
     size = int(config.data.image_size)
+    classified = True
     for batch, results in iterate(
-        map_fn,
+        results_fn,
         source,
         split,
         config.eval.batch_size,
@@ -160,9 +180,13 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
     ):
         labels = batch["label"].numpy()
         maps = results["maps"]
-        logits = results["logits"]
-        top1_ok = metrics_lib.top_k_correct(logits, labels, 1)
-        top5_ok = metrics_lib.top_k_correct(logits, labels, min(5, logits.shape[1]))
+        if "logits" in results:
+            logits = results["logits"]
+            top1_ok = metrics_lib.top_k_correct(logits, labels, 1)
+            top5_ok = metrics_lib.top_k_correct(logits, labels, min(5, logits.shape[1]))
+        else:  # score maps without a classifier: GT-known metrics only
+            classified = False
+            top1_ok = top5_ok = np.ones(len(labels), bool)
         top1 += int(top1_ok.sum())
         top5 += int(top5_ok.sum())
         count += len(labels)
@@ -213,6 +237,9 @@ def evaluate_model(model, source, config, split="test", on_batch=None):
         metrics.update(corloc.result())
     if has_masks:
         metrics.update(pxap.result())
+    if not classified:
+        for key in ("top1_cls", "top5_cls", "top1_loc", "top5_loc"):
+            metrics.pop(key, None)
     curves = v2.curves() if boxed else {}
     metrics["_curves"] = {str(k): np.asarray(v).tolist() for k, v in curves.items()}
     metrics["_thresholds"] = thresholds.tolist()

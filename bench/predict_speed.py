@@ -1,0 +1,76 @@
+"""wsol-predict throughput (images/s) on the synthetic test images.
+
+Trains the seconds-long smoke CAM workdir (weights do not change the cost),
+writes the synthetic test split as PNG files, then times
+`wsol_keras.predict.predict_images` end to end: decode + resize, the model and
+its maps, the box step, and writing every .npy map, overlay PNG and the JSONL.
+The first pass includes tracing the model function; the later passes
+(--overwrite into the same folder) are the steady state.
+
+    python bench/predict_speed.py                        # 500 images, batch 16, 3 passes
+    python bench/predict_speed.py --num_images 100 --passes 2
+
+Last line: one JSON object (images_per_s of each pass; ``steady_images_per_s``
+= the best pass after the first).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+from wsol_keras import image_files  # noqa: E402
+from wsol_keras import predict  # noqa: E402
+from wsol_keras import predictors  # noqa: E402
+from wsol_keras import train  # noqa: E402
+from wsol_keras.configs import synthetic_cam  # noqa: E402
+import write_synthetic_images  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--num_images", type=int, default=500)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--passes", type=int, default=3)
+    args = parser.parse_args()
+    work = tempfile.mkdtemp(prefix="predict_speed-")
+    config = synthetic_cam.get_config("smoke")
+    with config.unlocked():
+        config.data.synthetic.num_test = args.num_images
+    workdir = os.path.join(work, "run")
+    train.train(config, workdir)
+    images = os.path.join(work, "images")
+    write_synthetic_images.write_images(config.data, images, "test", args.num_images)
+    predictor = predictors.from_workdir(workdir)
+    paths, root = image_files.list_images(os.path.join(images, "list.txt"))
+    rates = []
+    for i in range(args.passes):
+        start = time.perf_counter()
+        summary = predict.predict_images(
+            predictor, paths, root, os.path.join(work, "out"),
+            batch_size=args.batch_size, overwrite=i > 0, verbose=False,
+        )
+        seconds = time.perf_counter() - start
+        assert summary["num_images"] == len(paths), summary
+        rates.append(len(paths) / seconds)
+        print(f"pass {i + 1}: {len(paths)} images in {seconds:.2f} s = {rates[-1]:.1f} images/s")
+    print(json.dumps({
+        "bench": "predict_speed",
+        "num_images": len(paths),
+        "image_size": predictor.image_size,
+        "batch_size": args.batch_size,
+        "model": "synthetic_cam smoke (small_cnn, CAM maps)",
+        "images_per_s": [round(r, 1) for r in rates],
+        "steady_images_per_s": round(max(rates[1:] or rates), 1),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()

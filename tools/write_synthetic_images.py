@@ -1,0 +1,60 @@
+"""Writes a split of the synthetic benchmark as PNG files, to try wsol-predict on.
+
+Usage:
+  PYTHONPATH=. python tools/write_synthetic_images.py --output=runs/synthetic_images \
+      [--config=configs/synthetic_cam.py] [--split=test] [--num=N]
+
+Each image is written at <output>/<image_id> (PNG bytes; the synthetic ids have
+no extension, e.g. synthetic/test/000000) and listed in <output>/list.txt, so
+`wsol-predict --images=<output>/list.txt` writes score maps under the data
+source's own ids and `wsol-score` can score them.
+"""
+
+import argparse
+import importlib.util
+import os
+
+import cv2
+
+from wsol_keras import data as data_lib
+
+
+def load_config(path):
+    name, _, arg = path.partition(":")
+    spec = importlib.util.spec_from_file_location("experiment_config", name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg or None)
+
+
+def write_images(data_config, output, split="test", num=None):
+    """Returns the list of written image ids."""
+    source = data_lib.get_source(data_config)
+    arrays = source.arrays(split)
+    ids = []
+    for image, image_id in list(zip(arrays["image"], arrays["image_id"]))[:num]:
+        path = os.path.join(output, image_id)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        ok, png = cv2.imencode(".png", image[..., ::-1])
+        assert ok, path
+        with open(path, "wb") as f:
+            f.write(png.tobytes())
+        ids.append(str(image_id))
+    with open(os.path.join(output, "list.txt"), "w") as f:
+        f.write("\n".join(ids) + "\n")
+    return ids
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--config", default="configs/synthetic_cam.py")
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--num", type=int, default=None)
+    args = parser.parse_args()
+    ids = write_images(load_config(args.config).data, args.output, args.split, args.num)
+    print(f"{len(ids)} images in {args.output} (list: {args.output}/list.txt)")
+
+
+if __name__ == "__main__":
+    main()
