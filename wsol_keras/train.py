@@ -20,11 +20,13 @@ from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import cli
 from wsol_keras import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras import evaluate
 from wsol_keras import multilabel_eval
+from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -276,50 +278,81 @@ def train(config, workdir, strategy=None):
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values=FLAGS):
     config_flags.DEFINE_config_file(
         "config",
         default_config_path(),
-        "Experiment config file (configs/*.py); fields can be overridden as "
-        "--config.train.epochs=3.",
+        "Experiment config file (configs/*.py, ':smoke' appended shrinks the "
+        "run); fields can be overridden as --config.train.epochs=3.",
         lock_config=True,
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
-        "workdir", None, "Directory for checkpoints, logs and " "the report."
+        "workdir",
+        None,
+        "Directory for checkpoints, logs and the report (required).",
+        flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "strategy",
         "default",
         ["default", "mirrored", "multiworker"],
         "tf.distribute strategy.",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "cpu_replicas",
         0,
         "Split the CPU into this many "
         "logical devices (to try --strategy=mirrored on CPU).",
+        flag_values=flag_values,
     )
-    flags.DEFINE_bool("evaluate", True, "Evaluate the test split after training.")
-    flags.mark_flags_as_required(["workdir"])
+    flags.DEFINE_bool(
+        "evaluate",
+        True,
+        "Evaluate the test split after training.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "print_config",
+        False,
+        "Print the effective config (file + --config.* overrides) and exit.",
+        flag_values=flag_values,
+    )
+    flags.register_multi_flags_validator(
+        ["workdir", "print_config"],
+        lambda f: bool(f["workdir"] or f["print_config"]),
+        message="--workdir is required (where the run is written)",
+        flag_values=flag_values,
+    )
 
 
 def main(argv):
     del argv
     config = FLAGS.config
+    if FLAGS.print_config:
+        cli.print_config(config)
+        return
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     model, source, data_info = train(config, FLAGS.workdir, strategy)
-    if FLAGS.evaluate and getattr(source, "multi_label", False):
+    if not FLAGS.evaluate:
+        return
+    if getattr(source, "multi_label", False):
         # VOC / COCO: SPN's own protocol (pointing game, CorLoc, mAP).
         result = multilabel_eval.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print("\n" + report.table_heading("test", config, "SPN multi-label protocol"))
         print(multilabel_eval.format_table(result))
-    elif FLAGS.evaluate:
+        files = "spn_protocol.json"
+    else:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print("\n" + report.table_heading("test", config))
         print(evaluate.format_table(metrics))
+        files = "metrics.json, heatmaps.png, box_accuracy.png"
+    print(f"Report written to {os.path.abspath(FLAGS.workdir)}/ ({files})")
 
 
 def run_main():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __doc__, "wsol-train", config_flag=True)
 
 
 if __name__ == "__main__":
