@@ -49,76 +49,123 @@ TOOLS = [
 ]
 
 
-def _console(prog, module, args, env_extra=None, timeout=240):
-    """Runs `module.run_main` as setuptools' console-script stub does.
-
-    The stub is a `__main__` without a docstring or flags of its own and
-    sys.argv[0] is the script name: the situation where absl's --help printed
-    only "Try --helpfull".
-    """
-    stub = (
-        "import sys; sys.argv[0] = %r; "
-        "from %s import run_main; sys.exit(run_main())" % (prog, module)
-    )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
-    env.pop("WSOL_TRACEBACK", None)
-    env.update(env_extra or {})
-    return subprocess.run(
-        [sys.executable, "-c", stub, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-_HELP_ALL = """
-import importlib, os, sys
-tools = %r
-mods = [importlib.import_module(m) for _, m, _ in tools]  # TensorFlow once
-for (prog, _, _), mod in zip(tools, mods):
-    sys.stdout.write("=== " + prog + "\\n"); sys.stdout.flush()
+_RUN_MANY = r"""
+import importlib, json, os, sys, tempfile
+cases = json.loads(sys.argv[1])
+for module in sorted({c["module"] for c in cases}):
+    importlib.import_module(module)  # TensorFlow once, before the forks
+results = []
+for case in cases:
+    out, err = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+    sys.stdout.flush(); sys.stderr.flush()
     pid = os.fork()
-    if pid == 0:  # a fresh flag registry per tool, as each console script has
-        sys.argv = [prog, "--help"]
+    if pid == 0:  # a fresh flag registry per run, as each console script has
+        os.dup2(out.fileno(), 1); os.dup2(err.fileno(), 2)
+        os.environ.pop("WSOL_TRACEBACK", None)
+        os.environ.update(case["env"])
+        sys.argv = [case["prog"]] + case["args"]
+        code = 0
         try:
-            mod.run_main()
-        finally:
-            sys.stdout.flush(); os._exit(0)
-    os.waitpid(pid, 0)
+            importlib.import_module(case["module"]).run_main()
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            import traceback; traceback.print_exc(); code = 99
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(code or 0)
+    _, status = os.waitpid(pid, 0)
+    out.seek(0); err.seek(0)
+    results.append([os.waitstatus_to_exitcode(status),
+                    out.read().decode(), err.read().decode()])
+print("@@RESULTS@@" + json.dumps(results))
 """
 
 
-@pytest.fixture(scope="module")
-def help_texts():
-    """--help of every tool as its console script prints it (one TF import)."""
+def run_consoles(cases):
+    """Runs console scripts as setuptools' stubs do, one TF import for all.
+
+    Each case is (prog, module, args[, env]); returns [(returncode, stdout,
+    stderr)]. A console-script stub is a `__main__` without a docstring or
+    flags of its own and sys.argv[0] is the script name: where absl's --help
+    printed only "Try --helpfull". Each run is a fork, so each has a fresh
+    flag registry like a new process.
+    """
+    payload = [
+        {"prog": c[0], "module": c[1], "args": list(c[2]), "env": c[3] if len(c) > 3 else {}}
+        for c in cases
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
     proc = subprocess.run(
-        [sys.executable, "-c", _HELP_ALL % (TOOLS,)],
+        [sys.executable, "-c", _RUN_MANY, json.dumps(payload)],
         cwd=REPO,
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    texts = {}
-    for chunk in proc.stdout.split("=== ")[1:]:
-        prog, _, text = chunk.partition("\n")
-        texts[prog] = text
-    return texts
+    assert "@@RESULTS@@" in proc.stdout, proc.stderr[-3000:]
+    return json.loads(proc.stdout.split("@@RESULTS@@")[-1])
+
+
+MISSING_WORKDIR = "/nonexistent/wsol_cli_test_workdir"
+
+
+@pytest.fixture(scope="module")
+def console_runs():
+    """--help of every tool, a bad --workdir (plain and with WSOL_TRACEBACK=1),
+    and --print_config: all in one subprocess."""
+    cases = [(prog, module, ["--help"]) for prog, module, _ in TOOLS]
+    cases += [
+        ("wsol-eval", "wsol_keras.evaluate", [f"--workdir={MISSING_WORKDIR}"]),
+        (
+            "wsol-eval",
+            "wsol_keras.evaluate",
+            [f"--workdir={MISSING_WORKDIR}"],
+            {"WSOL_TRACEBACK": "1"},
+        ),
+        (
+            "wsol-train",
+            "wsol_keras.train",
+            [
+                "--config=configs/synthetic_cam.py:smoke",
+                "--config.train.epochs=7",
+                "--print_config",
+            ],
+        ),
+    ]
+    results = run_consoles(cases)
+    runs = {prog + " --help": r for (prog, _, _), r in zip(TOOLS, results)}
+    runs["bad workdir"], runs["bad workdir traceback"], runs["print_config"] = results[
+        len(TOOLS) :
+    ]
+    return runs
 
 
 @pytest.mark.parametrize("prog,module,names", TOOLS, ids=[t[0] for t in TOOLS])
-def test_help_lists_the_tools_own_flags(help_texts, prog, module, names):
+def test_help_lists_the_tools_own_flags(console_runs, prog, module, names):
     # Before: the console script's --help printed only "Try --helpfull".
-    out = help_texts[prog]
+    _, out, err = console_runs[prog + " --help"]
     for name in names + ["traceback"]:
-        assert re.search(rf"^  --(\[no\])?{name}\b", out, re.M), (name, out)
+        assert re.search(rf"^  --(\[no\])?{name}\b", out, re.M), (name, out, err[-2000:])
     assert out.lstrip().startswith(sys.modules[module].__doc__.strip().splitlines()[0])
     if prog == "wsol-train":
         assert "wsol_keras/configs/base.py" in out and "--config." in out
+
+
+def test_bad_input_is_one_line_and_traceback_on_request(console_runs):
+    rc, _, err = console_runs["bad workdir"]
+    assert rc == 1, err[-2000:]
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("wsol-eval: error: ") and MISSING_WORKDIR in last, last
+    rc, _, err = console_runs["bad workdir traceback"]
+    assert rc != 0 and "Traceback" in err and "FileNotFoundError" in err
+
+
+def test_print_config_shows_overrides_without_a_workdir(console_runs):
+    rc, out, err = console_runs["print_config"]
+    assert rc == 0, err[-2000:]
+    assert "epochs: 7" in out and "backbone: small_cnn" in out
 
 
 def test_help_lists_flags_of_every_tool_defined_once():
@@ -139,23 +186,6 @@ def _tiny_workdir(tmp_path):
     workdir_lib.write_config(wd, config, DATA_INFO)
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(wd))
     return wd, model, config
-
-
-@pytest.mark.slow
-def test_bad_input_is_one_line_and_traceback_on_request(tmp_path):
-    missing = str(tmp_path / "no_such_workdir")
-    proc = _console("wsol-eval", "wsol_keras.evaluate", [f"--workdir={missing}"])
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("wsol-eval: error: ") and missing in last, last
-    proc = _console(
-        "wsol-eval",
-        "wsol_keras.evaluate",
-        [f"--workdir={missing}"],
-        env_extra={"WSOL_TRACEBACK": "1"},
-    )
-    assert proc.returncode != 0 and "Traceback" in proc.stderr
 
 
 def test_guarded_main_one_line_exit_1_and_bugs_keep_traceback(capsys):
@@ -182,21 +212,6 @@ def test_guarded_main_one_line_exit_1_and_bugs_keep_traceback(capsys):
     fv["traceback"].value = True
     with pytest.raises(ValueError):
         cli.guarded(bad_value, "wsol-x", fv)(["prog"])
-
-
-@pytest.mark.slow
-def test_print_config_shows_overrides_without_a_workdir():
-    proc = _console(
-        "wsol-train",
-        "wsol_keras.train",
-        [
-            "--config=configs/synthetic_cam.py:smoke",
-            "--config.train.epochs=7",
-            "--print_config",
-        ],
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "epochs: 7" in proc.stdout and "backbone: small_cnn" in proc.stdout
 
 
 def test_train_requires_workdir_unless_printing_config():
