@@ -299,17 +299,22 @@ def define_flags(flag_values=FLAGS):
     flags.mark_flags_as_required(["workdir"], flag_values=flag_values)
 
 
-def main(argv):
-    del argv
-    model, config, _ = workdir_lib.load_model(FLAGS.workdir)
+def _apply_flags(config):
     with config.unlocked():
         for field in ("map_method", "dgl_layer", "cam_threshold", "max_images"):
             value = getattr(FLAGS, field)
             if value is not None:
                 config.eval[field] = value
-    if FLAGS.print_config:
-        cli.print_config(config)
+    return config
+
+
+def main(argv):
+    del argv
+    if FLAGS.print_config:  # no model needed
+        cli.print_config(_apply_flags(workdir_lib.read_config(FLAGS.workdir)[0]))
         return
+    model, config, _ = workdir_lib.load_model(FLAGS.workdir)
+    _apply_flags(config)
     if FLAGS.list_layers:
         print(dual_gradient.format_layer_paths(model))
         return
