@@ -111,9 +111,10 @@ MISSING_WORKDIR = "/nonexistent/wsol_cli_test_workdir"
 
 
 @pytest.fixture(scope="module")
-def console_runs():
+def console_runs(tmp_path_factory):
     """--help of every tool, a bad --workdir (plain and with WSOL_TRACEBACK=1),
-    and --print_config: all in one subprocess."""
+    --print_config and a smoke training run: all in one subprocess."""
+    smoke_workdir = str(tmp_path_factory.mktemp("cli") / "smoke")
     cases = [(prog, module, ["--help"]) for prog, module, _ in TOOLS]
     cases += [
         ("wsol-eval", "wsol_keras.evaluate", [f"--workdir={MISSING_WORKDIR}"]),
@@ -132,15 +133,25 @@ def console_runs():
                 "--print_config",
             ],
         ),
+        (
+            "wsol-train",
+            "wsol_keras.train",
+            [
+                "--config=configs/synthetic_cam.py:smoke",
+                f"--workdir={smoke_workdir}",
+            ],
+            {"CI": "1"},
+        ),
     ]
     results = run_consoles(cases)
     runs = {prog + " --help": r for (prog, _, _), r in zip(TOOLS, results)}
-    runs["bad workdir"], runs["bad workdir traceback"], runs["print_config"] = results[
-        len(TOOLS) :
-    ]
+    names = ["bad workdir", "bad workdir traceback", "print_config", "smoke train"]
+    runs.update(zip(names, results[len(TOOLS) :]))
+    runs["smoke workdir"] = smoke_workdir
     return runs
 
 
+@pytest.mark.slow  # shares console_runs: one subprocess, ~30 s in all
 @pytest.mark.parametrize("prog,module,names", TOOLS, ids=[t[0] for t in TOOLS])
 def test_help_lists_the_tools_own_flags(console_runs, prog, module, names):
     # Before: the console script's --help printed only "Try --helpfull".
@@ -152,6 +163,7 @@ def test_help_lists_the_tools_own_flags(console_runs, prog, module, names):
         assert "wsol_keras/configs/base.py" in out and "--config." in out
 
 
+@pytest.mark.slow  # shares console_runs: one subprocess, ~30 s in all
 def test_bad_input_is_one_line_and_traceback_on_request(console_runs):
     rc, _, err = console_runs["bad workdir"]
     assert rc == 1, err[-2000:]
@@ -162,10 +174,23 @@ def test_bad_input_is_one_line_and_traceback_on_request(console_runs):
     assert rc != 0 and "Traceback" in err and "FileNotFoundError" in err
 
 
+@pytest.mark.slow  # shares console_runs: one subprocess, ~30 s in all
 def test_print_config_shows_overrides_without_a_workdir(console_runs):
     rc, out, err = console_runs["print_config"]
     assert rc == 0, err[-2000:]
     assert "epochs: 7" in out and "backbone: small_cnn" in out
+
+
+@pytest.mark.slow  # shares console_runs: one subprocess, ~30 s in all
+def test_training_names_split_map_and_report_location(console_runs):
+    rc, out, err = console_runs["smoke train"]
+    assert rc == 0, err[-3000:]
+    lines = out.splitlines()
+    heading = lines.index("cam / small_cnn, test split, map cam:")
+    assert lines[heading + 1].startswith("metric")  # right above the table
+    workdir = console_runs["smoke workdir"]
+    assert f"Report written to {workdir}/ (metrics.json, heatmaps.png, box_accuracy.png)" in lines
+    assert os.path.exists(os.path.join(workdir, "heatmaps.png"))
 
 
 def test_help_lists_flags_of_every_tool_defined_once():
