@@ -22,6 +22,7 @@ from wsol_keras import backbones
 from wsol_keras import cli
 from wsol_keras import dual_gradient
 from wsol_keras import evaluate
+from wsol_keras import layer_paths
 from wsol_keras import train
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.configs import base as config_base
@@ -42,10 +43,26 @@ DATA_INFO = {
 
 # (console script, module, flags its --help must list)
 TOOLS = [
-    ("wsol-train", "wsol_keras.train", ["workdir", "config", "strategy", "print_config"]),
-    ("wsol-eval", "wsol_keras.evaluate", ["workdir", "dgl_layer", "list_layers", "print_config"]),
-    ("wsol-export", "wsol_keras.export.export_saved_model", ["workdir", "output", "version"]),
-    ("wsol-export-tflite", "wsol_keras.export.export_tflite", ["workdir", "variants", "postprocess"]),
+    (
+        "wsol-train",
+        "wsol_keras.train",
+        ["workdir", "config", "strategy", "print_config"],
+    ),
+    (
+        "wsol-eval",
+        "wsol_keras.evaluate",
+        ["workdir", "dgl_layer", "list_layers", "print_config"],
+    ),
+    (
+        "wsol-export",
+        "wsol_keras.export.export_saved_model",
+        ["workdir", "output", "version"],
+    ),
+    (
+        "wsol-export-tflite",
+        "wsol_keras.export.export_tflite",
+        ["workdir", "variants", "postprocess"],
+    ),
 ]
 
 
@@ -91,7 +108,12 @@ def run_consoles(cases):
     flag registry like a new process.
     """
     payload = [
-        {"prog": c[0], "module": c[1], "args": list(c[2]), "env": c[3] if len(c) > 3 else {}}
+        {
+            "prog": c[0],
+            "module": c[1],
+            "args": list(c[2]),
+            "env": c[3] if len(c) > 3 else {},
+        }
         for c in cases
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO)
@@ -157,7 +179,11 @@ def test_help_lists_the_tools_own_flags(console_runs, prog, module, names):
     # Before: the console script's --help printed only "Try --helpfull".
     _, out, err = console_runs[prog + " --help"]
     for name in names + ["traceback"]:
-        assert re.search(rf"^  --(\[no\])?{name}\b", out, re.M), (name, out, err[-2000:])
+        assert re.search(rf"^  --(\[no\])?{name}\b", out, re.M), (
+            name,
+            out,
+            err[-2000:],
+        )
     assert out.lstrip().startswith(sys.modules[module].__doc__.strip().splitlines()[0])
     if prog == "wsol-train":
         assert "wsol_keras/configs/base.py" in out and "--config." in out
@@ -189,7 +215,10 @@ def test_training_names_split_map_and_report_location(console_runs):
     heading = lines.index("cam / small_cnn, test split, map cam:")
     assert lines[heading + 1].startswith("metric")  # right above the table
     workdir = console_runs["smoke workdir"]
-    assert f"Report written to {workdir}/ (metrics.json, heatmaps.png, box_accuracy.png)" in lines
+    assert (
+        f"Report written to {workdir}/ (metrics.json, heatmaps.png, box_accuracy.png)"
+        in lines
+    )
     assert os.path.exists(os.path.join(workdir, "heatmaps.png"))
 
 
@@ -248,7 +277,7 @@ def test_train_requires_workdir_unless_printing_config():
 
 def test_layer_paths_mark_spatial_layers_and_errors_list_full_paths(tmp_path):
     _, model, _ = _tiny_workdir(tmp_path)
-    entries = {e.path: e for e in dual_gradient.layer_paths(model)}
+    entries = {e.path: e for e in layer_paths.layer_paths(model)}
     relu = "backbone/small_cnn_features/stage3_relu1"
     assert entries[relu].dgl and entries[relu].shape[1:] == (S // 4, S // 4, 128)
     assert not entries["backbone/small_cnn_features/stage3_bn1"].dgl
@@ -256,7 +285,7 @@ def test_layer_paths_mark_spatial_layers_and_errors_list_full_paths(tmp_path):
     # Every listed path resolves to the layer it names.
     for path in entries:
         assert dual_gradient.resolve_layer(model, path).name == path.split("/")[-1]
-    text = dual_gradient.format_layer_paths(model)
+    text = layer_paths.format_layer_paths(model)
     assert f"* {relu}" in text
     with pytest.raises(ValueError) as e:
         dual_gradient.resolve_layer(model, "stage3_relu1")
@@ -270,8 +299,13 @@ def test_table_heading_and_heatmap_grid_title(tmp_path):
     config.eval.map_method = "dgl"
     config.eval.dgl_layer = "backbone/x/stage3_relu1"
     heading = report.table_heading("val", config)
-    assert heading == "cam / small_cnn, val split, map dgl on layer backbone/x/stage3_relu1:"
-    collector = report.ExampleCollector(2, ["a", "b"], title=report.grid_title("val", config))
+    assert (
+        heading
+        == "cam / small_cnn, val split, map dgl on layer backbone/x/stage3_relu1:"
+    )
+    collector = report.ExampleCollector(
+        2, ["a", "b"], title=report.grid_title("val", config)
+    )
     batch = {
         "image": np.zeros((2, S, S, 3), np.uint8),
         "num_boxes": np.array([1, 1]),
@@ -301,7 +335,10 @@ def test_table_heading_and_heatmap_grid_title(tmp_path):
     finally:
         plt.close = original
     fig = saved["fig"]
-    assert fig._suptitle.get_text() == "cam / small_cnn - map dgl on layer backbone/x/stage3_relu1 - val split"
+    assert (
+        fig._suptitle.get_text()
+        == "cam / small_cnn - map dgl on layer backbone/x/stage3_relu1 - val split"
+    )
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
     assert labels == ["predicted box (CAM threshold 0.50)", "ground truth"]
     assert (tmp_path / "heatmaps.png").stat().st_size > 0
@@ -334,7 +371,9 @@ def test_serving_client_without_server_is_one_line(tmp_path, capsys):
     image = tmp_path / "a.jpg"
     image.write_bytes(b"\xff\xd8 not really a jpeg")
     with pytest.raises(SystemExit) as e:
-        client.main(["--model_name=m", f"--images={image}", "--port=1", "--host=127.0.0.1"])
+        client.main(
+            ["--model_name=m", f"--images={image}", "--port=1", "--host=127.0.0.1"]
+        )
     message = str(e.value.code)
     assert message.startswith("client.py: error: no TF Serving REST server reachable")
     assert "127.0.0.1:1" in message and "\n" not in message
@@ -342,7 +381,9 @@ def test_serving_client_without_server_is_one_line(tmp_path, capsys):
 
 def test_serving_client_prints_heatmaps_only_when_asked():
     heat = np.ones((4, 4)).tolist()
-    rest = [{"classes": [1], "scores": [0.9], "boxes": [[0, 0, 3, 3]], "heatmaps": heat}]
+    rest = [
+        {"classes": [1], "scores": [0.9], "boxes": [[0, 0, 3, 3]], "heatmaps": heat}
+    ]
     short = client.summarize(rest)
     assert short[0]["heatmaps"] == {"shape": [4, 4]} and short[0]["classes"] == [1]
     assert client.summarize(rest, heatmaps=True)[0]["heatmaps"] == heat

@@ -149,9 +149,13 @@ def exported(tmp_path_factory):
     wd = str(base / "workdir")
     workdir_lib.write_config(wd, config, data_info)
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(wd))
-    workdir_lib.write_json_atomic(os.path.join(wd, "metrics.json"), {"cam_threshold": 0.3})
+    workdir_lib.write_json_atomic(
+        os.path.join(wd, "metrics.json"), {"cam_threshold": 0.3}
+    )
     tflite_dir = str(base / "tflite")
-    tflite_lib.export_tflite(wd, tflite_dir, variants=("float32",), postprocess="heatmap")
+    tflite_lib.export_tflite(
+        wd, tflite_dir, variants=("float32",), postprocess="heatmap"
+    )
     return {"workdir": wd, "tflite": tflite_dir, "cwd": str(base)}
 
 
@@ -253,7 +257,9 @@ def normalize_args(args):
         if token == "...":
             continue
         match = re.match(r"^--config=(.*)$", token)
-        if match and not os.path.exists(os.path.join(ROOT, match.group(1).split(":")[0])):
+        if match and not os.path.exists(
+            os.path.join(ROOT, match.group(1).split(":")[0])
+        ):
             token = f"--config={DEFAULT_CONFIG}"
         out.append(token)
     return out
@@ -298,9 +304,9 @@ def test_shell_command_arguments_parse(line, tokens):
     where = f"README.md line {line}: {' '.join(tokens)}"
     if skip is not None:
         return  # see SKIPPED_PROGRAMS for why
-    assert module is not None, (
-        f"{where}: no rule for program {tokens[0]!r} in tests/test_readme.py"
-    )
+    assert (
+        module is not None
+    ), f"{where}: no rule for program {tokens[0]!r} in tests/test_readme.py"
     if "--help" in args or "--helpfull" in args:
         importlib.import_module(module)  # --help itself: tests/test_cli.py
         return
@@ -321,4 +327,6 @@ def test_rules_catch_a_command_missing_its_workdir():
             normalize_args(["--split=val", "--sweep_layers=a,b"]),
         )
     with pytest.raises(Exception, match="no_such_flag"):
-        check_arguments("wsol_keras.train", "wsol-train", ["--workdir=x", "--no_such_flag=1"])
+        check_arguments(
+            "wsol_keras.train", "wsol-train", ["--workdir=x", "--no_such_flag=1"]
+        )

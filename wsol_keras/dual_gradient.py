@@ -41,12 +41,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import layer_paths as layer_paths_lib
+
 
 __all__ = [
     "DualGradient",
     "METHODS_DGL",
-    "format_layer_paths",
-    "layer_paths",
     "resolve_layer",
 ]
 
@@ -83,7 +83,7 @@ def resolve_layer(model, path):
             if isinstance(attr, keras.layers.Layer):
                 found = attr
         if found is None:
-            usable = [p.path for p in layer_paths(model) if p.dgl]
+            usable = [p.path for p in layer_paths_lib.layer_paths(model) if p.dgl]
             shown = usable[-12:]  # the deepest ones: the usual DGL choices
             close = [p for p in usable if p.endswith("/" + path)]
             raise ValueError(
@@ -91,87 +91,15 @@ def resolve_layer(model, path):
                 f"{current.name!r}."
                 + (f" Did you mean {close[0]!r}?" if len(close) == 1 else "")
                 + " Paths with spatial maps"
-                + (f" (last {len(shown)} of {len(usable)})" if len(shown) < len(usable) else "")
+                + (
+                    f" (last {len(shown)} of {len(usable)})"
+                    if len(shown) < len(usable)
+                    else ""
+                )
                 + f": {', '.join(shown)}; all paths: wsol-eval --workdir=W --list_layers"
             )
         current = found
     return current
-
-
-class LayerPath:
-    """One entry of `layer_paths`: path, layer class, output shape, DGL use."""
-
-    def __init__(self, path, kind, shape, dgl):
-        self.path, self.kind, self.shape, self.dgl = path, kind, shape, dgl
-
-    def __repr__(self):
-        return f"LayerPath({self.path!r}, {self.kind}, {self.shape}, dgl={self.dgl})"
-
-
-# Layers whose [B, H, W, K] output is a feature map DGL's Eq. 5-8 apply to
-# (DGL Table 1 sweeps conv / ReLU / pooling outputs); batch norms, inputs and
-# preprocessing are listed but not marked.
-_DGL_KINDS = (
-    "Conv",
-    "ReLU",
-    "Activation",
-    "Pooling",
-    "Concatenate",
-    "Add",
-)
-
-
-def _output_shape(layer):
-    try:
-        return tuple(layer.output.shape)
-    except (AttributeError, ValueError):  # subclassed layers: no symbolic output
-        return None
-
-
-def layer_paths(model):
-    """Every nested layer's `resolve_layer` path, depth first, in model order.
-
-    Returns:
-        list of `LayerPath` (``.path``, ``.kind`` class name, ``.shape`` output
-        shape or None, ``.dgl`` True where DGL / Grad-CAM maps make sense: a
-        conv, activation, pooling or merge layer with a spatial [B, H, W, K]
-        output).
-    """
-    found = []
-
-    def walk(layer, prefix):
-        for sub in getattr(layer, "layers", None) or []:
-            path = prefix + sub.name
-            shape = _output_shape(sub)
-            kind = type(sub).__name__
-            dgl = (
-                shape is not None
-                and len(shape) == 4
-                and not getattr(sub, "layers", None)
-                and any(k in kind for k in _DGL_KINDS)
-            )
-            found.append(LayerPath(path, kind, shape, dgl))
-            walk(sub, path + "/")
-
-    walk(model, "")
-    return found
-
-
-def format_layer_paths(model):
-    """`layer_paths` as text, one per line; ``*`` marks the DGL-usable ones."""
-    entries = layer_paths(model)
-    width = max([len(e.path) for e in entries] + [4])
-    lines = ["  " + "path".ljust(width) + "  layer / output shape"]
-    for e in entries:
-        shape = "" if e.shape is None else str(tuple(e.shape)).replace("None", "B")
-        lines.append(
-            ("* " if e.dgl else "  ") + e.path.ljust(width) + f"  {e.kind} {shape}"
-        )
-    lines.append(
-        "* = spatial feature map: usable as --dgl_layer / --sweep_layers "
-        "(DGL, PCS, Grad-CAM)"
-    )
-    return "\n".join(lines)
 
 
 def _is_softmax(fn):

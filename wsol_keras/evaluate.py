@@ -20,7 +20,6 @@ metrics from those boxes, while MaxBoxAcc / PxAP still measure their maps.
 
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import keras
@@ -32,7 +31,7 @@ from wsol_keras import cli
 from wsol_keras import config_checks
 from wsol_keras import data as data_lib
 from wsol_keras import dgl_sweep
-from wsol_keras import dual_gradient
+from wsol_keras import layer_paths
 from wsol_keras import localization
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
@@ -316,7 +315,7 @@ def main(argv):
     model, config, _ = workdir_lib.load_model(FLAGS.workdir)
     _apply_flags(config)
     if FLAGS.list_layers:
-        print(dual_gradient.format_layer_paths(model))
+        print(layer_paths.format_layer_paths(model))
         return
     source = data_lib.get_source(config.data)
     if FLAGS.sweep_layers:

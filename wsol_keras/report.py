@@ -33,9 +33,7 @@ def describe_map(config):
 def table_heading(split, config, protocol=None):
     """The line above a metrics table: what was evaluated, on which split."""
     what = protocol or f"map {describe_map(config)}"
-    return (
-        f"{config.method.name} / {config.model.backbone}, {split} split, {what}:"
-    )
+    return f"{config.method.name} / {config.model.backbone}, {split} split, {what}:"
 
 
 def grid_title(split, config):
@@ -127,9 +125,13 @@ class ExampleCollector:
             pred_label += f" (CAM threshold {self.threshold:.2f})"
         handles = [
             plt.Rectangle((0, 0), 1, 1, fill=False, color=PRED_COLOR, label=pred_label),
-            plt.Rectangle((0, 0), 1, 1, fill=False, color=GT_COLOR, label="ground truth"),
+            plt.Rectangle(
+                (0, 0), 1, 1, fill=False, color=GT_COLOR, label="ground truth"
+            ),
         ]
-        fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
+        fig.legend(
+            handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False
+        )
         if self.title:
             fig.suptitle(self.title, fontsize=9)
         # Room for the title above and the legend below the grid.

@@ -12,7 +12,6 @@ evaluation report (metrics.json, heatmaps.png, box_accuracy.png).
 
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import keras

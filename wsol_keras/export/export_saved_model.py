@@ -21,12 +21,21 @@ def define_flags(flag_values=FLAGS):
     fv = {"flag_values": flag_values}
     flags.DEFINE_string("workdir", None, "A wsol-train workdir.", **fv)
     flags.DEFINE_string(
-        "output", None, "Export base folder (TF Serving's model base path parent).", **fv)
+        "output",
+        None,
+        "Export base folder (TF Serving's model base path parent).",
+        **fv,
+    )
     flags.DEFINE_string(
-        "model_name", None, "Served model name (default: <method>_<backbone>).", **fv)
-    flags.DEFINE_integer("version", None, "Version number (default: next free one).", **fv)
+        "model_name", None, "Served model name (default: <method>_<backbone>).", **fv
+    )
+    flags.DEFINE_integer(
+        "version", None, "Version number (default: next free one).", **fv
+    )
     flags.DEFINE_integer("top_k", 5, "Classes returned per image.", **fv)
-    flags.DEFINE_integer("heatmap_size", None, "Heat map side (default: input size).", **fv)
+    flags.DEFINE_integer(
+        "heatmap_size", None, "Heat map side (default: input size).", **fv
+    )
     flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.", **fv)
     flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 

@@ -26,8 +26,12 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_list(
         "variants",
         ["float32", "float16", "dynamic_int8", "int8"],
-        "Variants to write.", **fv)
-    flags.DEFINE_integer("num_calibration", 64, "Training images for int8 calibration.", **fv)
+        "Variants to write.",
+        **fv,
+    )
+    flags.DEFINE_integer(
+        "num_calibration", 64, "Training images for int8 calibration.", **fv
+    )
     flags.DEFINE_enum(
         "postprocess",
         "box",
@@ -35,7 +39,9 @@ def define_flags(flag_values=FLAGS):
         "Most post-processing to put in the float models' graphs; a level whose "
         "ops do not convert to TFLite builtins falls back to the next one and "
         "the host computes the rest (one line per variant says which; "
-        "WSOL_TFLITE_VERBOSE=1 shows the converter's diagnostics).", **fv)
+        "WSOL_TFLITE_VERBOSE=1 shows the converter's diagnostics).",
+        **fv,
+    )
     flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 
 

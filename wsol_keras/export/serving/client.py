@@ -242,7 +242,9 @@ def main(argv=None):
     except Exception as error:  # pylint: disable=broad-except
         reason = _connection_error(error)
         if reason is not None:
-            reason += f" [{args.protocol} {args.host}:{port}, model {args.model_name!r}]"
+            reason += (
+                f" [{args.protocol} {args.host}:{port}, model {args.model_name!r}]"
+            )
         elif isinstance(error, (OSError, ValueError, TypeError)):
             reason = str(error)  # an unreadable image file, a bad argument
         if reason is None or args.traceback:
