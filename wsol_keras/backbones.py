@@ -196,6 +196,35 @@ def _vgg_pool4_stride_one(model):
     return clone_model
 
 
+# Spellings of "no pretrained weights" (config fields are strings on the
+# command line: --config.model.weights=None arrives as "None").
+_NO_WEIGHTS = ("", "none", "null", "random", "scratch")
+
+
+def normalize_weights(weights):
+    """None for "no weights" (None, "None", "none", "", ...), else unchanged."""
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights.strip().lower() in _NO_WEIGHTS:
+        return None
+    return weights
+
+
+def _is_download_failure(error):
+    # keras.utils.get_file raises Exception("URL fetch failure on ...") wrapping
+    # urllib's URLError / HTTPError; socket errors come through as OSError.
+    import urllib.error  # pylint: disable=g-import-not-at-top
+
+    seen, e = 0, error
+    while e is not None and seen < 5:
+        if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError)):
+            return True
+        if "URL fetch failure" in str(e) or "url fetch failure" in str(e).lower():
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False
+
+
 def build_backbone(
     name,
     image_size,
@@ -210,7 +239,8 @@ def build_backbone(
     Args:
         name: a key of `BACKBONES`.
         image_size: int or (height, width) of the input.
-        weights: "imagenet", None (random init) or a path to a local weights file.
+        weights: "imagenet", None (random init; also "none", "None", "") or a
+            path to a local weights file.
         levels: if True the model returns the three `spec.levels` feature maps
             (shallow to deep); otherwise the single CAM feature map.
         resnet_last_stride: 1 or 2; 1 keeps 14x14 maps at 224 for resnet50.
@@ -225,6 +255,7 @@ def build_backbone(
         raise ValueError(
             f"unknown backbone {name!r}; choose one of " f"{sorted(BACKBONES)}"
         )
+    weights = normalize_weights(weights)
     if (
         isinstance(weights, str)
         and weights != "imagenet"
@@ -235,7 +266,18 @@ def build_backbone(
     size = (
         (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     )
-    net = spec.constructor((*size, 3), weights)
+    try:
+        net = spec.constructor((*size, 3), weights)
+    except Exception as error:  # pylint: disable=broad-except
+        if weights == "imagenet" and _is_download_failure(error):
+            raise OSError(
+                f"could not download the ImageNet weights of backbone {name!r} "
+                f"({type(error).__name__}: {error}). Offline, pass a local "
+                "weights file (--config.model.weights=/path/to/weights.h5, the "
+                "keras.applications file for this backbone without its top), "
+                "or train from scratch with --config.model.weights=none."
+            ) from error
+        raise
     if name == "resnet50" and resnet_last_stride == 1:
         net = _resnet_stride_one(net)
     elif resnet_last_stride not in (1, 2):

@@ -41,6 +41,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import layer_paths as layer_paths_lib
+
 
 __all__ = [
     "DualGradient",
@@ -81,11 +83,20 @@ def resolve_layer(model, path):
             if isinstance(attr, keras.layers.Layer):
                 found = attr
         if found is None:
-            names = [l.name for l in (getattr(current, "layers", None) or [])]
+            usable = [p.path for p in layer_paths_lib.layer_paths(model) if p.dgl]
+            shown = usable[-12:]  # the deepest ones: the usual DGL choices
+            close = [p for p in usable if p.endswith("/" + path)]
             raise ValueError(
                 f"DualGradient: layer path {path!r}: no sub-layer {part!r} in "
-                f"{current.name!r}; available: {names[:40]}"
-                + (" ..." if len(names) > 40 else "")
+                f"{current.name!r}."
+                + (f" Did you mean {close[0]!r}?" if len(close) == 1 else "")
+                + " Paths with spatial maps"
+                + (
+                    f" (last {len(shown)} of {len(usable)})"
+                    if len(shown) < len(usable)
+                    else ""
+                )
+                + f": {', '.join(shown)}; all paths: wsol-eval --workdir=W --list_layers"
             )
         current = found
     return current

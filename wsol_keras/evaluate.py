@@ -26,7 +26,6 @@ metrics from those boxes, while MaxBoxAcc / PxAP still measure their maps.
 
 import os
 
-from absl import app
 from absl import flags
 from absl import logging
 import keras
@@ -34,10 +33,12 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import boxes as boxes_lib
+from wsol_keras import cli
 from wsol_keras import config_checks
 from wsol_keras import data as data_lib
 from wsol_keras import dgl_sweep
 from wsol_keras import eval_records
+from wsol_keras import layer_paths
 from wsol_keras import localization
 from wsol_keras import metrics as metrics_lib
 from wsol_keras import report
@@ -251,7 +252,9 @@ class _Report:
 
     def __init__(self, model, source, config, workdir, split, max_images_override):
         self.collector = report.ExampleCollector(
-            config.eval.num_visualize, source.class_names
+            config.eval.num_visualize,
+            source.class_names,
+            title=report.grid_title(split, config),
         )
         metrics = evaluate_model(model, source, config, split, on_batch=self.collector)
         self.curves = metrics.pop("_curves")
@@ -364,37 +367,71 @@ def format_table(metrics):
 FLAGS = flags.FLAGS
 
 
-def define_flags():
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir.")
-    flags.DEFINE_string("split", "test", "Split to evaluate.")
+def define_flags(flag_values=FLAGS):
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("workdir", None, "A wsol-train workdir (required).", **fv)
+    flags.DEFINE_string("split", "test", "Split to evaluate.", **fv)
     flags.DEFINE_string(
         "map_method",
         None,
         "cam | topk | dgl | pcs | gradcam (default: the workdir's config).",
+        **fv,
     )
-    flags.DEFINE_string("dgl_layer", None, "Layer path for dgl / pcs / gradcam maps.")
+    flags.DEFINE_string(
+        "dgl_layer",
+        None,
+        "Full layer path for dgl / pcs / gradcam maps, e.g. "
+        "backbone/small_cnn_features/stage3_relu1 (see --list_layers).",
+        **fv,
+    )
     flags.DEFINE_float(
-        "cam_threshold", None, "Fixed CAM threshold (default: " "chosen on val)."
+        "cam_threshold", None, "Fixed CAM threshold (default: chosen on val).", **fv
     )
-    flags.DEFINE_integer("max_images", None, "Evaluate at most this many.")
+    flags.DEFINE_integer("max_images", None, "Evaluate at most this many.", **fv)
     flags.DEFINE_list(
         "sweep_layers",
         None,
         "Instead of the full protocol, sweep DGL (or --map_method=gradcam) maps "
         "of these layer paths in one pass and print GT-known Loc / MaxBoxAccV2 "
         "per layer (DGL Table 1); writes dgl_sweep.json.",
+        **fv,
     )
-    flags.mark_flags_as_required(["workdir"])
+    flags.DEFINE_bool(
+        "list_layers",
+        False,
+        "Print the model's layer paths (marking those usable as --dgl_layer / "
+        "--sweep_layers) and exit.",
+        **fv,
+    )
+    flags.DEFINE_bool(
+        "print_config",
+        False,
+        "Print the effective config (the workdir's, with these flags applied) "
+        "and exit.",
+        **fv,
+    )
+    flags.mark_flags_as_required(["workdir"], flag_values=flag_values)
 
 
-def main(argv):
-    del argv
-    model, config, _ = workdir_lib.load_model(FLAGS.workdir)
+def _apply_flags(config):
     with config.unlocked():
         for field in ("map_method", "dgl_layer", "cam_threshold", "max_images"):
             value = getattr(FLAGS, field)
             if value is not None:
                 config.eval[field] = value
+    return config
+
+
+def main(argv):
+    del argv
+    if FLAGS.print_config:  # no model needed
+        cli.print_config(_apply_flags(workdir_lib.read_config(FLAGS.workdir)[0]))
+        return
+    model, config, _ = workdir_lib.load_model(FLAGS.workdir)
+    _apply_flags(config)
+    if FLAGS.list_layers:
+        print(layer_paths.format_layer_paths(model))
+        return
     source = data_lib.get_source(config.data)
     if FLAGS.sweep_layers:
         method = (
@@ -414,17 +451,21 @@ def main(argv):
         workdir_lib.write_json_atomic(
             os.path.join(FLAGS.workdir, "dgl_sweep.json"), results
         )
+        print(f"{method} layer sweep, {FLAGS.split} split:")
         print(dgl_sweep.format_sweep_table(results))
         return
+    print(report.table_heading(FLAGS.split, config))
     _, directory = evaluate_and_record(
         model, source, config, FLAGS.workdir, FLAGS.split, FLAGS.max_images
     )
-    print(f"wrote {directory} (the training report in {FLAGS.workdir} is unchanged)")
+    print(
+        f"Report written to {os.path.abspath(directory)}/ "
+        f"(the training report in {FLAGS.workdir} is unchanged)"
+    )
 
 
 def run_main():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __doc__, "wsol-eval")
 
 
 if __name__ == "__main__":

@@ -19,20 +19,53 @@ def _mpl():
     return plt
 
 
+def describe_map(config):
+    """The map method in words: ``dgl on backbone/.../stage3_relu1``, ``topk (K=2)``."""
+    e = config.eval
+    method = str(e.get("map_method", "cam"))
+    if method in ("dgl", "pcs", "gradcam"):
+        return f"{method} on layer {e.get('dgl_layer', '') or '(none)'}"
+    if method == "topk":
+        return f"topk (K={e.get('topk', '?')})"
+    return method
+
+
+def table_heading(split, config, protocol=None):
+    """The line above a metrics table: what was evaluated, on which split."""
+    what = protocol or f"map {describe_map(config)}"
+    return f"{config.method.name} / {config.model.backbone}, {split} split, {what}:"
+
+
+def grid_title(split, config):
+    """Title of heatmaps.png: method, backbone, map method (and layer), split."""
+    return (
+        f"{config.method.name} / {config.model.backbone} - map {describe_map(config)}"
+        f" - {split} split"
+    )
+
+
+PRED_COLOR = "lime"
+GT_COLOR = "red"
+
+
 class ExampleCollector:
     """Keeps the first `n` test images with their maps and draws a grid.
 
     Called as `collector(batch, results, cam_threshold)` by the evaluator.
     Green: predicted box (regressor output, or the largest contour of the map
-    at the CAM threshold); red: ground-truth boxes.
+    at the CAM threshold); red: ground-truth boxes. `title` (see `grid_title`)
+    goes above the grid, with a legend of the box colours.
     """
 
-    def __init__(self, n, class_names):
+    def __init__(self, n, class_names, title=None):
         self.n = int(n)
         self.class_names = list(class_names)
+        self.title = title
         self.items = []
+        self.threshold = None
 
     def __call__(self, batch, results, threshold):
+        self.threshold = float(threshold)
         size = batch["image"].shape[1]
         for i in range(batch["image"].shape[0]):
             if len(self.items) >= self.n:
@@ -67,8 +100,8 @@ class ExampleCollector:
             ax.axis("off")
         for ax, item in zip(axes.ravel(), self.items):
             ax.imshow(overlay(item["image"], item["map"]))
-            for box, color in [(item["pred_box"], "lime")] + [
-                (b, "red") for b in item["gt_boxes"]
+            for box, color in [(item["pred_box"], PRED_COLOR)] + [
+                (b, GT_COLOR) for b in item["gt_boxes"]
             ]:
                 x0, y0, x1, y1 = box
                 ax.add_patch(
@@ -87,7 +120,22 @@ class ExampleCollector:
                 f"gt {name(item['label'])}\npred {name(item['pred'])} ({ok})",
                 fontsize=7,
             )
-        fig.tight_layout()
+        pred_label = "predicted box"
+        if self.threshold is not None:
+            pred_label += f" (CAM threshold {self.threshold:.2f})"
+        handles = [
+            plt.Rectangle((0, 0), 1, 1, fill=False, color=PRED_COLOR, label=pred_label),
+            plt.Rectangle(
+                (0, 0), 1, 1, fill=False, color=GT_COLOR, label="ground truth"
+            ),
+        ]
+        fig.legend(
+            handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False
+        )
+        if self.title:
+            fig.suptitle(self.title, fontsize=9)
+        # Room for the title above and the legend below the grid.
+        fig.tight_layout(rect=(0, 0.04, 1, 0.95 if self.title else 1))
         _savefig(fig, path)
         plt.close(fig)
 

@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 
-from absl import app
 from absl import flags
 from absl import logging
 import keras
@@ -25,6 +24,7 @@ from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import cli
 from wsol_keras import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
@@ -33,6 +33,7 @@ from wsol_keras import multilabel_eval
 from wsol_keras import precise_bn
 from wsol_keras import temp_files
 from wsol_keras import optimizers
+from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -354,28 +355,52 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values=FLAGS):
     config_flags.DEFINE_config_file(
         "config",
         default_config_path(),
-        "Experiment config file (configs/*.py); fields can be overridden as "
-        "--config.train.epochs=3.",
+        "Experiment config file (configs/*.py, ':smoke' appended shrinks the "
+        "run); fields can be overridden as --config.train.epochs=3.",
         lock_config=True,
+        flag_values=flag_values,
     )
     flags.DEFINE_string(
-        "workdir", None, "Directory for checkpoints, logs and " "the report."
+        "workdir",
+        None,
+        "Directory for checkpoints, logs and the report (required).",
+        flag_values=flag_values,
     )
     flags.DEFINE_enum(
         "strategy",
         "default",
         ["default", "mirrored", "multiworker"],
         "tf.distribute strategy.",
+        flag_values=flag_values,
     )
     flags.DEFINE_integer(
         "cpu_replicas",
         0,
         "Split the CPU into this many "
         "logical devices (to try --strategy=mirrored on CPU).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "evaluate",
+        True,
+        "Evaluate the test split after training.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "print_config",
+        False,
+        "Print the effective config (file + --config.* overrides) and exit.",
+        flag_values=flag_values,
+    )
+    flags.register_multi_flags_validator(
+        ["workdir", "print_config"],
+        lambda f: bool(f["workdir"] or f["print_config"]),
+        message="--workdir is required (where the run is written)",
+        flag_values=flag_values,
     )
     flags.DEFINE_bool(
         "allow_config_change",
@@ -383,14 +408,16 @@ def define_flags():
         "Continue an existing workdir although the requested config differs "
         "from its config.json (the run refuses by default, naming the fields); "
         "the old config.json is kept as config.previous-<time>.json.",
+        flag_values=flag_values,
     )
-    flags.DEFINE_bool("evaluate", True, "Evaluate the test split after training.")
-    flags.mark_flags_as_required(["workdir"])
 
 
 def main(argv):
     del argv
     config = FLAGS.config
+    if FLAGS.print_config:
+        cli.print_config(config)
+        return
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
     model, source, data_info = train(
         config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
@@ -400,15 +427,19 @@ def main(argv):
     if getattr(source, "multi_label", False):
         # VOC / COCO: SPN's own protocol (pointing game, CorLoc, mAP).
         result = multilabel_eval.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print("\n" + report.table_heading("test", config, "SPN multi-label protocol"))
         print(multilabel_eval.format_table(result))
+        files = "spn_protocol.json"
     else:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print("\n" + report.table_heading("test", config))
         print(evaluate.format_table(metrics))
+        files = "metrics.json, heatmaps.png, box_accuracy.png"
+    print(f"Report written to {os.path.abspath(FLAGS.workdir)}/ ({files})")
 
 
 def run_main():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __doc__, "wsol-train", config_flag=True)
 
 
 if __name__ == "__main__":

@@ -9,27 +9,35 @@ Signatures: serving_default / image_bytes (encoded images) and image_tensor
 (uint8 [B, H, W, 3]) -> classes, scores, boxes, heatmaps.
 """
 
-from absl import app
 from absl import flags
 
+from wsol_keras import cli
 from wsol_keras.export import saved_model_lib
 
 FLAGS = flags.FLAGS
 
 
-def define_flags():
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir.")
+def define_flags(flag_values=FLAGS):
+    fv = {"flag_values": flag_values}
+    flags.DEFINE_string("workdir", None, "A wsol-train workdir.", **fv)
     flags.DEFINE_string(
-        "output", None, "Export base folder (TF Serving's model base path parent)."
+        "output",
+        None,
+        "Export base folder (TF Serving's model base path parent).",
+        **fv,
     )
     flags.DEFINE_string(
-        "model_name", None, "Served model name (default: <method>_<backbone>)."
+        "model_name", None, "Served model name (default: <method>_<backbone>).", **fv
     )
-    flags.DEFINE_integer("version", None, "Version number (default: next free one).")
-    flags.DEFINE_integer("top_k", 5, "Classes returned per image.")
-    flags.DEFINE_integer("heatmap_size", None, "Heat map side (default: input size).")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")
-    flags.mark_flags_as_required(["workdir", "output"])
+    flags.DEFINE_integer(
+        "version", None, "Version number (default: next free one).", **fv
+    )
+    flags.DEFINE_integer("top_k", 5, "Classes returned per image.", **fv)
+    flags.DEFINE_integer(
+        "heatmap_size", None, "Heat map side (default: input size).", **fv
+    )
+    flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.", **fv)
+    flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 
 
 def main(argv):
@@ -52,8 +60,7 @@ def main(argv):
 
 
 def run_main():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __doc__, "wsol-export")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ gradient map. When they do not, the model carries no heat map, the manifest's
 from ``cams``): a gradient model never silently gets CAM maps.
 """
 
+import contextlib
 import os
 import shutil
+import sys
 import tempfile
 
 import numpy as np
@@ -105,7 +107,10 @@ def convert(module, variant, calibration_images=None, postprocess="box"):
                 root, tmp, signatures={"serving_default": fn.get_concrete_function()}
             )
             converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
-            content = _configure_and_convert(converter, variant, calibration_images)
+            with _captured_stderr():
+                content = _configure_and_convert(
+                    converter, variant, calibration_images
+                )
         except Exception as e:  # pylint: disable=broad-except
             # The converter raises ConverterError (not exported) for ops without
             # a builtin kernel; retry without the post-processing ops.
@@ -119,6 +124,53 @@ def convert(module, variant, calibration_images=None, postprocess="box"):
             "conversion_fallback": _short_error(last_error),
         }
     raise RuntimeError(f"TFLite conversion of variant {variant!r} failed: {last_error}")
+
+
+@contextlib.contextmanager
+def _captured_stderr():
+    """Holds back what the converter writes to file descriptor 2.
+
+    The MLIR converter prints one "error:" diagnostic per unsupported op (over
+    a hundred lines for the in-graph box loop) straight to the C-level stderr,
+    even when the next post-processing level then converts fine. They are
+    kept in the yielded list (one string) instead, and let through when
+    `WSOL_TFLITE_VERBOSE=1`; the converter's exception carries the same
+    diagnostics, so a level that fails is still explained (manifest's
+    ``conversion_fallback``, or the error when no level converts).
+    """
+    captured = []
+    if os.environ.get("WSOL_TFLITE_VERBOSE", "") not in ("", "0"):
+        yield captured
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
+
+
+def describe_variant(info):
+    """One line: what converted into the graph and what the host computes."""
+    level = info["postprocess_in_graph"]
+    host = {
+        "box": "nothing (heat map and box in the graph)",
+        "heatmap": "the box (wsol_keras.export.tflite_lib.postprocess)",
+        "none": "heat map and box (wsol_keras.export.tflite_lib.postprocess)",
+    }[level]
+    line = (
+        f"{info['file']}: {info['bytes'] / 1024:.1f} KiB, input "
+        f"{info['input_dtype']}, outputs {', '.join(info['outputs'])}; on the host: {host}"
+    )
+    if info.get("conversion_fallback"):
+        line += f" [in-graph post-processing did not convert: {info['conversion_fallback']}]"
+    return line
 
 
 def _short_error(error):

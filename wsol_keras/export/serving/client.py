@@ -171,29 +171,86 @@ def predict_grpc(
     return {k: tf.make_ndarray(v) for k, v in response.outputs.items()}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="client.py", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--model_name", required=True)
     parser.add_argument("--images", required=True, help="comma-separated files")
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--version", type=int, default=None)
     parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
-    args = parser.parse_args(argv)
-    images = []
-    for path in args.images.split(","):
-        with open(path, "rb") as f:
-            images.append(f.read())
-    if args.protocol == "rest":
-        out = predict_rest(
-            images, args.model_name, args.host, args.port or 8501, args.version
-        )
-    else:
-        out = predict_grpc(
-            images, args.model_name, args.host, args.port or 8500, args.version
-        )
-        out = {k: v.tolist() for k, v in out.items()}
-    print(json.dumps(out))
+    parser.add_argument(
+        "--heatmaps",
+        action="store_true",
+        help="include the full heat maps in the printed JSON (default: only "
+        "their shape; classes, scores and boxes always)",
+    )
+    parser.add_argument(
+        "--traceback", action="store_true", help="full traceback on errors"
+    )
+    return parser
+
+
+def summarize(predictions, heatmaps=False):
+    """Per image: classes, scores, boxes and the heat map (or its shape)."""
+    if isinstance(predictions, dict):  # gRPC: name -> [B, ...] arrays
+        names = sorted(predictions)
+        n = len(predictions[names[0]]) if names else 0
+        predictions = [{k: predictions[k][i] for k in names} for i in range(n)]
+    out = []
+    for row in predictions:
+        row = {k: np.asarray(v).tolist() for k, v in row.items()}
+        if not heatmaps and "heatmaps" in row:
+            row["heatmaps"] = {"shape": list(np.shape(row["heatmaps"]))}
+        out.append(row)
+    return out
+
+
+def _connection_error(error):
+    """A one-line reason when the server cannot be reached, else None."""
+    import urllib.error  # pylint: disable=g-import-not-at-top
+
+    if isinstance(error, urllib.error.HTTPError):
+        detail = error.read().decode("utf-8", "replace").strip()[:300]
+        return f"HTTP {error.code} from the server: {detail or error.reason}"
+    if isinstance(error, urllib.error.URLError):
+        return f"no TF Serving REST server reachable ({error.reason})"
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return f"no server reachable ({error})"
+    code = getattr(error, "code", None)  # grpc.RpcError
+    if callable(code) and hasattr(error, "details"):
+        return f"gRPC {code().name}: {error.details()}"
+    return None
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        port = args.port
+        images = []
+        for path in args.images.split(","):
+            with open(path, "rb") as f:
+                images.append(f.read())
+        if args.protocol == "rest":
+            port = args.port or 8501
+            out = predict_rest(images, args.model_name, args.host, port, args.version)
+        else:
+            port = args.port or 8500
+            out = predict_grpc(images, args.model_name, args.host, port, args.version)
+    except Exception as error:  # pylint: disable=broad-except
+        reason = _connection_error(error)
+        if reason is not None:
+            reason += (
+                f" [{args.protocol} {args.host}:{port}, model {args.model_name!r}]"
+            )
+        elif isinstance(error, (OSError, ValueError, TypeError)):
+            reason = str(error)  # an unreadable image file, a bad argument
+        if reason is None or args.traceback:
+            raise
+        raise SystemExit(f"client.py: error: {reason} (--traceback for details)")
+    print(json.dumps(summarize(out, args.heatmaps)))
 
 
 if __name__ == "__main__":
