@@ -65,7 +65,8 @@ def test_workdir_folder_with_bad_files(workdir, tmp_path):
     _huge_png(str(root / "nested" / "huge.png"), 20_000, 20_000)
     out = str(tmp_path / "out")
     predictor = predictors.from_workdir(workdir)
-    assert predictor.threshold_source == "metrics.json"
+    # The evaluation record of the CAM maps on these weights (eval_records).
+    assert "eval/test-cam/metrics.json" in predictor.threshold_source
     paths, image_root = image_files.list_images(str(root))
     summary = predict.predict_images(predictor, paths, image_root, out, batch_size=2,
                                      verbose=False)
@@ -207,14 +208,14 @@ def test_scored_predict_maps_equal_wsol_eval(workdir, tmp_path):
 
 
 def test_threshold_of_another_map_method_is_not_reused(workdir):
-    """metrics.json's threshold was chosen for CAM maps; DGL maps do not get it."""
+    """The recorded threshold was chosen for CAM maps; DGL maps do not get it."""
     with open(os.path.join(workdir, "metrics.json")) as f:
         assert json.load(f)["map_method"] == "cam"
     cam = predictors.from_workdir(workdir)
     dgl = predictors.from_workdir(
         workdir, map_method="dgl", dgl_layer="backbone/small_cnn_features/stage3_relu1"
     )
-    assert cam.threshold_source == "metrics.json"
+    assert "eval/test-cam/metrics.json" in cam.threshold_source
     assert (dgl.threshold_source, dgl.cam_threshold) == ("default", 0.2)
     maps = dgl(np.zeros((2, 64, 64, 3), np.uint8))["maps"]
     assert maps.shape == (2, 64, 64)

@@ -27,13 +27,13 @@ import os
 import sys
 import tempfile
 
-from absl import app
 from absl import flags
 from absl import logging
 import cv2
 import keras
 import numpy as np
 
+from wsol_keras import cli
 from wsol_keras import boxes as boxes_lib
 from wsol_keras import image_files
 from wsol_keras import localization
@@ -276,40 +276,35 @@ def _imwrite(path, rgb):
 FLAGS = flags.FLAGS
 
 
-def define_flags():
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir (or use --classifier).")
+def define_flags(flag_values=flags.FLAGS):
+    flags.DEFINE_string("workdir", None, "A wsol-train workdir (or use --classifier).", flag_values=flag_values)
     flags.DEFINE_string(
         "classifier", None,
         "Instead of --workdir: a keras.applications name (VGG16, ResNet50, ...) "
-        "or a .keras file; needs --layer.",
-    )
+        "or a .keras file; needs --layer.", flag_values=flag_values)
     flags.DEFINE_string(
         "weights", "imagenet",
-        "keras.applications weights: imagenet, a weights file, or none.",
-    )
-    flags.DEFINE_string("layer", None, "Layer path of the DGL / Grad-CAM maps.")
+        "keras.applications weights: imagenet, a weights file, or none.", flag_values=flag_values)
+    flags.DEFINE_string("layer", None, "Layer path of the DGL / Grad-CAM maps.", flag_values=flag_values)
     flags.DEFINE_enum(
         "map_method", None, list(localization.MAP_METHODS),
-        "Map method (workdir default: its config; classifier default: dgl).",
-    )
-    flags.DEFINE_float("cam_threshold", None, "Box threshold (default: the workdir's).")
-    flags.DEFINE_integer("image_size", None, "Classifier input side (default: the model's).")
+        "Map method (workdir default: its config; classifier default: dgl).", flag_values=flag_values)
+    flags.DEFINE_float("cam_threshold", None, "Box threshold (default: the workdir's).", flag_values=flag_values)
+    flags.DEFINE_integer("image_size", None, "Classifier input side (default: the model's).", flag_values=flag_values)
     flags.DEFINE_enum(
         "preprocess", "auto", list(predictors.PREPROCESS_MODES),
-        "Classifier input preprocessing (auto: keras.applications' own).",
-    )
-    flags.DEFINE_string("class_names", None, "Text file, one class name per line.")
-    flags.DEFINE_string("images", None, "Folder (recursive), glob pattern or list file.")
-    flags.DEFINE_string("image_root", None, "Folder image ids are relative to.")
-    flags.DEFINE_string("output", None, "Output folder.")
-    flags.DEFINE_bool("overwrite", False, "Replace the files of a previous run.")
-    flags.DEFINE_integer("batch_size", 16, "Images per model call.")
+        "Classifier input preprocessing (auto: keras.applications' own).", flag_values=flag_values)
+    flags.DEFINE_string("class_names", None, "Text file, one class name per line.", flag_values=flag_values)
+    flags.DEFINE_string("images", None, "Folder (recursive), glob pattern or list file.", flag_values=flag_values)
+    flags.DEFINE_string("image_root", None, "Folder image ids are relative to.", flag_values=flag_values)
+    flags.DEFINE_string("output", None, "Output folder.", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Replace the files of a previous run.", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 16, "Images per model call.", flag_values=flag_values)
     flags.DEFINE_integer(
         "max_pixels", image_files.DEFAULT_MAX_PIXELS,
-        "Skip images with more pixels (read from the header before decoding).",
-    )
-    flags.DEFINE_integer("overlay_max_side", 1024, "Longest overlay side (0: original).")
-    flags.mark_flags_as_required(["images", "output"])
+        "Skip images with more pixels (read from the header before decoding).", flag_values=flag_values)
+    flags.DEFINE_integer("overlay_max_side", 1024, "Longest overlay side (0: original).", flag_values=flag_values)
+    flags.mark_flags_as_required(["images", "output"], flag_values=flag_values)
 
 
 def build_predictor():
@@ -360,8 +355,7 @@ def main(argv):
 
 
 def run_main():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __doc__, "wsol-predict")
 
 
 if __name__ == "__main__":

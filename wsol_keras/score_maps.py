@@ -26,13 +26,13 @@ else 0.2 (the CAM paper's) with a warning.
 import os
 import sys
 
-from absl import app
 from absl import flags
 from absl import logging
 import cv2
 from ml_collections import config_flags
 import numpy as np
 
+from wsol_keras import cli
 from wsol_keras import boxes as boxes_lib
 from wsol_keras import data as data_lib
 from wsol_keras import evaluate
@@ -113,19 +113,18 @@ def score(scoremap_root, source, config, split="test"):
 FLAGS = flags.FLAGS
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
     config_flags.DEFINE_config_file(
         "config", None,
         "Experiment config naming the data source (configs/*.py); fields as "
-        "--config.data.root=...",
-    )
-    flags.DEFINE_string("scoremap_root", None, "Folder of <image_id>.npy maps.")
-    flags.DEFINE_string("split", "test", "Split to score.")
-    flags.DEFINE_float("cam_threshold", None, "CAM threshold of GT-known Loc.")
-    flags.DEFINE_integer("max_images", None, "Score at most this many images.")
-    flags.DEFINE_string("output", None, "Folder for metrics.json and box_accuracy.png.")
-    flags.DEFINE_bool("overwrite", False, "Replace an existing metrics.json in --output.")
-    flags.mark_flags_as_required(["config", "scoremap_root"])
+        "--config.data.root=...", flag_values=flag_values)
+    flags.DEFINE_string("scoremap_root", None, "Folder of <image_id>.npy maps.", flag_values=flag_values)
+    flags.DEFINE_string("split", "test", "Split to score.", flag_values=flag_values)
+    flags.DEFINE_float("cam_threshold", None, "CAM threshold of GT-known Loc.", flag_values=flag_values)
+    flags.DEFINE_integer("max_images", None, "Score at most this many images.", flag_values=flag_values)
+    flags.DEFINE_string("output", None, "Folder for metrics.json and box_accuracy.png.", flag_values=flag_values)
+    flags.DEFINE_bool("overwrite", False, "Replace an existing metrics.json in --output.", flag_values=flag_values)
+    flags.mark_flags_as_required(["config", "scoremap_root"], flag_values=flag_values)
 
 
 def main(argv):
@@ -158,8 +157,7 @@ def main(argv):
 
 
 def run_main():
-    define_flags()
-    app.run(main)
+    cli.run(main, define_flags, __doc__, "wsol-score", config_flag=True)
 
 
 if __name__ == "__main__":

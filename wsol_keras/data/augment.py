@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 import tensorflow as tf
 
-from wsol_keras.data.pipeline import MAX_BOXES
+from wsol_keras.data.loaders import MAX_BOXES
 
 DEFAULT_SCALE = 256.0 / 224.0
 

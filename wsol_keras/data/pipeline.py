@@ -35,7 +35,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from wsol_keras.data import augment
 from wsol_keras.data import checks
+from wsol_keras.data import train_loader
 from wsol_keras.data.loaders import MAX_BOXES
 from wsol_keras.data.loaders import decode_rgb  # noqa: F401  (re-exported)
 from wsol_keras.data.loaders import has_any_mask
@@ -125,8 +127,6 @@ class DataSource:
         elements are dropped before augmentation (exact resume). File sources
         override it to resize the original image once (see ``train_loader``).
         """
-        from wsol_keras.data import augment
-
         n = self.num_examples(split)
         ds = self.dataset(split).shuffle(
             min(n, 20000), seed=seed, reshuffle_each_iteration=True
@@ -265,8 +265,6 @@ class FileSource(DataSource):
     def train_dataset(self, split: str, seed: int, scale: float, flip: bool, skip: int = 0):
         """Endless training elements straight from the files (one resize; see
         :mod:`wsol_keras.data.train_loader`)."""
-        from wsol_keras.data import train_loader
-
         return train_loader.train_dataset(self, split, seed, scale, flip, skip=skip)
 
     def _validated(self, split: str) -> Records:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from wsol_keras.data import augment
-from wsol_keras.data import pipeline
+from wsol_keras.data import loaders as pipeline
 
 
 def epoch_order(num_examples: int, seed: int) -> tf.data.Dataset:
