@@ -123,12 +123,43 @@ def _bytes_batch(items):
     return tf.constant(items, dtype=tf.string)
 
 
+def c_escape(raw):
+    """absl::CEscape, which TF Serving's REST handler applies to a status
+    message to build its error body (http_rest_api_handler.cc,
+    FillJsonErrorMsg): \\n \\r \\t \\" \\' \\\\ and octal \\ooo for other bytes
+    outside printable ASCII."""
+    named = {10: "\\n", 13: "\\r", 9: "\\t", 34: '\\"', 39: "\\'", 92: "\\\\"}
+    return "".join(
+        named.get(b, chr(b) if 32 <= b < 127 else f"\\{b:03o}") for b in raw
+    )
+
+
+def rest_error(message):
+    """What a REST client parses from TF Serving's HTTP 400 body."""
+    import json
+
+    return json.loads('{ "error": "' + c_escape(message.encode()) + '" }')["error"]
+
+
 def assert_clear(message, *needles):
-    """The message names every needle and holds only printable ASCII."""
+    """The message names every needle, holds only printable ASCII and reaches
+    a REST client intact (valid JSON after TF Serving's escaping)."""
     bad = [c for c in message if not (c.isascii() and (c.isprintable() or c in "\n\t"))]
     assert not bad, f"non-ASCII / unprintable characters {bad[:8]!r} in {message!r}"
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
+    assert rest_error(message) == message
+
+
+def test_rest_error_body_reference():
+    """The reference escaping: raw bytes or a quote in a message make TF
+    Serving's error body invalid JSON (octal / \\' escapes)."""
+    import json
+
+    assert rest_error('line\nend\t"x"') == 'line\nend\t"x"'
+    for raw in (b"starting \xfc\xe1", b"images['a']"):
+        with pytest.raises(json.JSONDecodeError):
+            json.loads('{ "error": "' + c_escape(raw) + '" }')
 
 
 # ------------------------------------------------------------------ image_bytes

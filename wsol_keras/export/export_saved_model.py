@@ -12,6 +12,7 @@ Signatures: serving_default / image_bytes (encoded images) and image_tensor
 from absl import app
 from absl import flags
 
+from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 
 FLAGS = flags.FLAGS
@@ -28,6 +29,13 @@ def define_flags():
     flags.DEFINE_integer("version", None, "Version number (default: next free one).")
     flags.DEFINE_integer("top_k", 5, "Classes returned per image.")
     flags.DEFINE_integer("heatmap_size", None, "Heat map side (default: input size).")
+    flags.DEFINE_integer(
+        "max_image_pixels",
+        inference.DEFAULT_MAX_IMAGE_PIXELS,
+        "Largest height x width of a request image; larger ones get "
+        "INVALID_ARGUMENT from their header, before decoding (model card).",
+        lower_bound=1,
+    )
     flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.")
     flags.mark_flags_as_required(["workdir", "output"])
 
@@ -42,6 +50,7 @@ def main(argv):
         top_k=FLAGS.top_k,
         heatmap_size=FLAGS.heatmap_size,
         overwrite=FLAGS.overwrite,
+        max_image_pixels=FLAGS.max_image_pixels,
     )
     card = saved_model_lib.read_model_card(path)
     print(

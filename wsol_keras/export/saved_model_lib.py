@@ -68,6 +68,7 @@ def make_model_card(
     model_name,
     top_k,
     heatmap_size,
+    max_image_pixels=inference.DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """The model card shipped as an asset (JSON-serializable dict)."""
     metrics = {k: v for k, v in (metrics or {}).items() if not k.startswith("_")}
@@ -80,6 +81,7 @@ def make_model_card(
         "input_size": int(config.data.image_size),
         "heatmap_size": int(heatmap_size),
         "top_k": int(top_k),
+        "max_image_pixels": int(max_image_pixels),
         "map_method": config.eval.get("map_method", "cam"),
         "cam_threshold": float(cam_threshold),
         "cam_threshold_source": threshold_source,
@@ -88,6 +90,10 @@ def make_model_card(
             "serving_default": "alias of image_bytes",
             "image_bytes": "images: string [B] encoded JPEG/PNG/GIF/BMP/WebP",
             "image_tensor": "images: uint8 [B, H, W, 3] RGB",
+            "errors": "INVALID_ARGUMENT naming the batch position for an empty "
+            "batch, an undecodable, truncated or empty image, one over "
+            "max_image_pixels (H x W, read from its header before decoding) "
+            "or an image_tensor of another shape",
             "outputs": {
                 "classes": "int32 [B, K] top-K class ids",
                 "scores": "float32 [B, K] softmax probabilities",
@@ -126,6 +132,7 @@ def export_model(
     top_k=inference.DEFAULT_TOP_K,
     heatmap_size=None,
     overwrite=False,
+    max_image_pixels=inference.DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """Writes a SavedModel to ``<export_base>/<model_name>/<version>/`` atomically.
 
@@ -147,6 +154,7 @@ def export_model(
         top_k: classes returned per image.
         heatmap_size: side of the returned heat maps (default S).
         overwrite: replace an existing version folder.
+        max_image_pixels: largest H x W of a request image (model card).
 
     Returns:
         The version folder's path.
@@ -170,7 +178,12 @@ def export_model(
     os.makedirs(model_dir, exist_ok=True)
 
     module = inference.InferenceModule(
-        model, config, cam_threshold, top_k=top_k, heatmap_size=heatmap_size
+        model,
+        config,
+        cam_threshold,
+        top_k=top_k,
+        heatmap_size=heatmap_size,
+        max_image_pixels=max_image_pixels,
     )
     card = make_model_card(
         config,
@@ -181,6 +194,7 @@ def export_model(
         model_name,
         module.top_k,
         module.heatmap_size,
+        module.max_image_pixels,
     )
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=f".tmp-{version}-")
     try:
@@ -225,6 +239,7 @@ def export_saved_model(
     top_k=inference.DEFAULT_TOP_K,
     heatmap_size=None,
     overwrite=False,
+    max_image_pixels=inference.DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """`wsol-export`: rebuilds a workdir's model and exports it (see export_model).
 
@@ -246,6 +261,7 @@ def export_saved_model(
         top_k=top_k,
         heatmap_size=heatmap_size,
         overwrite=overwrite,
+        max_image_pixels=max_image_pixels,
     )
 
 
