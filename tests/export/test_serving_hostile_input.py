@@ -205,9 +205,9 @@ BAD_BYTES = {
         lambda: [png_header_only(10, 0)],
         ["images[0]", "10 x 0"],
     ),
-    "gif_cut": (
-        lambda: [gif(8, 8), _truncate(gif(30, 30), -10)],
-        ["images[1]", "truncated GIF"],
+    "gif_cut_in_header": (
+        lambda: [gif(8, 8), _truncate(gif(30, 30), 11)],
+        ["images[1]", "truncated GIF", "11 bytes"],
     ),
     "bmp_cut": (
         lambda: [_truncate(bmp(30, 30), -100)],
@@ -274,6 +274,13 @@ GOOD_BYTES = {
     ],
     "exactly_at_pixel_limit": lambda: [jpeg(64, 64), png(32, 128)],
     "jpeg_with_bytes_after_end_marker": lambda: [jpeg(20, 20) + b"appended" * 50],
+    # The TF decoder reads these; the checks must not refuse them.
+    "gif_without_trailer_byte": lambda: [gif(12, 10)[:-1]],
+    "gif_png_webp_with_bytes_after_the_end": lambda: [
+        gif(12, 10) + b"junk",
+        png(9, 7) + b"junk",
+        webp(8, 8) + b"junk",
+    ],
     "one_by_one": lambda: [png(1, 1)],
 }
 

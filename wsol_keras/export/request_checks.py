@@ -11,14 +11,16 @@ So each element is checked here first, from its header alone:
     decoding: JPEG frame header, PNG IHDR, GIF logical screen, BMP info
     header, WebP VP8 / VP8L / VP8X) -> size >= 1 x 1 -> H x W <= the pixel
     limit -> the data is complete (JPEG: an end-of-image marker after the
-    first scan; PNG: an IEND chunk; GIF: the trailer byte; BMP: every row
-    its header declares; WebP: the RIFF size).
+    first scan; PNG: an IEND chunk; BMP: every row its header declares;
+    WebP: the RIFF size; GIF: not checked, see below).
 
 and a failed check raises InvalidArgumentError whose message names the batch
 position, the size and what is wrong, in printable ASCII only (at most the
 hex of the first 8 bytes). Damage these checks cannot see (a corrupt
 entropy-coded segment inside a complete JPEG, a bad zlib stream inside a
-complete PNG) still ends in the decoder's own InvalidArgumentError.
+complete PNG, a GIF cut inside its image data) still ends in the decoder's
+own InvalidArgumentError, which names no batch position (a graph cannot
+catch an op's error to add one).
 
 Format layouts: JPEG (ITU-T T.81, Annex B: marker segments, SOFn carries
 height then width), PNG (RFC 2083 / ISO 15948: IHDR width then height,
@@ -35,7 +37,7 @@ _EXPECTED = "an encoded JPEG, PNG, GIF, BMP or WebP image"
 _TRUNCATION = (
     "no end-of-image marker (ff d9) after its first scan",
     "no IEND chunk",
-    "it does not end with the GIF trailer byte (3b)",
+    "",  # GIF: not checked, see _header_gif
     "shorter than the rows its header declares",
     "shorter than the RIFF size in its header",
 )
@@ -43,6 +45,9 @@ _HEX = [f"{i:02x}" for i in range(256)]
 # Status of a header (see `_header_*`).
 OK, CUT, DAMAGED = 0, 1, 2
 _MAX_JPEG_SEGMENTS = 4096  # a real JPEG has a few dozen marker segments
+# Only TF ops and Python loops over constants here: AutoGraph has nothing to
+# convert (and re-reading this file's source while it is edited can break it).
+_plain_tf = tf.autograph.experimental.do_not_convert
 
 
 def _bytes_at(data, pos, n):
@@ -158,8 +163,11 @@ def _header_png(data, n):
 def _header_gif(data, n):
     b = _bytes_at(data, 0, 10)
     status = tf.where(n < 13, tf.constant(CUT, tf.int64), tf.constant(OK, tf.int64))
-    complete = tf.equal(_bytes_at(data, n - 1, 1)[0], 0x3B)
-    return _le(b, 8, 9), _le(b, 6, 7), status, complete
+    # No cheap completeness test: the TF decoder accepts a GIF without its
+    # trailer byte or with bytes after it, and finding a cut inside the image
+    # data means walking every 255-byte sub-block. A cut GIF ends in the
+    # decoder's error (no batch position).
+    return _le(b, 8, 9), _le(b, 6, 7), status, tf.constant(True)
 
 
 def _header_bmp(data, n):
@@ -238,6 +246,7 @@ def _first(pairs, default):
     return out
 
 
+@_plain_tf
 def check_encoded_image(data, index, max_pixels):
     """An Assert op on one encoded image (scalar string) at batch position index.
 
@@ -327,6 +336,7 @@ def check_encoded_image(data, index, max_pixels):
     return tf.debugging.Assert(tf.logical_not(failed), [message]), h, w
 
 
+@_plain_tf
 def check_batch_not_empty(batch_size, signature, shape_text=None):
     """Assert op: a request holds at least one image."""
     parts = [f"{signature}: empty batch (0 images)"]
@@ -336,6 +346,7 @@ def check_batch_not_empty(batch_size, signature, shape_text=None):
     return tf.debugging.Assert(batch_size > 0, [tf.strings.join(parts)])
 
 
+@_plain_tf
 def check_image_tensor(images, max_pixels):
     """Assert op on an image_tensor request (any rank): uint8 [B, H, W, 3],
     B >= 1, H, W >= 1 and H x W <= max_pixels, named in the message."""
