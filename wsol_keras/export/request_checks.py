@@ -337,13 +337,10 @@ def check_encoded_image(data, index, max_pixels):
 
 
 @_plain_tf
-def check_batch_not_empty(batch_size, signature, shape_text=None):
+def check_batch_not_empty(batch_size, signature):
     """Assert op: a request holds at least one image."""
-    parts = [f"{signature}: empty batch (0 images)"]
-    if shape_text is not None:
-        parts += ["; images has shape ", shape_text]
-    parts.append("; send at least one image")
-    return tf.debugging.Assert(batch_size > 0, [tf.strings.join(parts)])
+    message = f"{signature}: empty batch (0 images); send at least one image"
+    return tf.debugging.Assert(batch_size > 0, [message])
 
 
 @_plain_tf
