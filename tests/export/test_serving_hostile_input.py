@@ -256,6 +256,19 @@ def test_image_bytes_bad_input_names_position(signatures, case):
     assert_clear(info.value.message, "image_bytes", *needles)
 
 
+@pytest.mark.parametrize(
+    "case, make, shape",
+    [
+        ("one_string_not_a_batch", lambda: tf.constant(png(8, 8)), "[]"),
+        ("batch_of_batches", lambda: tf.constant([[png(8, 8)], [png(8, 8)]]), "[2,1]"),
+    ],
+)
+def test_image_bytes_wrong_rank_gives_shape_message(signatures, case, make, shape):
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        _call(signatures, "image_bytes", make())
+    assert_clear(info.value.message, "image_bytes", shape, "string [B]")
+
+
 def test_image_bytes_empty_batch(signatures):
     with pytest.raises(tf.errors.InvalidArgumentError) as info:
         _call(signatures, "image_bytes", tf.constant([], dtype=tf.string))
