@@ -14,8 +14,10 @@ One `InferenceModule` per exported model holds the whole request path:
 Entry points built from that one graph:
     * ``image_bytes`` (also ``serving_default``): ``images`` string [B],
       encoded JPEG / PNG / GIF / BMP / WebP images, each of its own size;
-    * ``image_tensor``: ``images`` uint8 [B, H, W, 3] RGB (the signature
-      accepts any shape so that another one is refused with a message);
+    * ``image_tensor``: ``images`` uint8 [B, H, W, 3] RGB;
+
+    (both signatures accept any shape, so that another one is refused with a
+    message naming it);
     * `tflite_function`: a fixed-size ``image`` [1, S, S, 3] signature for
       the TFLite converter (already resized: the on-device caller resizes).
 
@@ -72,11 +74,9 @@ def decode_images(encoded, image_size, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
             )
         return resize_image(image, s), tf.shape(image)[:2]
 
+    with tf.control_dependencies([request_checks.check_encoded_batch(encoded)]):
+        encoded = tf.ensure_shape(tf.identity(encoded), [None])
     n = tf.shape(encoded)[0]
-    with tf.control_dependencies(
-        [request_checks.check_batch_not_empty(n, "image_bytes")]
-    ):
-        encoded = tf.identity(encoded)
     return tf.map_fn(
         one,
         (tf.range(n), encoded),
@@ -134,14 +134,15 @@ class InferenceModule:
         # lazily), so the exported graphs capture only tracked variables.
         model(tf.zeros([1, self.image_size, self.image_size, 3]), training=False)
         self.localizer = localization.Localizer.from_config(model, config)
+        # Both signatures accept any shape so that a wrong one (one string or
+        # one [H, W, 3] image instead of a batch, 4 channels, 0 x 0, an empty
+        # batch) gets a message naming it rather than a kernel error deep in
+        # the graph; the contracts stay string [B] and uint8 [B, H, W, 3]
+        # (`request_checks.check_encoded_batch`, `check_image_tensor`).
         self.image_bytes = tf.function(
             self._image_bytes,
-            input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+            input_signature=[tf.TensorSpec(None, tf.string, name="images")],
         )
-        # Any shape is accepted so that a wrong one (a single [H, W, 3] image,
-        # 4 channels, 0 x 0, an empty batch) gets a message naming it rather
-        # than a kernel error deep inside the model; the contract stays
-        # uint8 [B, H, W, 3] (`request_checks.check_image_tensor`).
         self.image_tensor = tf.function(
             self._image_tensor,
             input_signature=[tf.TensorSpec(None, tf.uint8, name="images")],

@@ -337,10 +337,31 @@ def check_encoded_image(data, index, max_pixels):
 
 
 @_plain_tf
-def check_batch_not_empty(batch_size, signature):
-    """Assert op: a request holds at least one image."""
-    message = f"{signature}: empty batch (0 images); send at least one image"
-    return tf.debugging.Assert(batch_size > 0, [message])
+def check_encoded_batch(encoded):
+    """Assert op on an image_bytes request (any shape): string [B], B >= 1."""
+    shape = tf.shape(encoded)
+    shape_text = tf.strings.join(
+        ["[", tf.strings.reduce_join(_s(shape), separator=","), "]"]
+    )
+    rank = tf.size(shape)
+    failures = [
+        (
+            tf.not_equal(rank, 1),
+            tf.strings.join(
+                ["image_bytes: images has shape ", shape_text, " (rank ", _s(rank),
+                 "); expected string [B], one encoded image per element (one "
+                 "image is a batch of 1)"]
+            ),
+        ),
+        (
+            tf.equal(tf.reduce_prod(shape), 0),
+            "image_bytes: empty batch (0 images); send at least one image",
+        ),
+    ]
+    failed = tf.reduce_any([f for f, _ in failures])
+    return tf.debugging.Assert(
+        tf.logical_not(failed), [_first(failures, tf.constant(""))]
+    )
 
 
 @_plain_tf
