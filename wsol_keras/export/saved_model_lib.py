@@ -93,7 +93,7 @@ def make_model_card(
             "errors": "INVALID_ARGUMENT naming the batch position for an empty "
             "batch, an undecodable, truncated or empty image, one over "
             "max_image_pixels (H x W, read from its header before decoding) "
-            "or an image_tensor of another shape",
+            "or a request of another shape",
             "outputs": {
                 "classes": "int32 [B, K] top-K class ids",
                 "scores": "float32 [B, K] softmax probabilities",
