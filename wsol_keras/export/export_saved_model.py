@@ -12,6 +12,7 @@ Signatures: serving_default / image_bytes (encoded images) and image_tensor
 from absl import flags
 
 from wsol_keras import cli
+from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 
 FLAGS = flags.FLAGS
@@ -36,6 +37,14 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_integer(
         "heatmap_size", None, "Heat map side (default: input size).", **fv
     )
+    flags.DEFINE_integer(
+        "max_image_pixels",
+        inference.DEFAULT_MAX_IMAGE_PIXELS,
+        "Largest height x width of a request image; larger ones get "
+        "INVALID_ARGUMENT from their header, before decoding (model card).",
+        lower_bound=1,
+        **fv,
+    )
     flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.", **fv)
     flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 
@@ -50,6 +59,7 @@ def main(argv):
         top_k=FLAGS.top_k,
         heatmap_size=FLAGS.heatmap_size,
         overwrite=FLAGS.overwrite,
+        max_image_pixels=FLAGS.max_image_pixels,
     )
     card = saved_model_lib.read_model_card(path)
     print(

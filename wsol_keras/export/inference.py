@@ -2,7 +2,8 @@
 
 One `InferenceModule` per exported model holds the whole request path:
 
-    decode (magic-number check) -> the data pipeline's own resize to S x S
+    checks from each image's header (`request_checks`: format, truncation,
+    a pixel limit) -> decode -> the data pipeline's own resize to S x S
     (`wsol_keras.data.pipeline.resize_image`, no copy) -> the model (its
     backbone normalization is a layer inside it) -> `wsol_keras.localization`
     (the evaluator's map path, top-1 predicted class) -> top-K classes ->
@@ -14,6 +15,9 @@ Entry points built from that one graph:
     * ``image_bytes`` (also ``serving_default``): ``images`` string [B],
       encoded JPEG / PNG / GIF / BMP / WebP images, each of its own size;
     * ``image_tensor``: ``images`` uint8 [B, H, W, 3] RGB;
+
+    (both signatures accept any shape, so that another one is refused with a
+    message naming it);
     * `tflite_function`: a fixed-size ``image`` [1, S, S, 3] signature for
       the TFLite converter (already resized: the on-device caller resizes).
 
@@ -38,53 +42,40 @@ from wsol_keras import boxes as boxes_lib
 from wsol_keras import cams as cams_lib
 from wsol_keras import localization
 from wsol_keras.data.pipeline import resize_image
+from wsol_keras.export import request_checks
 
 DEFAULT_TOP_K = 5
 OUTPUT_KEYS = ("classes", "scores", "boxes", "heatmaps")
 POSTPROCESS_LEVELS = ("box", "heatmap", "none")
 
-# Magic numbers of the formats tf.io.decode_image reads.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM")
+# Largest H x W of one request image (the model card records the exported
+# value): 50 Mpixel decodes to 150 MB of uint8, well past any camera photo a
+# localization model is served, far below a decompression bomb's gigabytes.
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 
 
-def decode_images(encoded, image_size):
+def decode_images(encoded, image_size, max_pixels=DEFAULT_MAX_IMAGE_PIXELS):
     """string [B] -> (uint8 [B, S, S, 3], int32 [B, 2] original (H, W)).
 
-    An element that is not an image raises InvalidArgumentError naming its
-    index; a truncated or damaged image raises the decoder's
-    InvalidArgumentError.
+    Every element is checked from its header before it is decoded
+    (`request_checks.check_encoded_image`): an empty batch, an empty string,
+    bytes that are not an image, a truncated image, a header of 0 pixels or
+    one over ``max_pixels`` raise InvalidArgumentError naming the batch
+    position (``images[i]``) and the size, in ASCII.
     """
     s = int(image_size)
 
     def one(args):
         index, data = args
-        head = tf.strings.substr(data, 0, 4)
-        known = tf.reduce_any(
-            [tf.strings.substr(head, 0, len(m)) == m for m in _MAGIC]
-            + [
-                tf.logical_and(
-                    tf.strings.substr(data, 0, 4) == b"RIFF",
-                    tf.strings.substr(data, 8, 4) == b"WEBP",
-                )
-            ]
-        )
-        check = tf.debugging.Assert(
-            known,
-            [
-                "image_bytes: input",
-                index,
-                "is not an encoded JPEG, PNG, GIF, BMP or WebP image; "
-                "its first bytes are",
-                head,
-            ],
-            name="check_image_format",
-        )
+        check, _, _ = request_checks.check_encoded_image(data, index, max_pixels)
         with tf.control_dependencies([check]):
             image = tf.io.decode_image(
                 data, channels=3, expand_animations=False, dtype=tf.uint8
             )
         return resize_image(image, s), tf.shape(image)[:2]
 
+    with tf.control_dependencies([request_checks.check_encoded_batch(encoded)]):
+        encoded = tf.ensure_shape(tf.identity(encoded), [None])
     n = tf.shape(encoded)[0]
     return tf.map_fn(
         one,
@@ -106,6 +97,8 @@ class InferenceModule:
         cam_threshold: threshold of the in-graph box step, in [0, 1].
         top_k: number of classes returned (capped at the number of classes).
         heatmap_size: side M of the returned heat maps (default S).
+        max_image_pixels: largest H x W of a request image; larger ones are
+            rejected from their header, before decoding.
 
     Attributes:
         image_size: S.
@@ -114,7 +107,13 @@ class InferenceModule:
     """
 
     def __init__(
-        self, model, config, cam_threshold, top_k=DEFAULT_TOP_K, heatmap_size=None
+        self,
+        model,
+        config,
+        cam_threshold,
+        top_k=DEFAULT_TOP_K,
+        heatmap_size=None,
+        max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
     ):
         self.model = model
         self.config = config
@@ -128,19 +127,25 @@ class InferenceModule:
         self.heatmap_size = int(heatmap_size or self.image_size)
         if self.heatmap_size < 1:
             raise ValueError(f"heatmap_size={heatmap_size}: must be >= 1")
+        if int(max_image_pixels) < 1:
+            raise ValueError(f"max_image_pixels={max_image_pixels}: must be >= 1")
+        self.max_image_pixels = int(max_image_pixels)
         # One eager call creates every variable (subclassed models build
         # lazily), so the exported graphs capture only tracked variables.
         model(tf.zeros([1, self.image_size, self.image_size, 3]), training=False)
         self.localizer = localization.Localizer.from_config(model, config)
+        # Both signatures accept any shape so that a wrong one (one string or
+        # one [H, W, 3] image instead of a batch, 4 channels, 0 x 0, an empty
+        # batch) gets a message naming it rather than a kernel error deep in
+        # the graph; the contracts stay string [B] and uint8 [B, H, W, 3]
+        # (`request_checks.check_encoded_batch`, `check_image_tensor`).
         self.image_bytes = tf.function(
             self._image_bytes,
-            input_signature=[tf.TensorSpec([None], tf.string, name="images")],
+            input_signature=[tf.TensorSpec(None, tf.string, name="images")],
         )
         self.image_tensor = tf.function(
             self._image_tensor,
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")
-            ],
+            input_signature=[tf.TensorSpec(None, tf.uint8, name="images")],
         )
 
     # -- the shared graph ----------------------------------------------------------
@@ -204,10 +209,13 @@ class InferenceModule:
         }
 
     def _image_bytes(self, images):
-        resized, hw = decode_images(images, self.image_size)
+        resized, hw = decode_images(images, self.image_size, self.max_image_pixels)
         return self.serve(resized, hw)
 
     def _image_tensor(self, images):
+        check = request_checks.check_image_tensor(images, self.max_image_pixels)
+        with tf.control_dependencies([check]):
+            images = tf.ensure_shape(tf.identity(images), [None, None, None, 3])
         shape = tf.shape(images)
         hw = tf.tile(shape[1:3][None], [shape[0], 1])
         return self.serve(resize_image(images, self.image_size), hw)

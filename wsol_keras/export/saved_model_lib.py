@@ -93,6 +93,7 @@ def make_model_card(
     top_k,
     heatmap_size,
     eval_record=None,
+    max_image_pixels=inference.DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """The model card shipped as an asset (JSON-serializable dict).
 
@@ -109,6 +110,7 @@ def make_model_card(
         "input_size": int(config.data.image_size),
         "heatmap_size": int(heatmap_size),
         "top_k": int(top_k),
+        "max_image_pixels": int(max_image_pixels),
         "map_method": config.eval.get("map_method", "cam"),
         "cam_threshold": float(cam_threshold),
         "cam_threshold_source": threshold_source,
@@ -118,6 +120,10 @@ def make_model_card(
             "serving_default": "alias of image_bytes",
             "image_bytes": "images: string [B] encoded JPEG/PNG/GIF/BMP/WebP",
             "image_tensor": "images: uint8 [B, H, W, 3] RGB",
+            "errors": "INVALID_ARGUMENT naming the batch position for an empty "
+            "batch, an undecodable, truncated or empty image, one over "
+            "max_image_pixels (H x W, read from its header before decoding) "
+            "or a request of another shape",
             "outputs": {
                 "classes": "int32 [B, K] top-K class ids",
                 "scores": "float32 [B, K] softmax probabilities",
@@ -258,6 +264,7 @@ def export_model(
     heatmap_size=None,
     overwrite=False,
     eval_record=None,
+    max_image_pixels=inference.DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """Writes a SavedModel to ``<export_base>/<model_name>/<version>/`` atomically.
 
@@ -280,6 +287,7 @@ def export_model(
         heatmap_size: side of the returned heat maps (default S).
         overwrite: replace an existing version folder.
         eval_record: provenance of the threshold for the model card.
+        max_image_pixels: largest H x W of a request image (model card).
 
     Returns:
         The version folder's path.
@@ -301,7 +309,12 @@ def export_model(
     recover_interrupted(model_dir)
 
     module = inference.InferenceModule(
-        model, config, cam_threshold, top_k=top_k, heatmap_size=heatmap_size
+        model,
+        config,
+        cam_threshold,
+        top_k=top_k,
+        heatmap_size=heatmap_size,
+        max_image_pixels=max_image_pixels,
     )
     card = make_model_card(
         config,
@@ -312,6 +325,7 @@ def export_model(
         model_name,
         module.top_k,
         module.heatmap_size,
+        max_image_pixels=module.max_image_pixels,
         eval_record=eval_record,
     )
     tmp = tempfile.mkdtemp(dir=model_dir, prefix=temp_files.temp_prefix(f"v{version}-"))
@@ -356,6 +370,7 @@ def export_saved_model(
     top_k=inference.DEFAULT_TOP_K,
     heatmap_size=None,
     overwrite=False,
+    max_image_pixels=inference.DEFAULT_MAX_IMAGE_PIXELS,
 ):
     """`wsol-export`: rebuilds a workdir's model and exports it (see export_model).
 
@@ -390,6 +405,7 @@ def export_saved_model(
         top_k=top_k,
         heatmap_size=heatmap_size,
         overwrite=overwrite,
+        max_image_pixels=max_image_pixels,
     )
 
 
