@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from wsol_keras.configs import base as config_base
+from wsol_keras import precision as precision_lib
 from wsol_keras import train
 from wsol_keras.models.registry import default_method_config
 
@@ -51,7 +52,7 @@ def restore_policy():
 )
 def test_one_training_step(method, precision, compute, loss_scaled, jit_compile):
     config = tiny_config(method, precision, jit_compile)
-    assert train.apply_precision(config) == precision
+    assert precision_lib.apply_precision(config) == precision
     model = train.build_compiled_model(config, data_info())
     # Keras wraps the optimizer for float16 only: bfloat16 needs no loss scaling.
     is_scaled = isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
@@ -77,24 +78,24 @@ def test_one_training_step(method, precision, compute, loss_scaled, jit_compile)
 
 def test_jit_compile_defaults_to_keras_auto():
     config = config_base.base_config()
-    assert train.resolve_jit_compile(config.train.jit_compile) == "auto"
-    assert train.resolve_jit_compile("True") is True
-    assert train.resolve_jit_compile(False) is False
+    assert precision_lib.resolve_jit_compile(config.train.jit_compile) == "auto"
+    assert precision_lib.resolve_jit_compile("True") is True
+    assert precision_lib.resolve_jit_compile(False) is False
     with pytest.raises(ValueError, match="config.train.jit_compile='xla'"):
-        train.resolve_jit_compile("xla")
+        precision_lib.resolve_jit_compile("xla")
 
 
 def test_deprecated_mixed_precision_flag_still_means_float16():
     config = config_base.base_config()
     config.train.mixed_precision = True
-    assert train.resolve_precision(config.train) == "mixed_float16"
+    assert precision_lib.resolve_precision(config.train) == "mixed_float16"
     config.train.precision = "mixed_bfloat16"
     with pytest.raises(ValueError, match="conflicts with config.train.precision"):
-        train.resolve_precision(config.train)
+        precision_lib.resolve_precision(config.train)
 
 
 def test_unknown_precision_is_rejected():
     config = config_base.base_config()
     config.train.precision = "bfloat16"
     with pytest.raises(ValueError, match="config.train.precision='bfloat16'"):
-        train.resolve_precision(config.train)
+        precision_lib.resolve_precision(config.train)

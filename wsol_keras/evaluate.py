@@ -205,7 +205,9 @@ def evaluate_model(model, source, config, split="test", on_batch=None, results_f
         top1_ok, top5_ok = top1_ok[rows], top5_ok[rows]
         v1.update(maps, gt)
         v2.update(maps, gt)
-        pointing.update(maps, gt)
+        # SPN Sec. 4.2: per-class hit rate, tolerance in original-image pixels.
+        sizes = batch["original_size"].numpy()[rows] if "original_size" in batch else None
+        pointing.update(maps, gt, class_ids=labels, original_sizes=sizes)
         if "boxes" in results:
             pred = np.clip(results["boxes"][rows], 0.0, 1.0) * (size - 1)
             loc.update_boxes(pred, gt, top1_ok, top5_ok)
@@ -320,48 +322,9 @@ def evaluate_and_record(
     )
     eval_records.check_writable(directory)
     result = _Report(model, source, config, workdir, split, max_images)
-    show(format_table(result.metrics))
+    show(report.format_table(result.metrics))
     result.write(directory)
     return result.metrics, directory
-
-
-_ORDER = (
-    "top1_cls",
-    "top5_cls",
-    "top1_loc",
-    "top5_loc",
-    "gt_known_loc",
-    "max_box_acc",
-    "max_box_acc_v2",
-    "max_box_acc_v2_iou30",
-    "max_box_acc_v2_iou50",
-    "max_box_acc_v2_iou70",
-    "pxap",
-    "pointing_game",
-    "corloc",
-    "cam_threshold",
-)
-
-
-def format_table(metrics):
-    rows = [(k, metrics[k]) for k in _ORDER if k in metrics]
-    width = max(len(k) for k, _ in rows)
-    lines = ["metric".ljust(width) + "  value", "-" * (width + 9)]
-    for k, v in rows:
-        lines.append(
-            f"{k.ljust(width)}  {v:7.2f}"
-            if k != "cam_threshold"
-            else f"{k.ljust(width)}  {v:7.3f}"
-        )
-    if "cam_threshold_source" in metrics:
-        lines.append(f"cam_threshold from {metrics['cam_threshold_source']}")
-    if "num_images" in metrics:
-        lines.append(
-            f"{metrics['num_images']} images, "
-            f"{metrics.get('num_images_with_boxes', '?')} with boxes (the Loc "
-            "and box metrics' denominator)"
-        )
-    return "\n".join(lines)
 
 
 FLAGS = flags.FLAGS

@@ -179,3 +179,42 @@ def _savefig(fig, path):
     )
     fig.savefig(tmp, dpi=110, format="png")
     os.replace(tmp, path)
+
+
+_ORDER = (
+    "top1_cls",
+    "top5_cls",
+    "top1_loc",
+    "top5_loc",
+    "gt_known_loc",
+    "max_box_acc",
+    "max_box_acc_v2",
+    "max_box_acc_v2_iou30",
+    "max_box_acc_v2_iou50",
+    "max_box_acc_v2_iou70",
+    "pxap",
+    "pointing_game",
+    "corloc",
+    "cam_threshold",
+)
+
+
+def format_table(metrics):
+    rows = [(k, metrics[k]) for k in _ORDER if k in metrics]
+    width = max(len(k) for k, _ in rows)
+    lines = ["metric".ljust(width) + "  value", "-" * (width + 9)]
+    for k, v in rows:
+        lines.append(
+            f"{k.ljust(width)}  {v:7.2f}"
+            if k != "cam_threshold"
+            else f"{k.ljust(width)}  {v:7.3f}"
+        )
+    if "cam_threshold_source" in metrics:
+        lines.append(f"cam_threshold from {metrics['cam_threshold_source']}")
+    if "num_images" in metrics:
+        lines.append(
+            f"{metrics['num_images']} images, "
+            f"{metrics.get('num_images_with_boxes', '?')} with boxes (the Loc "
+            "and box metrics' denominator)"
+        )
+    return "\n".join(lines)

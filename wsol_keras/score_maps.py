@@ -153,7 +153,7 @@ def main(argv):
             metrics["cam_threshold"],
         )
     print(f"split {FLAGS.split}, score maps {metrics['scoremap_root']}")
-    print(evaluate.format_table(metrics))
+    print(report.format_table(metrics))
 
 
 def run_main():

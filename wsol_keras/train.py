@@ -31,6 +31,7 @@ from wsol_keras import data as data_lib
 from wsol_keras import evaluate
 from wsol_keras import multilabel_eval
 from wsol_keras import precise_bn
+from wsol_keras import precision as precision_lib
 from wsol_keras import temp_files
 from wsol_keras import optimizers
 from wsol_keras import report
@@ -166,60 +167,12 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     model = build_model(config, data_info)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch, model),
-        jit_compile=resolve_jit_compile(config.train.jit_compile),
+        jit_compile=precision_lib.resolve_jit_compile(config.train.jit_compile),
     )
     # Optimizer variables now, not in `fit`: a checkpoint can then restore
     # them, and `fit` has nothing left to build (see WSOLModel).
     model.optimizer.build(model.trainable_variables)
     return model
-
-
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
-
-
-def resolve_precision(train_config):
-    """The Keras dtype policy name of `config.train.precision`.
-
-    The deprecated `config.train.mixed_precision=True` means mixed_float16.
-    """
-    precision = str(train_config.get("precision", "float32"))
-    if precision not in PRECISIONS:
-        raise ValueError(
-            f"config.train.precision={precision!r}: expected one of {PRECISIONS}"
-        )
-    if train_config.get("mixed_precision", False):
-        if precision not in ("float32", "mixed_float16"):
-            raise ValueError(
-                "config.train.mixed_precision=True (deprecated, means "
-                f"mixed_float16) conflicts with config.train.precision={precision!r}; "
-                "set only config.train.precision"
-            )
-        precision = "mixed_float16"
-    return precision
-
-
-def apply_precision(config):
-    """Sets Keras' global dtype policy from the config; returns its name.
-
-    Set every time, so a float32 run after a mixed one in the same process is
-    float32. Keras' compile() wraps the optimizer in a LossScaleOptimizer for
-    mixed_float16 only (bfloat16 needs no loss scaling).
-    """
-    policy = resolve_precision(config.train)
-    keras.mixed_precision.set_global_policy(policy)
-    return policy
-
-
-def resolve_jit_compile(value):
-    """config.train.jit_compile ("auto", "true", "false" or a bool) for compile()."""
-    if isinstance(value, bool):
-        return value
-    choice = {"auto": "auto", "true": True, "false": False}.get(str(value).lower())
-    if choice is None:
-        raise ValueError(
-            f"config.train.jit_compile={value!r}: expected auto, true or false"
-        )
-    return choice
 
 
 def is_chief(strategy):
@@ -256,7 +209,7 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     config_checks.check_config(config)  # before anything is written
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
-    apply_precision(config)
+    precision_lib.apply_precision(config)
     source = data_lib.get_source(config.data)
     data_info = data_info_of(source, config)
 
@@ -433,7 +386,7 @@ def main(argv):
     else:
         metrics = evaluate.evaluate_and_report(model, source, config, FLAGS.workdir)
         print("\n" + report.table_heading("test", config))
-        print(evaluate.format_table(metrics))
+        print(report.format_table(metrics))
         files = "metrics.json, heatmaps.png, box_accuracy.png"
     print(f"Report written to {os.path.abspath(FLAGS.workdir)}/ ({files})")
 
