@@ -25,7 +25,6 @@ import concurrent.futures
 import json
 import os
 import sys
-import tempfile
 
 from absl import flags
 from absl import logging
@@ -34,6 +33,7 @@ import keras
 import numpy as np
 
 from wsol_keras import cli
+from wsol_keras import workdir as workdir_lib
 from wsol_keras import boxes as boxes_lib
 from wsol_keras import image_files
 from wsol_keras import localization
@@ -43,21 +43,6 @@ OUTPUT_FILES = ("predictions.jsonl", "skipped.jsonl", "run.json", "scoremaps", "
 
 
 # -- writing ------------------------------------------------------------------
-
-
-def _atomic(path, write):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=os.path.dirname(path), prefix=".tmp-", suffix=os.path.splitext(path)[1]
-    )
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def check_output(output, overwrite):
@@ -203,7 +188,7 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
     )
     summary = dict(predictor.settings(), num_images=len(records),
                    num_skipped=len(skipped), image_root=root)
-    _atomic(os.path.join(output, "run.json"),
+    workdir_lib.atomic_write(os.path.join(output, "run.json"),
             lambda tmp: _dump_json(tmp, summary))
     return {"num_images": len(records), "num_skipped": len(skipped), "skipped": skipped}
 
@@ -219,7 +204,7 @@ def _write_lines(path, rows):
             for row in rows:
                 f.write(json.dumps(row) + "\n")
 
-    _atomic(path, write)
+    workdir_lib.atomic_write(path, write)
 
 
 def _write_one(predictor, result, i, path, item, root, output, threshold):
@@ -237,13 +222,13 @@ def _write_one(predictor, result, i, path, item, root, output, threshold):
     score = float(result["scores"][i])
     name = predictor.class_name(class_id)
     npy = os.path.join(output, "scoremaps", image_id + ".npy")
-    _atomic(npy, lambda tmp: np.save(tmp, scoremap))
+    workdir_lib.atomic_write(npy, lambda tmp: np.save(tmp, scoremap))
     overlay = draw_overlay(
         item["overlay"], scoremap, [v * item["overlay_scale"] for v in box_px],
         f"{name} {score:.2f}", threshold,
     )
     png = os.path.join(output, "overlays", image_id + ".png")
-    _atomic(png, lambda tmp: _imwrite(tmp, overlay))
+    workdir_lib.atomic_write(png, lambda tmp: _imwrite(tmp, overlay))
     return {
         "image_id": image_id,
         "path": path,

@@ -30,7 +30,8 @@ def final_weights_path(workdir):
     return os.path.join(workdir, WEIGHTS_FILE)
 
 
-def _atomic_write(path, write_fn, suffix=""):
+def atomic_write(path, write_fn, suffix=""):
+    """Calls write_fn(tmp) on a fresh temporary name beside `path`, then renames it."""
     # A fresh name that `write_fn` creates itself, so the file gets the user's
     # umask like any other (tempfile.mkstemp would make it 0600).
     directory = os.path.dirname(os.path.abspath(path))
@@ -55,12 +56,12 @@ def write_json_atomic(path, obj):
         with open(tmp, "x") as f:
             json.dump(obj, f, indent=2, sort_keys=True)
 
-    _atomic_write(path, write, suffix=".json")
+    atomic_write(path, write, suffix=".json")
 
 
 def save_weights_atomic(model, path):
     # Keras requires the .weights.h5 suffix on the temporary name too.
-    _atomic_write(path, model.save_weights, suffix=".weights.h5")
+    atomic_write(path, model.save_weights, suffix=".weights.h5")
 
 
 # Fields a rerun may change without refusing: they steer only the evaluation
@@ -286,7 +287,7 @@ def truncate_history(path, epochs_done):
         with open(tmp, "x", newline="") as f:
             csv.writer(f).writerows([header, *kept])
 
-    _atomic_write(path, write, suffix=".csv")
+    atomic_write(path, write, suffix=".csv")
 
 
 def load_model(workdir, config_overrides=None):
