@@ -1,5 +1,6 @@
 """End to end: wsol-train on the smoke config, the report, resume, CLI flags, MirroredStrategy."""
 
+import glob
 import importlib.util
 import json
 import os
@@ -105,6 +106,8 @@ def test_cli_overrides_and_mirrored_strategy_on_two_cpus(tmp_path):
     config, _ = workdir_lib.read_config(wd)
     assert config.train.batch_size == 4  # the override reached the effective config
     assert "gt_known_loc" in proc.stdout
+    with open(os.path.join(wd, "metrics.json")) as f:
+        training_report = json.load(f)
     proc = _run(
         [
             "-m",
@@ -115,8 +118,14 @@ def test_cli_overrides_and_mirrored_strategy_on_two_cpus(tmp_path):
         ]
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # The evaluation gets a record of its own; the training report stays (issue 9.4).
+    records = glob.glob(os.path.join(wd, "eval", "*", "metrics.json"))
+    fixed = [json.load(open(r)) for r in records]
+    assert [r["cam_threshold"] for r in fixed if r["cam_threshold_source"] == "fixed"] == [
+        pytest.approx(0.3)
+    ]
     with open(os.path.join(wd, "metrics.json")) as f:
-        assert json.load(f)["cam_threshold"] == pytest.approx(0.3)
+        assert json.load(f) == training_report
 
 
 def test_cli_rejects_a_bad_override(tmp_path):
