@@ -39,6 +39,7 @@ import subprocess
 import sys
 import configparser
 import importlib
+import importlib.util
 
 import keras
 import pytest
@@ -265,9 +266,21 @@ def normalize_args(args):
     return out
 
 
+def _import(module_name):
+    # Scripts of the checkout (tools/, bench/) are not installed: load them from
+    # their file, as `python tools/x.py` would, wherever pytest runs from.
+    path = os.path.join(ROOT, *module_name.split(".")) + ".py"
+    if module_name.split(".")[0] in ("tools", "bench") and os.path.exists(path):
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(module_name)
+
+
 def check_arguments(module_name, prog, args):
     """Parses `args` with the tool's own flag definitions; raises on errors."""
-    module = importlib.import_module(module_name)
+    module = _import(module_name)
     if hasattr(module, "define_flags"):
         fv = cli.make_flag_values(module.define_flags)
         # ml_collections' config flag reads its --config.* overrides from
@@ -308,7 +321,7 @@ def test_shell_command_arguments_parse(line, tokens):
         module is not None
     ), f"{where}: no rule for program {tokens[0]!r} in tests/test_readme.py"
     if "--help" in args or "--helpfull" in args:
-        importlib.import_module(module)  # --help itself: tests/test_cli.py
+        _import(module)  # --help itself: tests/test_cli.py
         return
     try:
         kind = check_arguments(module, tokens[0], normalize_args(args))
