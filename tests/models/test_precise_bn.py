@@ -131,7 +131,7 @@ def test_train_saves_weights_with_precise_bn_statistics(tmp_path):
     bn = features.get_layer("stage1_bn1")
     # Two momentum steps alone would leave the variance near its initial 1.0.
     ratio = np.median(bn.moving_variance.numpy() / stem.var(0))
-    assert 1 / 1.5 < ratio < 1.5, ratio
+    assert (2 / 3) < ratio < 1.5, ratio  # within a factor 1.5 of the population variance
     shift = np.median(np.abs(bn.moving_mean.numpy() - stem.mean(0)) / stem.std(0))
     assert shift < 0.25, shift
 
