@@ -179,3 +179,35 @@ def wsolevaluation_config(backbone, conv_filters):
     c.eval.iou_thresholds = (30, 50, 70)
     c.eval.batch_size = 64
     return c
+
+
+def ilsvrc_cam_config(backbone, conv_filters):
+    """CAM on ILSVRC 2012 as clovaai/wsolevaluation trains it (any architecture).
+
+    Data: wsolevaluation's layout (its README, "Prepare train+eval datasets /
+    ImageNet"): ``train`` = ImageNet "train" (train-weaksup, 1,000 classes),
+    ``val`` = ImageNetV2 threshold-0.7 with the boxes wsolevaluation annotated
+    (train-fullsup, 10 images per class; the CAM threshold is chosen there),
+    ``test`` = ImageNet "val". Images are only listed at start-up (no decode
+    pass: ``data.validate_images=False``), so training starts in seconds.
+
+    Training: the defaults of wsolevaluation's ``config.py`` (what ``python
+    main.py --dataset_name ILSVRC --architecture <arch> --wsol_method cam``
+    runs): batch 64, 40 epochs, learning rate 0.01 with the classifier at 10x
+    (``--lr_classifier_ratio``), x0.1 every 30 epochs, momentum 0.9, weight
+    decay 1e-4, resize 256 / crop 224, CAM curve interval 0.001. The
+    per-architecture rates wsolevaluation tuned on train-fullsup are published
+    in a spreadsheet linked from its README, not in the repository: pass them
+    with ``--config.train.learning_rate=...`` (and epochs / decay) to match a row.
+
+    Args:
+      backbone: "vgg16" | "resnet50" | "inception_v3".
+      conv_filters: the CAM head's 3x3 convs (see `wsolevaluation_config`).
+    """
+    c = wsolevaluation_config(backbone, conv_filters)
+    c.train.batch_size = 64
+    c.train.epochs = 40
+    c.train.learning_rate = 0.01
+    c.train.lr_decay_epochs = 30
+    c.train.weight_decay = 1e-4
+    return c
