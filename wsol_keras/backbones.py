@@ -8,6 +8,9 @@ images in [0, 255] (RGB); the backbone's own normalization lives in the graph
 
 Surgery (as in ACoL Sec. 3.1 / wsolevaluation):
     * vgg16: cut after conv5_3 (`block5_conv3`), no pool5: 14x14 maps at 224.
+        Released ACoL pools as options: `vgg_released_pools` (pools 1-3 torch's
+        3x3 stride-2 padding-1) and `vgg_large_feature_map` (pool4 3x3
+        stride 1: 28x28 at 224).
     * resnet50: full conv stages; `resnet_last_stride=1` makes the last stage
         keep 14x14 at 224 (stride-2 convs of conv5_block1 set to stride 1).
     * inception_v3: cut after `mixed7`, the Keras block matching torchvision's
@@ -21,6 +24,8 @@ import os
 
 import keras
 from keras import layers, ops
+
+from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
 
 
 @keras.saving.register_keras_serializable(package="wsol_keras")
@@ -178,22 +183,32 @@ def _resnet_stride_one(model):
     return clone_model
 
 
-def _vgg_pool4_stride_one(model):
-    """Clones a Keras VGG16 with pool4 a 3x3 stride-1 max pool (weights kept).
+def _vgg_released_pools(model, pools_1_3=False, pool4_stride_one=False):
+    """Clones a Keras VGG16 with the released ACoL pools (weights kept).
 
-    The 28x28 feature map (at 224) of the released ACoL VGG16 (xiaomengyc/ACoL
-    models/vgg/vgg_v1.py cfg 'D1': pool4 `MaxPool2d(3, stride=1, padding=1)`)
-    and of wsolevaluation's `large_feature_map` ACoL ('M2' after conv4_3).
+    xiaomengyc/ACoL models/vgg/vgg_v1.py cfg 'D1' (the released CUB model):
+    pools 1-3 are 'M' = `nn.MaxPool2d(3, stride=2, padding=1)` instead of
+    Keras' 2x2 stride-2 pools (`pools_1_3`: `PaddedMaxPooling2D`, torch's
+    symmetric -inf padding; Keras' "same" pads an even axis 0 / 1 and shifts
+    every window), and pool4 is 'N' = `nn.MaxPool2d(3, stride=1, padding=1)`
+    (`pool4_stride_one`: 28x28 maps at 224, also wsolevaluation's
+    `large_feature_map` ACoL; for stride 1 "same" pads 1 / 1 like torch).
+    Only weightless pools change, so every conv keeps its weights by name.
     """
 
     def clone(layer):
-        if layer.name == "block4_pool":
+        if pool4_stride_one and layer.name == "block4_pool":
             return layers.MaxPooling2D(3, strides=1, padding="same", name=layer.name)
+        if pools_1_3 and layer.name in _VGG_POOLS_1_3:
+            return PaddedMaxPooling2D(3, strides=2, padding=1, name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
     clone_model = keras.models.clone_model(model, clone_function=clone)
     clone_model.set_weights(model.get_weights())
     return clone_model
+
+
+_VGG_POOLS_1_3 = ("block1_pool", "block2_pool", "block3_pool")
 
 
 # Spellings of "no pretrained weights" (config fields are strings on the
@@ -233,6 +248,7 @@ def build_backbone(
     resnet_last_stride=2,
     name_prefix="backbone",
     vgg_large_feature_map=False,
+    vgg_released_pools=False,
 ):
     """Builds a feature extractor from `BACKBONES`.
 
@@ -247,6 +263,8 @@ def build_backbone(
         name_prefix: name of the returned model.
         vgg_large_feature_map: vgg16 only: pool4 becomes a 3x3 stride-1 max
             pool, so conv5_3 keeps 28x28 at 224 (released ACoL CUB model).
+        vgg_released_pools: vgg16 only: pools 1-3 become torch's
+            `MaxPool2d(3, stride=2, padding=1)` (released ACoL VGG16, cfg 'D1').
 
     Returns:
         A `keras.Model` mapping float [B, H, W, 3] in [0, 255] to the features.
@@ -284,12 +302,18 @@ def build_backbone(
         raise ValueError(
             f"resnet_last_stride must be 1 or 2, got " f"{resnet_last_stride}"
         )
-    if vgg_large_feature_map:
-        if name != "vgg16":
-            raise ValueError(
-                f"vgg_large_feature_map applies to vgg16 only, not {name!r}"
-            )
-        net = _vgg_pool4_stride_one(net)
+    for flag, value in (
+        ("vgg_large_feature_map", vgg_large_feature_map),
+        ("vgg_released_pools", vgg_released_pools),
+    ):
+        if value and name != "vgg16":
+            raise ValueError(f"{flag} applies to vgg16 only, not {name!r}")
+    if vgg_large_feature_map or vgg_released_pools:
+        net = _vgg_released_pools(
+            net,
+            pools_1_3=vgg_released_pools,
+            pool4_stride_one=vgg_large_feature_map,
+        )
     names = spec.levels if levels else (spec.feature_layer,)
     outputs = [net.get_layer(n).output for n in names]
     extractor = keras.Model(
@@ -304,7 +328,7 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
     """`build_backbone` from an experiment's `config.model` section.
 
     The one place the `config.model` fields (backbone, weights,
-    resnet_last_stride) become a feature extractor; every method's backbone(s)
+    resnet_last_stride, vgg_large_feature_map, vgg_released_pools) become a feature extractor; every method's backbone(s)
     are built here by `wsol_keras.models.registry.build_model`.
     """
     return build_backbone(
@@ -314,5 +338,6 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
         levels=levels,
         resnet_last_stride=model_config.get("resnet_last_stride", 2),
         vgg_large_feature_map=model_config.get("vgg_large_feature_map", False),
+        vgg_released_pools=model_config.get("vgg_released_pools", False),
         name_prefix=name_prefix,
     )

@@ -3,11 +3,13 @@ clovaai/wsolevaluation wsol/vgg.py VggAcol) against numpy copies of torch's pool
 
 import keras
 import numpy as np
+import pytest
 
 from wsol_keras.configs import synthetic_acol
 from wsol_keras.models.registry import build_model
 from wsol_keras.backbones import build_backbone
 from wsol_keras.models import acol
+from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
 
 
 def torch_maxpool3_s1_p1(x):
@@ -78,3 +80,72 @@ def test_large_feature_map_keeps_28x28_at_224_scale():
     assert plain(x).shape[1:3] == (4, 4)
     assert large(x).shape[1:3] == (8, 8)
     assert len(large.weights) == len(plain.weights)
+
+
+def _vgg_pool_io(backbone, block):
+    """(input, output) of VGG16's block{block}_pool inside a built backbone."""
+    features = backbone.get_layer("vgg16_features")
+    pool = features.get_layer(f"block{block}_pool")
+    conv = features.get_layer(f"block{block}_conv{2 if block < 3 else 3}")
+    probe = keras.Model(features.inputs, [conv.output, pool.output])
+    return probe, pool
+
+
+def test_released_pools_1_to_3_are_torchs_maxpool_3_2_1():
+    # vgg_v1.py cfg 'D1': 'M' = nn.MaxPool2d(kernel_size=3, stride=2, padding=1).
+    from layers.test_padded_max_pool import torch_max_pool
+
+    net = build_backbone("vgg16", 64, weights=None, vgg_released_pools=True)
+    x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype(np.float32)
+    for block in (1, 2, 3):
+        probe, _ = _vgg_pool_io(net, block)
+        conv_out, pool_out = (np.asarray(t) for t in probe(x))
+        np.testing.assert_array_equal(pool_out, torch_max_pool(conv_out, 3, 2, 1))
+    probe, pool4 = _vgg_pool_io(net, 4)
+    assert pool4.pool_size == (2, 2)  # pool4 stays 2x2 unless large_feature_map
+
+
+@pytest.mark.parametrize(
+    "size, released, large, side",
+    [
+        (64, False, False, 4),
+        (64, True, False, 4),
+        (64, True, True, 8),
+        # Odd input: torch's pools give ceil(n / 2) (67 -> 34 -> 17 -> 9 -> 4),
+        # Keras' 2x2 valid pools floor(n / 2) (67 -> 33 -> 16 -> 8 -> 4).
+        (67, True, True, 9),
+        (67, False, True, 8),
+    ],
+)
+def test_feature_map_sides_with_released_pools(size, released, large, side):
+    net = build_backbone(
+        "vgg16",
+        size,
+        weights=None,
+        vgg_released_pools=released,
+        vgg_large_feature_map=large,
+    )
+    assert tuple(net.output.shape[1:3]) == (side, side)
+
+
+def test_released_pools_keep_every_pretrained_weight_by_layer_name():
+    # The clone swaps weightless pools only: each conv keeps its kernel/bias.
+    from wsol_keras.backbones import _vgg_released_pools
+
+    base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
+    clone = _vgg_released_pools(base, pools_1_3=True, pool4_stride_one=True)
+    convs = [l for l in base.layers if l.weights]
+    assert len(convs) == 13
+    for layer in convs:
+        for a, b in zip(layer.get_weights(), clone.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert isinstance(clone.get_layer("block2_pool"), PaddedMaxPooling2D)
+
+
+def test_acol_cub_config_uses_the_released_pools_and_other_backbones_refuse_them():
+    from wsol_keras.configs import base, cub_vgg16_acol
+
+    assert cub_vgg16_acol.get_config().model.vgg_released_pools is True
+    assert base.base_config().model.vgg_released_pools is False
+    with pytest.raises(ValueError, match="vgg_released_pools applies to vgg16 only"):
+        build_backbone("small_cnn", 32, weights=None, vgg_released_pools=True)

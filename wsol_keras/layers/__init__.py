@@ -6,3 +6,4 @@ from wsol_keras.layers.divergent_activation import DivergentActivation
 from wsol_keras.layers.divergent_activation import localization_maps
 from wsol_keras.layers.soft_proposal import GlobalSumPooling2D
 from wsol_keras.layers.soft_proposal import SoftProposal
+from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
