@@ -41,3 +41,23 @@ def test_keras_layer_contract(tmp_path, conv_filters, num_weights):
 def test_invalid_num_classes():
     with pytest.raises(ValueError, match="num_classes"):
         CAMHead(0)
+
+
+def test_keras_layer_contract_with_a_classifier_initializer(tmp_path):
+    # The classifier's own initializer survives get_config / a .keras file.
+    run_layer_test(
+        CAMHead,
+        {
+            "num_classes": 3,
+            "conv_filters": (4,),
+            "classifier_initializer": {
+                "class_name": "RandomNormal",
+                "config": {"mean": 0.0, "stddev": 0.01, "seed": None},
+            },
+        },
+        (2, 5, 5, 2),
+        tmp_path=tmp_path,
+        expected_num_trainable_weights=4,
+        rtol=1e-5,
+        atol=1e-5,
+    )

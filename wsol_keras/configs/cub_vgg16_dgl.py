@@ -16,8 +16,10 @@ gradients scaled conv W 1, conv b 2, added W 10, added b 20 (`sgd_l2`,
 bias_lr_multiplier 2, decay_biases False).
 Localization: DGL maps (Eq. 5, 7, 8) of conv4_2, the best VGG layer on CUB in
 Sec. 4.3 / Table 2 (Keras layer `block4_conv2`, post-ReLU as tensorpack's
-`conv4_2` + relu).  Differences: the released "linear" layer is initialized
-N(0, 0.01); the package's classifier uses he_normal like the 3x3 conv.
+`conv4_2` + relu).  Initialization as released: the "add" 3x3 conv
+`variance_scaling_initializer(scale=2.)` (He normal, the package's default) and
+the "linear" layer N(0, 0.01) (`method.classifier_init_stddev=0.01`; the
+package's 1x1 classifier before GAP equals that linear layer after GAP).
 """
 
 from wsol_keras.configs import base as config_base
@@ -29,6 +31,7 @@ DGL_LAYER = "backbone/vgg16_features/block4_conv2"
 def get_config(arg=None):
     config = config_base.cub_vgg16_config(default_method_config("cam"))
     config.method.conv_filters = (1024,)
+    config.method.classifier_init_stddev = 0.01  # models_vgg.py 'linear'
     config.train.epochs = 125
     config.train.batch_size = 32
     config.train.learning_rate = 0.002

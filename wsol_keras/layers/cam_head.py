@@ -18,13 +18,21 @@ class CAMHead(layers.Layer):
         conv_filters: widths of the 3x3 conv + ReLU layers before the 1x1 conv
             (ACoL's classifier uses (1024, 1024); the plain CAM uses ()).
         kernel_initializer: initializer of every conv.
+        classifier_initializer: initializer of the 1x1 classifier; None uses
+            `kernel_initializer` (DGL's release initializes its linear layer
+            N(0, 0.01) and its 3x3 conv He-normal).
 
     Call returns class maps [B, h, w, C] in float32 (the last conv runs in
     float32 under mixed precision, so logits and maps keep full precision).
     """
 
     def __init__(
-        self, num_classes, conv_filters=(), kernel_initializer="he_normal", **kwargs
+        self,
+        num_classes,
+        conv_filters=(),
+        kernel_initializer="he_normal",
+        classifier_initializer=None,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         if int(num_classes) < 1:
@@ -32,6 +40,11 @@ class CAMHead(layers.Layer):
         self.num_classes = int(num_classes)
         self.conv_filters = tuple(int(f) for f in conv_filters)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.classifier_initializer = (
+            None
+            if classifier_initializer is None
+            else keras.initializers.get(classifier_initializer)
+        )
         self.convs = [
             layers.Conv2D(
                 f,
@@ -46,7 +59,7 @@ class CAMHead(layers.Layer):
         self.classifier = layers.Conv2D(
             self.num_classes,
             1,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=self.classifier_initializer or self.kernel_initializer,
             dtype="float32",
             name="classifier",
         )
@@ -73,6 +86,11 @@ class CAMHead(layers.Layer):
             "num_classes": self.num_classes,
             "conv_filters": list(self.conv_filters),
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "classifier_initializer": (
+                None
+                if self.classifier_initializer is None
+                else keras.initializers.serialize(self.classifier_initializer)
+            ),
         }
 
 
