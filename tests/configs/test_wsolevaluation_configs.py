@@ -1,14 +1,20 @@
 """The ILSVRC / OpenImages configs carry clovaai/wsolevaluation's settings.
 
 Expected values are typed from wsolevaluation's text, not from the configs:
-``config.py`` argument defaults (``--epochs 40``, ``--batch_size 64``, ``--lr
-0.01``, ``--lr_decay_frequency 30``, ``--lr_classifier_ratio 10``,
-``--momentum 0.9``, ``--weight_decay 1e-4``, ``--cam_curve_interval .001``,
-``--resize_size 256``, ``--crop_size 224``) and the README's OpenImages VGG16
-CAM command (``--batch_size 32 --epochs 10 --lr 0.00227913316
---lr_decay_frequency 3 --weight_decay 5.00E-04``).
+``main.py`` ``_set_optimizer`` (``torch.optim.SGD(..., weight_decay=...,
+nesterov=True)``: coupled L2, Nesterov; features at ``--lr``, the rest at
+``--lr_classifier_ratio`` 10x), ``config.py`` (``--momentum 0.9``,
+``--cam_curve_interval .001``, ``--resize_size 256``, ``--crop_size 224``),
+``wsol/resnet.py`` ``ResNetCam`` (``layer4`` built with ``stride=1``), the
+README's OpenImages VGG16 CAM command (``--batch_size 32 --epochs 10 --lr
+0.00227913316 --lr_decay_frequency 3 --weight_decay 5.00E-04``) and, for the
+ILSVRC rows of the hyperparameter spreadsheet the README links (not in the
+repository), the CAM commands of finallyupper/dual-cam scripts/run_train.sh:
+``--epoch 10 --batch_size 32 --lr_decay_frequency 3`` with ``--lr
+0.00001654502 --weight_decay 5.00E-04`` (vgg16), ``--lr 0.00003108411
+--weight_decay 1.00E-04`` (resnet50), ``--lr 0.0003606503 --weight_decay
+5.00E-04`` (inception_v3).
 """
-
 import importlib.util
 import os
 
@@ -32,7 +38,9 @@ def _common(c):
     assert c.data.name == "wsol_metadata"
     assert c.data.image_size == 224  # --crop_size 224
     assert c.train.crop_scale * 224 == pytest.approx(256)  # --resize_size 256
-    assert c.train.optimizer == "sgd" and c.train.momentum == 0.9
+    assert c.train.optimizer == "sgd_l2" and c.train.momentum == 0.9
+    assert c.train.nesterov is True  # main.py SGD(nesterov=True)
+    assert c.train.bias_lr_multiplier == 1.0 and c.train.decay_biases is True
     assert c.train.head_lr_multiplier == 10  # --lr_classifier_ratio 10
     assert c.train.lr_schedule == "step" and c.train.lr_decay_factor == 0.1
     assert c.eval.cam_threshold_step == pytest.approx(0.001)  # cam_curve_interval
@@ -42,25 +50,30 @@ def _common(c):
 
 
 @pytest.mark.parametrize(
-    "name,backbone,filters",
+    "name,backbone,filters,lr,wd",
     [
-        ("ilsvrc_vgg16_cam", "vgg16", (1024,)),
-        ("ilsvrc_resnet50_cam", "resnet50", ()),
-        ("ilsvrc_inceptionv3_cam", "inception_v3", (1024, 1024)),
+        ("ilsvrc_vgg16_cam", "vgg16", (1024,), 0.00001654502, 5e-4),
+        ("ilsvrc_resnet50_cam", "resnet50", (), 0.00003108411, 1e-4),
+        ("ilsvrc_inceptionv3_cam", "inception_v3", (1024, 1024), 0.0003606503, 5e-4),
     ],
 )
-def test_ilsvrc_configs_use_wsolevaluation_defaults(name, backbone, filters):
+def test_ilsvrc_configs_use_wsolevaluations_tuned_rows(name, backbone, filters, lr, wd):
     c = load(name)
     _common(c)
     assert c.model.backbone == backbone
     assert tuple(c.method.conv_filters) == filters
-    assert c.train.epochs == 40 and c.train.batch_size == 64
-    assert c.train.learning_rate == pytest.approx(0.01)
-    assert c.train.lr_decay_epochs == 30
-    assert c.train.weight_decay == pytest.approx(1e-4)
+    assert c.train.epochs == 10 and c.train.batch_size == 32
+    assert c.train.learning_rate == pytest.approx(lr)
+    assert c.train.lr_decay_epochs == 3
+    assert c.train.weight_decay == pytest.approx(wd)
     # 1.2M images: no decode pass over every image before the first step
     assert c.data.validate_images is False
     assert load(name, "smoke").train.steps_per_epoch == 2
+
+
+def test_ilsvrc_resnet50_keeps_layer4_at_stride_one_as_wsolevaluation():
+    # wsol/resnet.py ResNetCam: self.layer4 = self._make_layer(..., stride=1).
+    assert load("ilsvrc_resnet50_cam").model.resnet_last_stride == 1
 
 
 def test_openimages_config_uses_the_readme_command():

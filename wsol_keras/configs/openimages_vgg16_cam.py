@@ -16,8 +16,9 @@ pixels that are not foreground become 255 and are left out of PxAP.
 Training: the README's train+eval example command (``--dataset_name
 OpenImages --architecture vgg16 --wsol_method cam``): batch 32, 10 epochs,
 learning rate 0.00227913316, ``--lr_decay_frequency 3``, weight decay 5e-4,
-``--large_feature_map FALSE``; the rest from ``config.py``: classifier at 10x,
-momentum 0.9, resize 256 / crop 224, CAM curve interval 0.001. The example's
+``--large_feature_map FALSE``; the rest from ``config.py`` and ``main.py``
+(`base.wsolevaluation_config`): classifier at 10x, torch SGD with momentum 0.9,
+Nesterov and coupled L2, resize 256 / crop 224, CAM curve interval 0.001. The example's
 ``--num_val_sample_per_class 5`` subsamples train-fullsup; this source uses the
 whole ``val`` folder (``config.py``'s default 0 = all).
 """
