@@ -8,8 +8,8 @@ images in [0, 255] (RGB); the backbone's own normalization lives in the graph
 
 Surgery (as in ACoL Sec. 3.1 / wsolevaluation):
     * vgg16: cut after conv5_3 (`block5_conv3`), no pool5: 14x14 maps at 224.
-        Released ACoL pools as options: `vgg_released_pools` (pools 1-3 torch's
-        3x3 stride-2 padding-1) and `vgg_large_feature_map` (pool4 3x3
+        Released ACoL pools as options: `vgg_released_pools` (stride-2 pools as
+        torch's 3x3 stride-2 padding-1) and `vgg_large_feature_map` (pool4 3x3
         stride 1: 28x28 at 224).
     * resnet50: full conv stages; `resnet_last_stride=1` makes the last stage
         keep 14x14 at 224 (stride-2 convs of conv5_block1 set to stride 1).
@@ -183,23 +183,25 @@ def _resnet_stride_one(model):
     return clone_model
 
 
-def _vgg_released_pools(model, pools_1_3=False, pool4_stride_one=False):
+def _vgg_released_pools(model, torch_pools=False, pool4_stride_one=False):
     """Clones a Keras VGG16 with the released ACoL pools (weights kept).
 
-    xiaomengyc/ACoL models/vgg/vgg_v1.py cfg 'D1' (the released CUB model):
-    pools 1-3 are 'M' = `nn.MaxPool2d(3, stride=2, padding=1)` instead of
-    Keras' 2x2 stride-2 pools (`pools_1_3`: `PaddedMaxPooling2D`, torch's
-    symmetric -inf padding; Keras' "same" pads an even axis 0 / 1 and shifts
-    every window), and pool4 is 'N' = `nn.MaxPool2d(3, stride=1, padding=1)`
-    (`pool4_stride_one`: 28x28 maps at 224, also wsolevaluation's
-    `large_feature_map` ACoL; for stride 1 "same" pads 1 / 1 like torch).
-    Only weightless pools change, so every conv keeps its weights by name.
+    `torch_pools`: every stride-2 pool (1-4) becomes
+    `nn.MaxPool2d(3, stride=2, padding=1)` instead of Keras' 2x2 pool
+    (`PaddedMaxPooling2D`: torch's symmetric -inf padding; Keras' "same" pads
+    an even axis 0 / 1 and shifts every window): xiaomengyc/ACoL
+    models/vgg/vgg_v1.py cfg 'D1' pools 1-3 ('M'), clovaai/wsolevaluation
+    wsol/vgg.py 'acol' '14x14' pools 1-4 ('M1').  `pool4_stride_one`: pool4 is
+    `nn.MaxPool2d(3, stride=1, padding=1)` (cfg 'D1' 'N', wsolevaluation
+    'acol' '28x28' 'M2': 28x28 maps at 224; for stride 1 "same" pads 1 / 1
+    like torch).  Only weightless pools change, so every conv keeps its
+    weights by name.
     """
 
     def clone(layer):
         if pool4_stride_one and layer.name == "block4_pool":
             return layers.MaxPooling2D(3, strides=1, padding="same", name=layer.name)
-        if pools_1_3 and layer.name in _VGG_POOLS_1_3:
+        if torch_pools and layer.name in _VGG_STRIDE_TWO_POOLS:
             return PaddedMaxPooling2D(3, strides=2, padding=1, name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
@@ -208,7 +210,7 @@ def _vgg_released_pools(model, pools_1_3=False, pool4_stride_one=False):
     return clone_model
 
 
-_VGG_POOLS_1_3 = ("block1_pool", "block2_pool", "block3_pool")
+_VGG_STRIDE_TWO_POOLS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool")
 
 
 # Spellings of "no pretrained weights" (config fields are strings on the
@@ -263,8 +265,9 @@ def build_backbone(
         name_prefix: name of the returned model.
         vgg_large_feature_map: vgg16 only: pool4 becomes a 3x3 stride-1 max
             pool, so conv5_3 keeps 28x28 at 224 (released ACoL CUB model).
-        vgg_released_pools: vgg16 only: pools 1-3 become torch's
-            `MaxPool2d(3, stride=2, padding=1)` (released ACoL VGG16, cfg 'D1').
+        vgg_released_pools: vgg16 only: the stride-2 pools (1-3, and 4 unless
+            `vgg_large_feature_map`) become torch's `MaxPool2d(3, stride=2,
+            padding=1)` (released ACoL VGG16 cfg 'D1'; wsolevaluation's ACoL).
 
     Returns:
         A `keras.Model` mapping float [B, H, W, 3] in [0, 255] to the features.
@@ -311,7 +314,7 @@ def build_backbone(
     if vgg_large_feature_map or vgg_released_pools:
         net = _vgg_released_pools(
             net,
-            pools_1_3=vgg_released_pools,
+            torch_pools=vgg_released_pools,
             pool4_stride_one=vgg_large_feature_map,
         )
     names = spec.levels if levels else (spec.feature_layer,)

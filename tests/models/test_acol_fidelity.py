@@ -91,18 +91,33 @@ def _vgg_pool_io(backbone, block):
     return probe, pool
 
 
-def test_released_pools_1_to_3_are_torchs_maxpool_3_2_1():
-    # vgg_v1.py cfg 'D1': 'M' = nn.MaxPool2d(kernel_size=3, stride=2, padding=1).
+def test_released_stride_two_pools_are_torchs_maxpool_3_2_1():
+    # vgg_v1.py cfg 'D1' pools 1-3 'M' and wsolevaluation wsol/vgg.py 'acol'
+    # '14x14' pools 1-4 'M1': nn.MaxPool2d(kernel_size=3, stride=2, padding=1).
     from layers.test_padded_max_pool import torch_max_pool
 
     net = build_backbone("vgg16", 64, weights=None, vgg_released_pools=True)
     x = np.random.default_rng(3).normal(size=(1, 64, 64, 3)).astype(np.float32)
-    for block in (1, 2, 3):
+    for block in (1, 2, 3, 4):
         probe, _ = _vgg_pool_io(net, block)
         conv_out, pool_out = (np.asarray(t) for t in probe(x))
         np.testing.assert_array_equal(pool_out, torch_max_pool(conv_out, 3, 2, 1))
-    probe, pool4 = _vgg_pool_io(net, 4)
-    assert pool4.pool_size == (2, 2)  # pool4 stays 2x2 unless large_feature_map
+
+
+def test_large_feature_map_with_released_pools_is_cfg_d1():
+    # 'D1': pools 1-3 'M' (3, 2, 1), pool4 'N' = nn.MaxPool2d(3, stride=1, padding=1).
+    from layers.test_padded_max_pool import torch_max_pool
+
+    net = build_backbone(
+        "vgg16", 64, weights=None, vgg_released_pools=True, vgg_large_feature_map=True
+    )
+    x = np.random.default_rng(4).normal(size=(1, 64, 64, 3)).astype(np.float32)
+    probe, _ = _vgg_pool_io(net, 3)
+    conv_out, pool_out = (np.asarray(t) for t in probe(x))
+    np.testing.assert_array_equal(pool_out, torch_max_pool(conv_out, 3, 2, 1))
+    probe, _ = _vgg_pool_io(net, 4)
+    conv_out, pool_out = (np.asarray(t) for t in probe(x))
+    np.testing.assert_array_equal(pool_out, torch_max_pool(conv_out, 3, 1, 1))
 
 
 @pytest.mark.parametrize(
@@ -111,6 +126,8 @@ def test_released_pools_1_to_3_are_torchs_maxpool_3_2_1():
         (64, False, False, 4),
         (64, True, False, 4),
         (64, True, True, 8),
+        # 67 -> 34 -> 17 -> 9 -> 5 with torch's pools 1-4 (wsolevaluation 'acol' 14x14).
+        (67, True, False, 5),
         # Odd input: torch's pools give ceil(n / 2) (67 -> 34 -> 17 -> 9 -> 4),
         # Keras' 2x2 valid pools floor(n / 2) (67 -> 33 -> 16 -> 8 -> 4).
         (67, True, True, 9),
@@ -133,7 +150,7 @@ def test_released_pools_keep_every_pretrained_weight_by_layer_name():
     from wsol_keras.backbones import _vgg_released_pools
 
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
-    clone = _vgg_released_pools(base, pools_1_3=True, pool4_stride_one=True)
+    clone = _vgg_released_pools(base, torch_pools=True, pool4_stride_one=True)
     convs = [l for l in base.layers if l.weights]
     assert len(convs) == 13
     for layer in convs:

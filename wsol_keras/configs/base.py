@@ -25,8 +25,8 @@ def base_config():
     c.model.resnet_last_stride = 2
     # vgg16 only: 28x28 maps at 224 (released ACoL CUB model, pool4 at stride 1).
     c.model.vgg_large_feature_map = False
-    # vgg16 only: pools 1-3 as torch's MaxPool2d(3, stride=2, padding=1)
-    # (released ACoL VGG16, cfg 'D1') instead of Keras' 2x2 pools.
+    # vgg16 only: the stride-2 pools as torch's MaxPool2d(3, stride=2, padding=1)
+    # (released ACoL VGG16 cfg 'D1', wsolevaluation's ACoL) instead of 2x2 pools.
     c.model.vgg_released_pools = False
 
     # The method's constructor arguments (models/registry.py); CAM by default.

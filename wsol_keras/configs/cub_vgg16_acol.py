@@ -12,13 +12,15 @@ coupled L2 weight decay 5e-4, base learning rate 1e-4; groups weights 1x,
 biases 2x, new ("cls") weights 10x, new biases 20x (`sgd_l2`); batch 20, 60
 epochs, constant rate.
 
-Backbone pools as released (models/vgg/vgg_v1.py cfg 'D1'): pools 1-3 are
-`MaxPool2d(3, stride=2, padding=1)` (`model.vgg_released_pools=True`, the
-default here: the paper only names VGG16, whose pools are 2x2, and the release
-decides; `--config.model.vgg_released_pools=False` gives Keras' 2x2 pools).
-The release's pool4 at stride 1 (28x28 maps) stays an option,
+Backbone pools as released (models/vgg/vgg_v1.py cfg 'D1'): the stride-2
+pools are `MaxPool2d(3, stride=2, padding=1)` (`model.vgg_released_pools=True`,
+the default here: the paper only names VGG16, whose pools are 2x2, and the
+release decides; `--config.model.vgg_released_pools=False` gives Keras' 2x2
+pools). The release's pool4 at stride 1 (28x28 maps) stays an option,
 `--config.model.vgg_large_feature_map=True`, as issue 10 asked: 14x14 is the
-paper's "remove the layers after conv5-3" and wsolevaluation's default.
+paper's "remove the layers after conv5-3" and wsolevaluation's default, whose
+ACoL ('acol' '14x14' in wsol/vgg.py) has pool4 3x3 stride 2 padding 1 too,
+i.e. this config without the option.
 """
 
 from wsol_keras.configs import base
@@ -32,7 +34,7 @@ def get_config(arg=None):
     config.train.learning_rate = 1e-4
     config.train.lr_schedule = "constant"
     config.train.nesterov = True  # released get_finetune_optimizer
-    config.model.vgg_released_pools = True  # vgg_v1.py 'M': MaxPool2d(3, 2, 1)
+    config.model.vgg_released_pools = True  # 'M' / 'M1': MaxPool2d(3, 2, 1)
     if arg == "smoke":
         base.make_smoke(config)
     return config

@@ -22,8 +22,8 @@ Heads use Xavier-uniform weights and zero biases (released
 `_initialize_weights`: `nn.init.xavier_uniform`; wsolevaluation
 `init_mode='xavier'`).  The released CUB model has 28x28 maps (pool4 at
 stride 1, cfg 'D1'): `config.model.vgg_large_feature_map=True`, off by default as in
-the paper and wsolevaluation's default 14x14.  The release's pools 1-3
-(`MaxPool2d(3, stride=2, padding=1)`) are `config.model.vgg_released_pools`,
+the paper and wsolevaluation's default 14x14.  The release's stride-2
+pools (`MaxPool2d(3, stride=2, padding=1)`) are `config.model.vgg_released_pools`,
 on in the CUB config (`wsol_keras.backbones`).
 """
 
