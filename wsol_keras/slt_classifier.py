@@ -200,9 +200,14 @@ def copy_classifier(slt_model, source_model, source_name):
     values = [(s, d, s.numpy()) for s, d in pairs] + head
     for src, dst, value in values:
         if tuple(value.shape) != tuple(dst.shape):
+            read_as = (
+                f" (as a Dense kernel {tuple(value.shape)})"
+                if tuple(value.shape) != tuple(src.shape)
+                else ""
+            )
             raise ValueError(
                 f"{source_name}: variable {src.path} has shape "
-                f"{tuple(src.shape)}, the SLT classifier's {dst.path} "
+                f"{tuple(src.shape)}{read_as}, the SLT classifier's {dst.path} "
                 f"{tuple(dst.shape)}"
             )
     for _, dst, value in values:  # checked all first: no half-copied branch
