@@ -148,3 +148,18 @@ def test_savedmodel_export_serves_the_frozen_classifiers_classes(whole, tmp_path
     served = tf.saved_model.load(path).signatures["image_tensor"](images=tf.constant(x))
     want = np.argmax(cam(x.astype(np.float32))["logits"].numpy(), axis=-1)
     np.testing.assert_array_equal(served["classes"].numpy()[:, 0], want)
+
+
+def test_bad_classifier_sources_fail_before_the_workdir_is_written(tmp_path):
+    workdir = tmp_path / "run"
+    config = _config()
+    config.method.classifier_train.learning_rate = 0.0
+    with pytest.raises(ValueError, match="train.learning_rate=0.0.*classifier_train"):
+        train.train(config, str(workdir))
+    assert not workdir.exists()
+    config = _config()
+    config.method.classifier_train.epochs = 0
+    config.method.classifier_weights = str(tmp_path / "no_such_run")
+    with pytest.raises(FileNotFoundError, match="no_such_run"):
+        train.train(config, str(workdir))
+    assert not workdir.exists()

@@ -233,7 +233,13 @@ def before_restore(model, config, data_info):
     phase = phase_config(config)
     if phase is not None:
         # Fails now, not after the SLT run wrote its config.json.
-        config_checks.check_config(phase)
+        try:
+            config_checks.check_config(phase)
+        except ValueError as e:
+            raise ValueError(
+                f"{e} (config.method.classifier_train sets config.train of "
+                "the SLT classifier's own run)"
+            ) from e
 
 
 def train_phase(model, config, workdir, strategy, train_fn, allow_config_change):
