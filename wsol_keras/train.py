@@ -35,6 +35,7 @@ from wsol_keras import precision as precision_lib
 from wsol_keras import temp_files
 from wsol_keras import optimizers
 from wsol_keras import report
+from wsol_keras import slt_classifier
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -232,6 +233,7 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     )
     with strategy.scope():
         model = build_compiled_model(config, data_info, steps)
+        slt_classifier.before_restore(model, config, data_info)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
     chief = is_chief(strategy)
     out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
@@ -242,6 +244,10 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             for d in (out, os.path.join(out, workdir_lib.CHECKPOINT_DIR)):
                 temp_files.remove_orphans(d, folders=False)
         workdir_lib.write_config(out, config, data_info, keep_previous=bool(changes))
+        if initial_epoch == 0:  # SLT: the classifier's own run first
+            slt_classifier.train_phase(
+                model, config, workdir, strategy, train, allow_config_change
+            )
         _fit(model, source, config, out, strategy, steps, initial_epoch)
         # Population statistics for inference (precise BN), before the final
         # weights are written: every later evaluation uses them.

@@ -56,9 +56,30 @@ def test_one_sgd_step_moves_the_classifier_at_its_rate():
     np.testing.assert_allclose(fc.numpy(), w0 - 0.01 * 50.0 * g, rtol=1e-4, atol=1e-7)
 
 
-def test_cub_config_gives_the_classifier_the_cam_vgg_rate():
+def test_cub_config_trains_the_classifier_on_its_own_cam_vgg_schedule():
+    """Phase 1 (Sec. 3.1, Fig. 2b) on configs/cub_vgg16_cam.py's schedule."""
+    from wsol_keras import slt_classifier
+    from wsol_keras.configs import cub_vgg16_cam
+
     c = cub_vgg16_slt.get_config()
-    base = c.train.learning_rate
-    assert base * c.method.classifier_lr_multiplier == 0.001
-    assert base * c.method.classifier_lr_multiplier * c.method.classifier_head_lr_multiplier == 0.01
     assert c.train.head_lr_multiplier == 1.0  # the localizer's "new optimization"
+    assert (c.train.learning_rate, c.train.epochs) == (0.0002, 4)
+    phase = slt_classifier.phase_config(c)
+    cam = cub_vgg16_cam.get_config()
+    for field in (
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "lr_schedule",
+        "lr_decay_epochs",
+        "lr_decay_factor",
+        "head_lr_multiplier",
+    ):
+        assert phase.train[field] == cam.train[field], field
+    assert phase.model.to_dict() == c.model.to_dict()
+    assert phase.train.crop_scale == c.train.crop_scale  # 224 from 256, Sec. 4.1
+    # The documented joint fallback builds (rates only matter when joint).
+    c.method.classifier_train.epochs = 0
+    c.method.classifier_lr_multiplier = 5.0
+    c.method.classifier_head_lr_multiplier = 10.0
+    assert slt_classifier.phase_config(c) is None

@@ -10,13 +10,33 @@ rate 0.0002 (the paper's "new optimization": low rate, few iterations; no 10x
 for new layers is mentioned), batch 16, 4 epochs, 224 crops from 256.
 alpha=0.4, K=30 of 200 (k=0.15, so the same config fits other class counts),
 beta=10. Localizer maps are scored with the top-K ACAM (Eq. 9).
-The classifier "is trained independently" (Sec. 3.1, Fig. 2b; Top-1 Cls 76.6
-with VGG16, Sec. 4.2) and the paper gives no schedule of its own: here it
-trains in the same steps but at its own rate, 0.001 for its backbone and 0.01
-for its new 200-way layer (classifier_lr_multiplier 5, head 10: the CAM-VGG
-fine-tuning rate of wsolevaluation / ACoL), instead of the localizer's 0.0002
-with no 10x.  Its number of steps stays the localizer's 4 epochs; a longer
-classifier run (a separately trained checkpoint) is not wired yet.
+
+The classifier "is trained independently" (Sec. 3.1, Fig. 2b): ImageNet
+VGG16 with a new 200-way output (Sec. 4.2, Top-1 Cls 76.6), 224 crops from
+256 (Sec. 4.1).  The command above runs two phases in one workdir: phase 1
+trains the classifier alone into ``runs/cub_vgg16_slt/classifier/`` (a CAM
+model with ``conv_filters=()``, i.e. VGG16 -> GAP -> Dense(200), the SLT
+classifier's architecture; resumable, evaluable with wsol-eval), phase 2
+trains localizer and regressor with that classifier frozen.  The paper gives
+no classifier schedule, so ``method.classifier_train`` takes the CAM-VGG16
+fine-tuning schedule of configs/cub_vgg16_cam.py (ACoL / wsolevaluation):
+lr 0.001, new layer 10x, 30 epochs, x0.1 every 10, batch 32; optimizer
+family (sgd_l2, wd 5e-4, biases 2x) as the localizer's.
+
+A classifier trained elsewhere (same backbone, same class list) replaces
+phase 1:
+
+    wsol-train --config=configs/cub_vgg16_cam.py --workdir=runs/cub_vgg16_cls \
+            --config.data.root=/data/CUB_200_2011 --config.method.conv_filters='()'
+    wsol-train --config=configs/cub_vgg16_slt.py --workdir=runs/cub_vgg16_slt \
+            --config.data.root=/data/CUB_200_2011 \
+            --config.method.classifier_train.epochs=0 \
+            --config.method.classifier_weights=runs/cub_vgg16_cls
+
+and ``--config.method.classifier_train.epochs=0
+--config.method.classifier_lr_multiplier=5
+--config.method.classifier_head_lr_multiplier=10`` trains it jointly with
+the localizer (its 4 epochs) at 0.001 / 0.01 instead.
 """
 
 from wsol_keras.configs import base
@@ -34,11 +54,20 @@ def get_config(arg=None):
     config.train.learning_rate = 0.0002
     config.train.lr_schedule = "constant"
     config.train.head_lr_multiplier = 1.0
-    # The classifier's own rate: 5 x 0.0002 = 0.001, its Dense layer 10x that.
-    config.method.classifier_lr_multiplier = 5.0
-    config.method.classifier_head_lr_multiplier = 10.0
+    # Phase 1: the classifier on its own (Sec. 3.1, Fig. 2b), CAM-VGG16's
+    # fine-tuning schedule (configs/cub_vgg16_cam.py; the paper gives none).
+    schedule = config.method.classifier_train
+    schedule.epochs = 30
+    schedule.batch_size = 32
+    schedule.learning_rate = 0.001
+    schedule.lr_schedule = "step"
+    schedule.lr_decay_epochs = 10
+    schedule.lr_decay_factor = 0.1
+    schedule.head_lr_multiplier = 10.0
     config.eval.map_method = "topk"
     config.eval.topk = 30
     if arg == "smoke":
         base.make_smoke(config)
+        schedule.epochs = 1
+        schedule.batch_size = config.train.batch_size
     return config

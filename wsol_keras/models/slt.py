@@ -18,6 +18,12 @@ gradients never mix, so this equals training them side by side; Eq. 1
   batch) against the box of the localizer's map for the same image, in
   normalized xyxy, with no gradient into the localizer.
 * **classifier**: its own backbone -> GAP -> Dense(C), cross-entropy (Eq. 5).
+  "The classifier is trained independently" (Sec. 3.1, Fig. 2b): with
+  ``classifier_weights`` (a separately trained classifier) or
+  ``classifier_train.epochs > 0`` (wsol-train first trains it on its own
+  schedule, `wsol_keras.slt_classifier`) the branch is frozen here and only
+  localizer and regressor train; otherwise it trains in the same steps at its
+  own rate (``classifier_lr_multiplier``).
 
 Outputs: "logits" (classifier), "cams" (localizer class maps, for
 MaxBoxAccV2 / PxAP of the localizer, with the top-K ACAM of Eq. 9 selected by
@@ -56,6 +62,7 @@ from wsol_keras.losses.visual_tolerance import (
 from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
 
 __all__ = [
+    "CLASSIFIER_TRAIN_DEFAULTS",
     "SLTModel",
     "smooth_l1",
 ]
@@ -68,6 +75,46 @@ VST_DEFAULTS = types.MappingProxyType(
         ("brightness", "contrast", "saturation", "hue", "flip_prob", "scale_range"),
     )
 )
+
+
+# The classifier's own training run (Sec. 3.1, Fig. 2b: "trained
+# independently"; the paper gives no schedule): `config.train` fields that
+# phase 1 of wsol-train replaces (`wsol_keras.slt_classifier.phase_config`).
+# epochs 0: no separate run. The rest: the CAM-VGG16 fine-tuning schedule of
+# configs/cub_vgg16_cam.py (ACoL / wsolevaluation).
+CLASSIFIER_TRAIN_DEFAULTS = types.MappingProxyType(
+    {
+        "epochs": 0,
+        "batch_size": 32,
+        "learning_rate": 0.001,
+        "lr_schedule": "step",
+        "lr_decay_epochs": 10,
+        "lr_decay_factor": 0.1,
+        "lr_decay_at_epochs": (),
+        "head_lr_multiplier": 10.0,
+    }
+)
+
+
+def resolve_classifier_train(classifier_train):
+    """`CLASSIFIER_TRAIN_DEFAULTS` updated by `classifier_train` (checked)."""
+    given = dict(classifier_train.items())
+    unknown = sorted(set(given) - set(CLASSIFIER_TRAIN_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"config.method.classifier_train.{unknown[0]}: not a field of the "
+            f"SLT classifier's schedule; its fields are "
+            f"{sorted(CLASSIFIER_TRAIN_DEFAULTS)}"
+        )
+    out = {**CLASSIFIER_TRAIN_DEFAULTS, **given}
+    epochs = out["epochs"]
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise ValueError(
+            f"config.method.classifier_train.epochs={epochs!r}: must be an "
+            "integer >= 0 (0: no separate classifier run)"
+        )
+    out["lr_decay_at_epochs"] = tuple(out["lr_decay_at_epochs"])
+    return out
 
 
 def smooth_l1(pred, target):
@@ -103,6 +150,14 @@ class SLTModel(WSOLModel):
         classifier_head_lr_multiplier: extra factor of the classifier's new
             Dense layer (10 as fine-tuning convention; the localizer's heads keep
             `head_lr_multiplier`).
+        classifier_weights: a separately trained classifier (a finished
+            wsol-train workdir of CAM with ``conv_filters=()`` or of SLT, or
+            its model.weights.h5): wsol-train loads it into the classifier
+            branch (`wsol_keras.slt_classifier`) and the branch is frozen.
+        classifier_train: the classifier's own schedule
+            (`CLASSIFIER_TRAIN_DEFAULTS` fields); with ``epochs > 0``
+            wsol-train trains it first, into ``<workdir>/classifier``, and
+            the branch is frozen while localizer and regressor train.
         **kwargs: `WSOLModel` arguments.
     """
 
@@ -124,6 +179,8 @@ class SLTModel(WSOLModel):
         seed=None,
         classifier_lr_multiplier=1.0,
         classifier_head_lr_multiplier: float | None = None,
+        classifier_weights: str | None = None,
+        classifier_train=CLASSIFIER_TRAIN_DEFAULTS,
         **kwargs,
     ):
         kwargs.setdefault("loss_names", ("smt", "vst", "reg", "cls"))
@@ -160,6 +217,41 @@ class SLTModel(WSOLModel):
         self.classifier_fc = layers.Dense(
             num_classes, dtype="float32", name="classifier_fc"
         )
+        self.classifier_weights = classifier_weights or None
+        self.classifier_train = resolve_classifier_train(classifier_train)
+        self._freeze_independent_classifier()
+
+    @property
+    def classifier_frozen(self):
+        """Whether the classifier comes from its own run (not trained here)."""
+        return bool(self.classifier_weights or self.classifier_train["epochs"])
+
+    def _freeze_independent_classifier(self):
+        if self.classifier_weights and self.classifier_train["epochs"]:
+            raise ValueError(
+                f"config.method.classifier_weights={self.classifier_weights!r} "
+                "and config.method.classifier_train.epochs="
+                f"{self.classifier_train['epochs']}: give the classifier one "
+                "source, a trained one or its own run"
+            )
+        if not self.classifier_frozen:
+            return
+        if (
+            self.classifier_lr_multiplier != 1.0
+            or self.classifier_head_lr_multiplier is not None
+        ):
+            raise ValueError(
+                "config.method.classifier_lr_multiplier / "
+                "classifier_head_lr_multiplier set the rate of a classifier "
+                "trained with the localizer; this one is trained on its own "
+                "(classifier_weights or classifier_train.epochs) and frozen "
+                "here: leave them at 1.0 / None (its rates are "
+                "classifier_train's)"
+            )
+        # Frozen from construction on, so the optimizer (and every
+        # checkpoint's optimizer state) never holds the classifier's variables.
+        self.classifier_backbone.trainable = False
+        self.classifier_fc.trainable = False
 
     # -- the three networks ------------------------------------------------------
 
@@ -223,6 +315,7 @@ class SLTModel(WSOLModel):
         terms = {
             "smt": self.smt_loss(labels, loc_logits),
             "reg": smooth_l1(raw, target),
+            # Tracked also when the classifier is frozen (no gradient then).
             "cls": sparse_ce(labels, outputs["logits"]),
         }
         if "vst" in outputs:

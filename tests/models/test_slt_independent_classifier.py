@@ -1,0 +1,230 @@
+"""SLT-Net's independently trained classifier (SLT-Net Sec. 3.1, Fig. 2b):
+loaded from a separately trained classifier and frozen while localizer and
+regressor train (`wsol_keras.slt_classifier`)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from wsol_keras import slt_classifier
+from wsol_keras import train as train_lib
+from wsol_keras import workdir as workdir_lib
+from wsol_keras.configs import synthetic_cam, synthetic_slt
+from wsol_keras.models.registry import build_model
+
+SIZE = 32
+INFO = {"num_classes": 4, "image_size": SIZE, "class_names": ["a", "b", "c", "d"]}
+
+
+def _images(n=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 255, (n, SIZE, SIZE, 3)).astype(np.float32)
+
+
+def _perturb(model, seed=1):
+    """Every weight moved (BN statistics included), so a copy that misses
+    any variable, or maps the 1x1 kernel wrongly, changes the logits."""
+    rng = np.random.default_rng(seed)
+    for v in model.weights:
+        value = v.numpy()
+        if v.path.endswith("moving_variance"):
+            value = value * rng.uniform(0.5, 1.5, value.shape)
+        else:
+            value = value + 0.1 * rng.standard_normal(value.shape)
+        v.assign(value.astype(np.float32))
+
+
+def _cam_workdir(path, conv_filters=(), info=INFO):
+    """A finished CAM workdir: config.json + model.weights.h5 (perturbed)."""
+    config = synthetic_cam.get_config("smoke")
+    config.data.image_size = SIZE
+    config.method.conv_filters = tuple(conv_filters)
+    model = build_model(config, info)
+    _perturb(model)
+    workdir_lib.write_config(str(path), config, info)
+    workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(str(path)))
+    return model
+
+
+def _slt_config(**method):
+    config = synthetic_slt.get_config("smoke")
+    config.data.image_size = SIZE
+    for k, v in method.items():
+        config.method[k] = v
+    return config
+
+
+def test_loaded_classifier_gives_the_cam_classifiers_logits(tmp_path):
+    """CAM: GAP(1x1 conv(f)); SLT: Dense(GAP(f)) with the copied weights
+    (ACoL Sec. 3.1) -- two computations, the same logits."""
+    cam = _cam_workdir(tmp_path / "cam")
+    config = _slt_config(classifier_weights=str(tmp_path / "cam"))
+    slt = build_model(config, INFO)
+    x = _images()
+    want = cam(x)["logits"].numpy()
+    before = slt(x)["logits"].numpy()
+    assert np.abs(before - want).max() > 1e-2  # the test can fail
+    slt_classifier.before_restore(slt, config, INFO)
+    got = slt(x)["logits"].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+def test_loading_from_the_weights_file_and_from_an_slt_workdir(tmp_path):
+    cam = _cam_workdir(tmp_path / "cam")
+    weights = workdir_lib.final_weights_path(str(tmp_path / "cam"))
+    config = _slt_config(classifier_weights=weights)
+    first = build_model(config, INFO)
+    slt_classifier.before_restore(first, config, INFO)
+    x = _images()
+    np.testing.assert_allclose(
+        first(x)["logits"].numpy(), cam(x)["logits"].numpy(), rtol=1e-5, atol=1e-4
+    )
+    # An SLT workdir gives its classifier branch.
+    workdir_lib.write_config(str(tmp_path / "slt"), config, INFO)
+    workdir_lib.save_weights_atomic(
+        first, workdir_lib.final_weights_path(str(tmp_path / "slt"))
+    )
+    config2 = _slt_config(classifier_weights=str(tmp_path / "slt"))
+    second = build_model(config2, INFO)
+    slt_classifier.before_restore(second, config2, INFO)
+    np.testing.assert_allclose(
+        second(x)["logits"].numpy(), cam(x)["logits"].numpy(), rtol=1e-5, atol=1e-4
+    )
+
+
+def test_frozen_classifier_does_not_change_in_the_slt_step():
+    config = _slt_config()
+    config.method.classifier_train.epochs = 1
+    model = train_lib.build_compiled_model(config, INFO)
+    trainable = {id(v) for v in model.trainable_variables}
+    branch = model.classifier_backbone.weights + model.classifier_fc.weights
+    assert not trainable & {id(v) for v in branch}
+    before = [v.numpy().copy() for v in branch]
+    loc_before = model.cam_head.classifier.kernel.numpy().copy()
+    reg_before = model.regressor_fc2.kernel.numpy().copy()
+    x = {
+        "image": _images(4),
+        "label": np.array([0, 1, 2, 3], np.int32),
+        "hierarchy": np.zeros((4, 0), np.int32),
+    }
+    for _ in range(2):
+        model.train_on_batch(x, x["label"])
+    for v, b in zip(branch, before):
+        np.testing.assert_array_equal(v.numpy(), b, err_msg=v.path)
+    # ... while localizer and regressor did train.
+    assert np.abs(model.cam_head.classifier.kernel.numpy() - loc_before).max() > 0
+    assert np.abs(model.regressor_fc2.kernel.numpy() - reg_before).max() > 0
+
+
+def test_joint_classifier_still_trains_by_default():
+    config = _slt_config()
+    model = build_model(config, INFO)
+    assert not model.classifier_frozen
+    ids = {id(v) for v in model.trainable_variables}
+    assert id(model.classifier_fc.kernel) in ids
+
+
+def test_missing_file_names_it(tmp_path):
+    missing = str(tmp_path / "nowhere")
+    config = _slt_config(classifier_weights=missing)
+    model = build_model(config, INFO)
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        slt_classifier.before_restore(model, config, INFO)
+
+
+def test_weights_without_config_json_are_refused(tmp_path):
+    cam = _cam_workdir(tmp_path / "cam")
+    lone = tmp_path / "lone" / "x.weights.h5"
+    lone.parent.mkdir()
+    cam.save_weights(str(lone))
+    config = _slt_config(classifier_weights=str(lone))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+
+
+def test_cam_with_conv_layers_is_refused_naming_conv_filters(tmp_path):
+    _cam_workdir(tmp_path / "cam", conv_filters=(8,))
+    config = _slt_config(classifier_weights=str(tmp_path / "cam"))
+    with pytest.raises(ValueError, match=r"conv_filters=\(8,\)"):
+        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+
+
+def test_other_class_count_names_the_variable_and_shapes(tmp_path):
+    three = {"num_classes": 3, "image_size": SIZE}
+    _cam_workdir(tmp_path / "cam", info=three)
+    config = _slt_config(classifier_weights=str(tmp_path / "cam"))
+    info = {"num_classes": 4, "image_size": SIZE}
+    with pytest.raises(ValueError) as e:
+        slt_classifier.before_restore(build_model(config, info), config, info)
+    text = str(e.value)
+    assert "model.weights.h5" in text and "cam_head/classifier/kernel" in text
+    assert "(1, 1, 128, 3)" in text and "(128, 4)" in text, text
+
+
+def test_other_class_names_are_refused(tmp_path):
+    _cam_workdir(tmp_path / "cam")
+    config = _slt_config(classifier_weights=str(tmp_path / "cam"))
+    info = dict(INFO, class_names=["a", "b", "x", "d"])
+    with pytest.raises(ValueError, match="class 2 is 'c'.*'x'"):
+        slt_classifier.before_restore(build_model(config, info), config, info)
+
+
+def test_other_backbone_is_refused_naming_the_field(tmp_path):
+    _cam_workdir(tmp_path / "cam")
+    path = tmp_path / "cam" / "config.json"
+    payload = json.loads(path.read_text())
+    payload["config"]["model"]["backbone"] = "vgg16"
+    path.write_text(json.dumps(payload))
+    config = _slt_config(classifier_weights=str(tmp_path / "cam"))
+    with pytest.raises(ValueError, match="model.backbone='vgg16'.*'small_cnn'"):
+        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+
+
+def test_corrupt_weights_file_names_it(tmp_path):
+    _cam_workdir(tmp_path / "cam")
+    weights = workdir_lib.final_weights_path(str(tmp_path / "cam"))
+    with open(weights, "wb") as f:
+        f.write(b"not an h5 file")
+    config = _slt_config(classifier_weights=str(tmp_path / "cam"))
+    with pytest.raises(ValueError, match=os.path.basename(weights)):
+        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+
+
+def test_two_sources_or_joint_rates_with_a_frozen_classifier_are_refused():
+    config = _slt_config(classifier_weights="/x")
+    config.method.classifier_train.epochs = 2
+    with pytest.raises(ValueError, match="one source"):
+        build_model(config, INFO)
+    config = _slt_config(classifier_weights="/x", classifier_lr_multiplier=5.0)
+    with pytest.raises(ValueError, match="classifier_lr_multiplier"):
+        build_model(config, INFO)
+
+
+def test_unknown_schedule_field_and_bad_epochs_are_refused():
+    from wsol_keras.models import slt
+
+    with pytest.raises(ValueError, match="classifier_train.epochz"):
+        slt.resolve_classifier_train({"epochz": 3})
+    with pytest.raises(ValueError, match="classifier_train.epochs=-1"):
+        slt.resolve_classifier_train({"epochs": -1})
+    config = _slt_config()
+    config.method.classifier_train.epochz = 3  # a typo in a config file
+    with pytest.raises(ValueError, match="classifier_train.epochz"):
+        build_model(config, INFO)
+
+
+def test_phase_config_replaces_the_train_fields():
+    config = _slt_config()
+    assert slt_classifier.phase_config(config) is None  # epochs 0: joint
+    config.method.classifier_train.epochs = 3
+    config.method.classifier_train.learning_rate = 0.05
+    config.method.classifier_train.lr_decay_at_epochs = (2,)
+    phase = slt_classifier.phase_config(config)
+    assert phase.method.name == "cam" and tuple(phase.method.conv_filters) == ()
+    assert phase.train.epochs == 3 and phase.train.learning_rate == 0.05
+    assert tuple(phase.train.lr_decay_at_epochs) == (2,)
+    assert phase.train.optimizer == config.train.optimizer
+    assert phase.data.to_dict() == config.data.to_dict()
+    assert config.train.epochs == 1  # the SLT config is untouched
