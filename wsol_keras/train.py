@@ -35,6 +35,7 @@ from wsol_keras import precision as precision_lib
 from wsol_keras import temp_files
 from wsol_keras import optimizers
 from wsol_keras import report
+from wsol_keras import val_localization
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -227,12 +228,16 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         )
     if config.train.steps_per_epoch:
         steps = min(steps, config.train.steps_per_epoch)
+    val_localization.check_selection(config, source)
     changes = workdir_lib.check_rerun_config(
         workdir, config, data_info, allow_change=allow_config_change
     )
     with strategy.scope():
         model = build_compiled_model(config, data_info, steps)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    scores = val_localization.SelectionState.from_checkpoint(
+        workdir_lib.checkpoint_record(workdir)
+    )
     chief = is_chief(strategy)
     out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
     try:
@@ -242,7 +247,9 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             for d in (out, os.path.join(out, workdir_lib.CHECKPOINT_DIR)):
                 temp_files.remove_orphans(d, folders=False)
         workdir_lib.write_config(out, config, data_info, keep_previous=bool(changes))
-        _fit(model, source, config, out, strategy, steps, initial_epoch)
+        _fit(model, source, config, out, strategy, steps, initial_epoch, scores)
+        with strategy.scope():  # "best": the best epoch's weights
+            selection = val_localization.select_checkpoint(model, config, out, scores)
         # Population statistics for inference (precise BN), before the final
         # weights are written: every later evaluation uses them.
         precise_bn.recompute_batch_norm_statistics(
@@ -251,14 +258,19 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             config.train.precise_bn_batches,
         )
         workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
+        val_localization.write_selection(out, selection)
     finally:
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
     return model, source, data_info
 
 
-def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
-    """`model.fit` from `initial_epoch` with the workdir's callbacks."""
+def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores):
+    """`model.fit` from `initial_epoch` with the workdir's callbacks.
+
+    `scores`: the `val_localization.SelectionState` restored with the
+    checkpoint, updated by the per-epoch val localization pass.
+    """
     global_batch = config.train.batch_size
     train_ds = make_train_dataset(
         source, config, global_batch, skip_batches=initial_epoch * steps
@@ -270,16 +282,23 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
     )
     history = os.path.join(workdir, "history.csv")
     workdir_lib.truncate_history(history, initial_epoch)
+    val_loc = (
+        [val_localization.ValLocalization(source, config, workdir, scores, initial_epoch)]
+        if val_localization.enabled(config, source)
+        else []
+    )
     callbacks = [
         # Logs first (the learning rate into the epoch logs, then the CSV
         # row), checkpoint last: a kill in between redoes the epoch, and
-        # truncate_history drops its stale row.
+        # truncate_history drops its stale row. The val localization score
+        # joins the logs after TensorBoard (it writes its own summaries).
         workdir_lib.LearningRateLogger(),
         keras.callbacks.TensorBoard(
             os.path.join(workdir, "logs"), update_freq=config.train.log_every_steps
         ),
+        *val_loc,
         keras.callbacks.CSVLogger(history, append=initial_epoch > 0),
-        workdir_lib.AtomicCheckpoint(workdir),
+        workdir_lib.AtomicCheckpoint(workdir, *val_loc),
     ]
     logging.info(
         "training %s / %s on %d images (%d classes), %d steps x %d "
