@@ -7,10 +7,20 @@ r"""Trains a WSOL model with `model.fit`, then evaluates and writes the report.
 The workdir receives config.json (the effective config and the data's class
 names), checkpoints/ (weights and optimizer state after every epoch, written
 atomically; a rerun resumes exactly from the last one), history.csv (per-epoch
-metrics and learning rate), logs/ (TensorBoard), model.weights.h5, and the
-evaluation report (metrics.json, heatmaps.png, box_accuracy.png). A rerun whose
-config differs from the workdir's config.json is refused before anything is
-written (fields under `eval.` may change; `--allow_config_change` overrides).
+metrics, learning rate, val localization score), logs/ (TensorBoard),
+model.weights.h5 with selected_checkpoint.json, and the evaluation report
+(metrics.json, heatmaps.png, box_accuracy.png).
+
+A rerun whose config differs from the workdir's config.json is refused before
+anything is written (fields under `eval.` may change; `--allow_config_change`
+overrides).
+
+Checkpoint selection (`wsol_keras.val_localization`, as wsolevaluation's
+main.py): val MaxBoxAccV2 (PxAP on mask-only data) before training and every
+`train.val_localization_every` epochs, with the BN moving statistics of the
+moment; `train.checkpoint_selection="best"` evaluates the first epoch with the
+highest score instead of the last (the default). Precise BN runs on the
+selected weights; the report names them (checkpoint, epoch, val score).
 """
 
 import os
@@ -235,9 +245,8 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     with strategy.scope():
         model = build_compiled_model(config, data_info, steps)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
-    scores = val_localization.SelectionState.from_checkpoint(
-        workdir_lib.checkpoint_record(workdir)
-    )
+    record = workdir_lib.checkpoint_record(workdir)
+    scores = val_localization.SelectionState.from_checkpoint(record)
     chief = is_chief(strategy)
     out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
     try:
@@ -266,11 +275,8 @@ def train(config, workdir, strategy=None, allow_config_change=False):
 
 
 def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores):
-    """`model.fit` from `initial_epoch` with the workdir's callbacks.
-
-    `scores`: the `val_localization.SelectionState` restored with the
-    checkpoint, updated by the per-epoch val localization pass.
-    """
+    """`model.fit` from `initial_epoch` with the workdir's callbacks; the val
+    localization pass adds to `scores` (`val_localization.SelectionState`)."""
     global_batch = config.train.batch_size
     train_ds = make_train_dataset(
         source, config, global_batch, skip_batches=initial_epoch * steps
@@ -282,11 +288,7 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores)
     )
     history = os.path.join(workdir, "history.csv")
     workdir_lib.truncate_history(history, initial_epoch)
-    val_loc = (
-        [val_localization.ValLocalization(source, config, workdir, scores, initial_epoch)]
-        if val_localization.enabled(config, source)
-        else []
-    )
+    val_loc = val_localization.callbacks(source, config, workdir, scores, initial_epoch)
     callbacks = [
         # Logs first (the learning rate into the epoch logs, then the CSV
         # row), checkpoint last: a kill in between redoes the epoch, and

@@ -196,9 +196,16 @@ def enabled(config, source):
     elif SPLIT not in source.splits:
         why = f"no {SPLIT!r} split"
     if why:
-        logging.warning("val localization during training is off: %s", why)
+        logging.info("val localization during training is off: %s", why)
         return False
     return True
+
+
+def callbacks(source, config, workdir, state, initial_epoch):
+    """[`ValLocalization`] when the pass is `enabled`, else []."""
+    if not enabled(config, source):
+        return []
+    return [ValLocalization(source, config, workdir, state, initial_epoch)]
 
 
 class ValLocalization(keras.callbacks.Callback):
