@@ -197,11 +197,18 @@ def test_best_checkpoint_is_evaluated_and_survives_a_resume(tmp_path, monkeypatc
         assert record["checkpoint_selection_split"] == "val"
 
 
-def test_last_selection_reports_the_last_epoch_with_its_val_score(tmp_path):
-    wd = str(tmp_path / "run")
-    config = _config(epochs=2)
-    config.train.val_localization_every = 2
-    model, source, _ = train.train(config, wd)
+def test_the_val_pass_leaves_training_unchanged_and_last_is_reported(tmp_path):
+    runs = {}
+    for every in (0, 2):
+        config = _config(epochs=2)
+        config.train.val_localization_every = every
+        runs[every] = (config, *train.train(config, str(tmp_path / f"every{every}")))
+    assert not os.path.exists(tmp_path / "every0" / "logs" / "val_localization")
+    for a, b in zip(runs[0][1].weights, runs[2][1].weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b), err_msg=a.path)
+
+    config, model, source, _ = runs[2]
+    wd = str(tmp_path / "every2")
     metrics = evaluate.evaluate_and_report(model, source, config, wd)
     assert metrics["checkpoint"] == "last" and metrics["checkpoint_epoch"] == 2
     scores = _history_scores(wd)
@@ -209,16 +216,3 @@ def test_last_selection_reports_the_last_epoch_with_its_val_score(tmp_path):
     assert np.isnan(scores[0]) and 0.0 <= scores[1] <= 100.0
     assert metrics["checkpoint_selection_score"] == scores[1]
     assert not glob.glob(os.path.join(wd, "checkpoints", "best*"))
-
-
-def test_the_val_pass_leaves_training_unchanged(tmp_path):
-    weights = []
-    for every in (0, 1):
-        config = _config(epochs=2)
-        config.train.val_localization_every = every
-        model, _, _ = train.train(config, str(tmp_path / f"every{every}"))
-        weights.append([np.array(w) for w in model.weights])
-    assert os.path.isdir(tmp_path / "every1" / "logs" / "val_localization")
-    assert not os.path.exists(tmp_path / "every0" / "logs" / "val_localization")
-    for a, b in zip(*weights):
-        np.testing.assert_array_equal(a, b)
