@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from wsol_keras import data as data_lib
+from wsol_keras import eval_records
 from wsol_keras import evaluate
 from wsol_keras import train
 from wsol_keras import val_localization
@@ -216,3 +217,23 @@ def test_the_val_pass_leaves_training_unchanged_and_last_is_reported(tmp_path):
     assert np.isnan(scores[0]) and 0.0 <= scores[1] <= 100.0
     assert metrics["checkpoint_selection_score"] == scores[1]
     assert not glob.glob(os.path.join(wd, "checkpoints", "best*"))
+
+
+def test_records_name_no_checkpoint_for_weights_replaced_after_training(tmp_path):
+    weights = tmp_path / "model.weights.h5"
+    weights.write_bytes(b"trained")
+    digest = eval_records.weights_sha256(str(weights))
+    selected = {"checkpoint": "best", "epoch": 3, "metric": "pxap", "score": 61.5}
+    (tmp_path / eval_records.SELECTED_CHECKPOINT_FILE).write_text(
+        json.dumps({**selected, "split": "val", "weights_sha256": digest})
+    )
+    assert eval_records.selected_checkpoint(str(weights), digest) == {
+        "checkpoint": "best",
+        "checkpoint_epoch": 3,
+        "checkpoint_selection_metric": "pxap",
+        "checkpoint_selection_score": 61.5,
+        "checkpoint_selection_split": "val",
+    }
+    weights.write_bytes(b"fine-tuned elsewhere")
+    other = eval_records.weights_sha256(str(weights))
+    assert set(eval_records.selected_checkpoint(str(weights), other).values()) == {None}
