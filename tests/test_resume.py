@@ -1,5 +1,7 @@
 """Exact resume: a training run killed with SIGKILL after epoch k, rerun on the
-same workdir, ends where an uninterrupted run of the same seed ends."""
+same workdir, ends where an uninterrupted run of the same seed ends, with the
+same val localization scores and best epoch (see test_val_localization for
+the best weights across a resume)."""
 
 import csv
 import os
@@ -12,6 +14,7 @@ import numpy as np
 import pytest
 
 from wsol_keras import train
+from wsol_keras import workdir as workdir_lib
 from wsol_keras.configs import synthetic_cam
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -108,6 +111,16 @@ def test_sigkilled_run_resumes_exactly(tmp_path):
     np.testing.assert_allclose(lr_whole, expected, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(lr_resumed, expected, rtol=1e-5, atol=1e-9)
 
+    # Val scores of epochs 0..EPOCHS: the killed run's survive the resume.
+    s_resumed, s_whole = (
+        workdir_lib.checkpoint_record(w)["val_localization"]
+        for w in (killed, str(tmp_path / "whole"))
+    )
+    assert sorted(s_resumed["scores"], key=int) == [str(e) for e in range(EPOCHS + 1)]
+    assert s_resumed["scores"].keys() == s_whole["scores"].keys()
+    for e, score in s_whole["scores"].items():
+        assert s_resumed["scores"][e] == pytest.approx(score, abs=1e-6), e
+    assert s_resumed["best_epoch"] == s_whole["best_epoch"]
     for a, b in zip(resumed.weights, whole.weights):
         np.testing.assert_allclose(
             np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path

@@ -19,7 +19,12 @@ argmax on ``threshold_split``; `FIXED`: config / ``--cam_threshold``;
 ``num_images_with_boxes`` (the localization metrics' denominator: images
 without a box are left out of them), ``max_images`` (the limit used, on the
 threshold search and the split alike) and the sha256 of the weights file
-(``weights_sha256``).
+(``weights_sha256``), and which training checkpoint those weights are
+(``checkpoint``: "best" or "last", ``checkpoint_epoch``,
+``checkpoint_selection_metric`` / ``_score`` / ``_split``: the val score that
+chose it; from ``W/selected_checkpoint.json``, written by `wsol-train` with
+the final weights, see `wsol_keras.val_localization`; None when the file is
+absent or describes other weights).
 
 Exports (`find_export_record`) take the CAM threshold from the record that
 matches the map method, layer and top-K they export, the sha256 of the weights
@@ -57,6 +62,16 @@ _SPLIT_PREFERENCE = ("test", "val")
 
 # workdir.WEIGHTS_FILE (not imported: the workdir module imports the models).
 WEIGHTS_FILE = "model.weights.h5"
+# Which epoch the final weights were trained to and why (val_localization).
+SELECTED_CHECKPOINT_FILE = "selected_checkpoint.json"
+# record field <- field of selected_checkpoint.json
+_CHECKPOINT_FIELDS = {
+    "checkpoint": "checkpoint",
+    "checkpoint_epoch": "epoch",
+    "checkpoint_selection_metric": "metric",
+    "checkpoint_selection_score": "score",
+    "checkpoint_selection_split": "split",
+}
 
 
 def weights_of(workdir):
@@ -136,10 +151,38 @@ def check_writable(directory):
         ) from e
 
 
+def selected_checkpoint(weights_file, weights_hash):
+    """Record fields naming the training checkpoint `weights_file` holds.
+
+    Read from ``selected_checkpoint.json`` beside the weights; all None when
+    it is absent (older workdirs) or its sha256 is not `weights_hash` (the
+    weights were replaced after training).
+    """
+    out = dict.fromkeys(_CHECKPOINT_FIELDS)
+    if not weights_file:
+        return out
+    path = os.path.join(os.path.dirname(weights_file), SELECTED_CHECKPOINT_FILE)
+    if not os.path.isfile(path):
+        return out
+    info = _read(path)
+    if info.get("weights_sha256") != weights_hash:
+        logging.warning(
+            "%s describes other weights (sha256 %s, %s has %s): the evaluation "
+            "record names no checkpoint",
+            path,
+            str(info.get("weights_sha256"))[:12],
+            weights_file,
+            str(weights_hash)[:12],
+        )
+        return out
+    return {key: info.get(field) for key, field in _CHECKPOINT_FIELDS.items()}
+
+
 def provenance(split, config, max_images_override, weights_hash, weights_file):
     """Record fields that the evaluation itself does not know."""
     max_images = config.eval.get("max_images", None)
     return {
+        **selected_checkpoint(weights_file, weights_hash),
         "split": split,
         "map_method": config.eval.get("map_method", "cam"),
         "layer": layer_of(config),

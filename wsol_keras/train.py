@@ -7,10 +7,20 @@ r"""Trains a WSOL model with `model.fit`, then evaluates and writes the report.
 The workdir receives config.json (the effective config and the data's class
 names), checkpoints/ (weights and optimizer state after every epoch, written
 atomically; a rerun resumes exactly from the last one), history.csv (per-epoch
-metrics and learning rate), logs/ (TensorBoard), model.weights.h5, and the
-evaluation report (metrics.json, heatmaps.png, box_accuracy.png). A rerun whose
-config differs from the workdir's config.json is refused before anything is
-written (fields under `eval.` may change; `--allow_config_change` overrides).
+metrics, learning rate, val localization score), logs/ (TensorBoard),
+model.weights.h5 with selected_checkpoint.json, and the evaluation report
+(metrics.json, heatmaps.png, box_accuracy.png).
+
+A rerun whose config differs from the workdir's config.json is refused before
+anything is written (fields under `eval.` may change; `--allow_config_change`
+overrides).
+
+Checkpoint selection (`wsol_keras.val_localization`, as wsolevaluation's
+main.py): val MaxBoxAccV2 (PxAP on mask-only data) before training and every
+`train.val_localization_every` epochs, with the BN moving statistics of the
+moment; `train.checkpoint_selection="best"` evaluates the first epoch with the
+highest score instead of the last (the default). Precise BN runs on the
+selected weights; the report names them (checkpoint, epoch, val score).
 """
 
 import os
@@ -36,6 +46,7 @@ from wsol_keras import temp_files
 from wsol_keras import optimizers
 from wsol_keras import report
 from wsol_keras import slt_classifier
+from wsol_keras import val_localization
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
 
@@ -228,6 +239,7 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         )
     if config.train.steps_per_epoch:
         steps = min(steps, config.train.steps_per_epoch)
+    val_localization.check_selection(config, source)
     changes = workdir_lib.check_rerun_config(
         workdir, config, data_info, allow_change=allow_config_change
     )
@@ -235,6 +247,8 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         model = build_compiled_model(config, data_info, steps)
         slt_classifier.before_restore(model, config, data_info)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    record = workdir_lib.checkpoint_record(workdir)
+    scores = val_localization.SelectionState.from_checkpoint(record)
     chief = is_chief(strategy)
     out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
     try:
@@ -248,7 +262,9 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             slt_classifier.train_phase(
                 model, config, workdir, strategy, train, allow_config_change
             )
-        _fit(model, source, config, out, strategy, steps, initial_epoch)
+        _fit(model, source, config, out, strategy, steps, initial_epoch, scores)
+        with strategy.scope():  # "best": the best epoch's weights
+            selection = val_localization.select_checkpoint(model, config, out, scores)
         # Population statistics for inference (precise BN), before the final
         # weights are written: every later evaluation uses them.
         precise_bn.recompute_batch_norm_statistics(
@@ -257,14 +273,16 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             config.train.precise_bn_batches,
         )
         workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
+        val_localization.write_selection(out, selection)
     finally:
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
     return model, source, data_info
 
 
-def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
-    """`model.fit` from `initial_epoch` with the workdir's callbacks."""
+def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores):
+    """`model.fit` from `initial_epoch` with the workdir's callbacks; the val
+    localization pass adds to `scores` (`val_localization.SelectionState`)."""
     global_batch = config.train.batch_size
     train_ds = make_train_dataset(
         source, config, global_batch, skip_batches=initial_epoch * steps
@@ -276,16 +294,19 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch):
     )
     history = os.path.join(workdir, "history.csv")
     workdir_lib.truncate_history(history, initial_epoch)
+    val_loc = val_localization.callbacks(source, config, workdir, scores, initial_epoch)
     callbacks = [
         # Logs first (the learning rate into the epoch logs, then the CSV
         # row), checkpoint last: a kill in between redoes the epoch, and
-        # truncate_history drops its stale row.
+        # truncate_history drops its stale row. The val localization score
+        # joins the logs after TensorBoard (it writes its own summaries).
         workdir_lib.LearningRateLogger(),
         keras.callbacks.TensorBoard(
             os.path.join(workdir, "logs"), update_freq=config.train.log_every_steps
         ),
+        *val_loc,
         keras.callbacks.CSVLogger(history, append=initial_epoch > 0),
-        workdir_lib.AtomicCheckpoint(workdir),
+        workdir_lib.AtomicCheckpoint(workdir, *val_loc),
     ]
     logging.info(
         "training %s / %s on %d images (%d classes), %d steps x %d "

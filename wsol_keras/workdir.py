@@ -189,18 +189,31 @@ class AtomicCheckpoint(keras.callbacks.Callback):
     (`keras.callbacks.BackupAndRestore` writes its weights and epoch files in
     place, one after the other, and restores only inside `fit`, too late to
     position the input pipeline; hence this callback.)
+
+    Args:
+        workdir: the run's workdir.
+        extra_state: optional object whose ``checkpoint_state()`` returns
+            (fields added to `last.json`, names of other files in checkpoints/
+            to keep), e.g. `val_localization.ValLocalization`'s scores and
+            best weights: committed with the epoch, so a resume sees them
+            exactly as they were after the epoch it resumes from.
     """
 
-    def __init__(self, workdir):
+    def __init__(self, workdir, extra_state=None):
         super().__init__()
         self.directory = os.path.join(workdir, CHECKPOINT_DIR)
+        self.extra_state = extra_state
 
     def on_epoch_end(self, epoch, logs=None):
         name = f"epoch-{epoch + 1}.weights.h5"
+        extra, keep = (
+            self.extra_state.checkpoint_state() if self.extra_state else ({}, ())
+        )
         save_weights_atomic(self.model, os.path.join(self.directory, name))
         write_json_atomic(
             os.path.join(self.directory, "last.json"),
             {
+                **extra,
                 "epochs_done": epoch + 1,
                 "weights": name,
                 # In model order (paths get per-process suffixes).
@@ -210,8 +223,9 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 ],
             },
         )
+        keep = {name, *keep}
         for old in os.listdir(self.directory):
-            if old.endswith(".weights.h5") and old != name and not old.startswith("."):
+            if old.endswith(".weights.h5") and old not in keep and not old.startswith("."):
                 os.remove(os.path.join(self.directory, old))
 
 
@@ -219,6 +233,18 @@ def _random_states(model):
     """The model's SeedGenerator states (`save_weights` leaves them out)."""
     weights = {id(w) for w in model.weights}
     return [v for v in model.variables if id(v) not in weights]
+
+
+def checkpoint_record(workdir):
+    """The committed `checkpoints/last.json` as a dict; {} when there is none."""
+    meta = os.path.join(workdir, CHECKPOINT_DIR, "last.json")
+    if not os.path.exists(meta):
+        return {}
+    with open(meta) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{meta}: not valid JSON ({e})") from e
 
 
 def restore_checkpoint(workdir, model):
@@ -229,10 +255,9 @@ def restore_checkpoint(workdir, model):
     counter, moments and schedule would restart from zero.
     """
     meta = os.path.join(workdir, CHECKPOINT_DIR, "last.json")
-    if not os.path.exists(meta):
+    record = checkpoint_record(workdir)
+    if not record:
         return 0
-    with open(meta) as f:
-        record = json.load(f)
     epochs_done = int(record["epochs_done"])
     weights = os.path.join(
         workdir, CHECKPOINT_DIR, record.get("weights", "last.weights.h5")

@@ -73,6 +73,23 @@ def base_config():
     # this many training batches (precise BN, wsol_keras.precise_bn); 0 disables.
     # No-op for backbones without BatchNorm (vgg16).
     c.train.precise_bn_batches = 64
+    # Localization (MaxBoxAccV2, or PxAP on mask-only data) on the val split
+    # before training and every N epochs (and after the last), logged to
+    # history.csv and TensorBoard (wsol_keras.val_localization); 0 disables.
+    # 1: wsolevaluation scores val after every epoch, and the pass is cheap
+    # next to an epoch (val is the small train-fullsup split).
+    c.train.val_localization_every = 1
+    # Cap on the val images of that pass (None: the whole split, as
+    # wsolevaluation); heat-map images sent to TensorBoard per pass.
+    c.train.val_localization_max_images = ml_collections.FieldReference(
+        None, field_type=int
+    )
+    c.train.val_localization_images = 4
+    # Weights evaluated and exported after training: "last" epoch
+    # (wsolevaluation's --eval_checkpoint_type default) or "best" by the
+    # val localization score (earliest epoch on ties; epoch 0 = the initial
+    # weights counts, as in wsolevaluation's main.py).
+    c.train.checkpoint_selection = "last"
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 64
@@ -131,6 +148,7 @@ def make_smoke(config):
     config.train.batch_size = 8
     config.train.steps_per_epoch = 2
     config.train.precise_bn_batches = 2
+    config.train.val_localization_max_images = 16
     config.eval.batch_size = 8
     config.eval.max_images = 16
     config.eval.num_visualize = 4
