@@ -46,6 +46,7 @@ from wsol_keras import temp_files
 from wsol_keras import optimizers
 from wsol_keras import report
 from wsol_keras import slt_classifier
+from wsol_keras.strategies import is_chief, make_strategy
 from wsol_keras import val_localization
 from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model
@@ -54,35 +55,6 @@ from wsol_keras.models.registry import build_model
 def default_config_path():
     """The package's configs/synthetic_dgl.py (checkout or installed alike)."""
     return os.path.join(os.path.dirname(configs.__file__), "synthetic_dgl.py")
-
-
-def make_strategy(name, cpu_replicas=0):
-    """Returns a tf.distribute strategy.
-
-    Args:
-        name: "default" (one device), "mirrored" (all local GPUs, or the logical
-            CPUs) or "multiworker" (MultiWorkerMirroredStrategy from TF_CONFIG).
-        cpu_replicas: if > 0, split the CPU into this many logical devices first
-            (to exercise MirroredStrategy without GPUs); must run before TF starts.
-    """
-    if cpu_replicas:
-        cpus = tf.config.list_physical_devices("CPU")
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
-        )
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        devices = (
-            None if gpus else [d.name for d in tf.config.list_logical_devices("CPU")]
-        )
-        return tf.distribute.MirroredStrategy(devices=devices)
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(
-        f"--strategy={name!r}: expected default, mirrored or " "multiworker"
-    )
 
 
 def data_info_of(source, config):
@@ -185,23 +157,6 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     # them, and `fit` has nothing left to build (see WSOLModel).
     model.optimizer.build(model.trainable_variables)
     return model
-
-
-def is_chief(strategy):
-    """Whether this process writes the workdir (TensorFlow's multi-worker rule).
-
-    The task "chief", or worker 0 of a cluster without one; every process of
-    a single-machine strategy.
-    """
-    resolver = getattr(strategy, "cluster_resolver", None)
-    cluster = resolver.cluster_spec().as_dict() if resolver else {}
-    if not cluster or resolver.task_type is None:
-        return True
-    if resolver.task_type == "chief":
-        return True
-    return resolver.task_type == "worker" and resolver.task_id == 0 and (
-        "chief" not in cluster
-    )
 
 
 def train(config, workdir, strategy=None, allow_config_change=False):
