@@ -249,3 +249,107 @@ def test_ten_crop_refuses_score_maps_without_a_model():
     with pytest.raises(ValueError, match="ten_crop needs a model"):
         evaluate.evaluate_model(None, _Source(GT, [0, 0, 1]), _config(ten_crop=True),
                                 results_fn=_maps_only)
+
+
+# The papers' test protocols (paper sections / released code cited in each config).
+PAPER_PROTOCOLS = {
+    # config: (ten_crop, image_size_mode, box_method)
+    "cub_vgg16_acol": (True, "original", "largest_contour"),  # ACoL Sec. 3.2, 4.1
+    "cub_vgg16_danet": (True, "original", "danet_union"),  # released val_hierarchy.py
+    "cub_vgg16_dgl": (True, "original", "largest_contour"),  # DGL Sec. 3.5, 4.2
+    "cub_vgg16_slt": (True, "fixed", "largest_contour"),  # SLT-Net Sec. 4.1
+    "cub_vgg16_spn": (False, "original", "spn"),  # SPN Sec. 4.3
+    "cub_vgg16_cam": (False, "fixed", "largest_contour"),  # wsolevaluation
+}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PROTOCOLS))
+def test_paper_configs_use_their_papers_test_protocol(name):
+    import importlib
+
+    config = importlib.import_module(f"wsol_keras.configs.{name}").get_config()
+    e = config.eval
+    assert (e.ten_crop, e.image_size_mode, e.box_method) == PAPER_PROTOCOLS[name]
+    eval_protocol.check_config(config)
+    if e.ten_crop:
+        assert eval_protocol.ten_crop_resize(config) == 256  # 224 crops of 256
+
+
+@pytest.mark.parametrize("method", ["acol", "cam", "danet", "dgl", "slt", "spn"])
+def test_synthetic_configs_keep_wsolevaluations_protocol(method):
+    import importlib
+
+    e = importlib.import_module(f"wsol_keras.configs.synthetic_{method}").get_config().eval
+    assert (e.ten_crop, e.image_size_mode, e.box_method) == (False, "fixed", "largest_contour")
+
+
+def test_record_key_and_table_name_the_protocol():
+    from wsol_keras import eval_records
+    from wsol_keras import report
+
+    config = _config(box_method="danet_union", image_size_mode="original", ten_crop=True)
+    assert eval_records.record_key("test", config) == "test-cam-danet_union-original-tencrop"
+    assert eval_records.record_key("test", _config()) == "test-cam"
+    table = report.format_table(
+        {"gt_known_loc": 50.0, "object_energy": 61.5, "box_threshold": 0.15,
+         **eval_protocol.describe(config)}
+    )
+    assert "object_energy" in table and "61.50" in table
+    assert "Loc / CorLoc box: danet_union at 0.15" in table
+    assert "original image size" in table and "ten-crop of 9" in table  # 8 * 256 / 224
+
+
+@pytest.mark.slow
+def test_wsol_eval_runs_spns_multilabel_protocol_on_a_voc_workdir(tmp_path):
+    # A VOC workdir (random weights) through the wsol-eval CLI: the SPN protocol's
+    # record, not the single-label one (which would refuse multi-hot labels).
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import importlib.util
+
+    from wsol_keras import data as data_lib
+    from wsol_keras import train
+    from wsol_keras import workdir as workdir_lib
+    from wsol_keras.configs import voc07_vgg16_spn
+
+    # The VOC folder fixture of tests/data (loaded by path: CI runs pytest
+    # without the checkout on sys.path).
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "voc_fixture", os.path.join(here, "data", "test_data_voc.py")
+    )
+    voc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(voc)
+    root = voc.make_voc(tmp_path / "voc", voc.IMAGES, {
+        "trainval": ["000001", "000002", "000003"], "test": ["000001", "000003"]})
+    config = voc07_vgg16_spn.get_config("smoke")
+    config.data.root = root
+    config.data.image_size = 32
+    config.model.backbone = "small_cnn"
+    config.model.weights = None
+    config.method.num_maps = 16
+    config.eval.batch_size = 2
+    source = data_lib.get_source(config.data)
+    info = train.data_info_of(source, config)
+    keras.utils.set_random_seed(0)
+    model = train.build_compiled_model(config, info)
+    wd = str(tmp_path / "run")
+    workdir_lib.write_config(wd, config, info)
+    workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(wd))
+    root_dir = os.path.dirname(here)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsol_keras.evaluate", f"--workdir={wd}"],
+        capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, PYTHONPATH=root_dir, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "SPN multi-label protocol" in proc.stdout and "CorLoc" in proc.stdout
+    with open(os.path.join(wd, "eval", "test-cam", "spn_protocol.json")) as f:
+        record = json.load(f)
+    # 000003's tvmonitor box covers the whole image: its point is always a hit.
+    tv = record["class_names"].index("tvmonitor")
+    assert record["per_class"]["pointing_all"][tv] == 1.0
+    assert not os.path.exists(os.path.join(wd, "metrics.json"))

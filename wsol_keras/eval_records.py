@@ -7,7 +7,8 @@ Layout of a workdir (``W``):
         writes it;
     W/eval/<key>/metrics.json, heatmaps.png, box_accuracy.png
         one folder per evaluation, ``<key>`` = ``<split>-<map_method>``
-        [``-<layer>``] [``-top<K>``] [``-thr<fixed threshold>``]
+        [``-<layer>``] [``-top<K>``] [``-<box_method>``] [``-original``]
+        [``-tencrop``] [``-thr<fixed threshold>``]
         [``-max<max_images>``] (`record_key`); the training report's evaluation
         is also recorded there (``eval/test-<map_method>...``).
 
@@ -107,6 +108,13 @@ def record_key(split, config, max_images=None):
         parts.append(_slug(layer))
     if topk_of(config) is not None:
         parts.append(f"top{_slug(topk_of(config))}")
+    # The papers' protocol options (wsol_keras.eval_protocol), when not the default.
+    if e.get("box_method", "largest_contour") != "largest_contour":
+        parts.append(_slug(e.box_method))
+    if e.get("image_size_mode", "fixed") != "fixed":
+        parts.append(_slug(e.image_size_mode))
+    if e.get("ten_crop", False):
+        parts.append("tencrop")
     if e.get("cam_threshold", None) is not None:
         parts.append(f"thr{float(e.cam_threshold):g}")
     if max_images:

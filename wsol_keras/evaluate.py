@@ -22,6 +22,11 @@ Protocol (wsolevaluation, Choe et al. CVPR 2020):
     * pointing game (SPN Sec. 4.2) and CorLoc.
 Models that output boxes directly (SLT-Net's regressor) get their Loc
 metrics from those boxes, while MaxBoxAcc / PxAP still measure their maps.
+The papers' own protocols (ten-crop classification, maps and boxes at the
+original image size, SPN's and DANet's boxes, Object Energy) are
+``config.eval`` options, see `wsol_keras.eval_protocol`. A multi-label
+(VOC / COCO) workdir gets SPN's multi-label protocol instead
+(`wsol_keras.multilabel_eval`: pointing game, CorLoc, mAP).
 """
 
 import os
@@ -40,6 +45,7 @@ from wsol_keras import eval_records
 from wsol_keras import layer_paths
 from wsol_keras import localization
 from wsol_keras import metrics as metrics_lib
+from wsol_keras import multilabel_eval
 from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
 
@@ -282,6 +288,15 @@ def define_flags(flag_values=FLAGS):
         "cam_threshold", None, "Fixed CAM threshold (default: chosen on val).", **fv
     )
     flags.DEFINE_integer("max_images", None, "Evaluate at most this many.", **fv)
+    flags.DEFINE_enum(
+        "box_method", None, list(eval_protocol.BOX_METHODS),
+        "Box of the Loc metrics and CorLoc (default: the workdir's config).", **fv,
+    )
+    flags.DEFINE_enum(
+        "image_size_mode", None, list(eval_protocol.IMAGE_SIZE_MODES),
+        "Score maps and boxes at data.image_size or each image's original size.", **fv,
+    )
+    flags.DEFINE_bool("ten_crop", None, "Ten-crop classification (and DGL maps).", **fv)
     flags.DEFINE_list(
         "sweep_layers",
         None,
@@ -309,7 +324,8 @@ def define_flags(flag_values=FLAGS):
 
 def _apply_flags(config):
     with config.unlocked():
-        for field in ("map_method", "dgl_layer", "cam_threshold", "max_images"):
+        for field in ("map_method", "dgl_layer", "cam_threshold", "max_images",
+                      "box_method", "image_size_mode", "ten_crop"):
             value = getattr(FLAGS, field)
             if value is not None:
                 config.eval[field] = value
@@ -327,6 +343,9 @@ def main(argv):
         print(layer_paths.format_layer_paths(model))
         return
     source = data_lib.get_source(config.data)
+    if getattr(source, "multi_label", False):
+        _evaluate_multilabel(model, source, config)
+        return
     if FLAGS.sweep_layers:
         method = (
             FLAGS.map_method
@@ -356,6 +375,20 @@ def main(argv):
         f"Report written to {os.path.abspath(directory)}/ "
         f"(the training report in {FLAGS.workdir} is unchanged)"
     )
+
+
+def _evaluate_multilabel(model, source, config):
+    """VOC / COCO workdirs: SPN's protocol (SPN Sec. 4.2-4.4), as wsol-train
+    runs it, into ``W/eval/<key>/spn_protocol.json``."""
+    key = eval_records.record_key(FLAGS.split, config, FLAGS.max_images)
+    directory = eval_records.record_dir(FLAGS.workdir, key)
+    eval_records.check_writable(directory)
+    print(report.table_heading(FLAGS.split, config, "SPN multi-label protocol"))
+    result = multilabel_eval.evaluate_and_report(
+        model, source, config, directory, split=FLAGS.split
+    )
+    print(multilabel_eval.format_table(result))
+    print(f"Report written to {os.path.abspath(directory)}/spn_protocol.json")
 
 
 def run_main():

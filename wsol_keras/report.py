@@ -195,6 +195,7 @@ _ORDER = (
     "pxap",
     "pointing_game",
     "corloc",
+    "object_energy",
     "cam_threshold",
 )
 
@@ -211,6 +212,15 @@ def format_table(metrics):
         )
     if "cam_threshold_source" in metrics:
         lines.append(f"cam_threshold from {metrics['cam_threshold_source']}")
+    if "box_method" in metrics:  # wsol_keras.eval_protocol
+        box = metrics["box_method"]
+        if box == "danet_union":
+            box += f" at {metrics.get('box_threshold', float('nan')):g}"
+        crop = f"ten-crop of {metrics['ten_crop_resize']}" if metrics.get("ten_crop") else "single image"
+        lines.append(
+            f"Loc / CorLoc box: {box}; maps and boxes at the "
+            f"{metrics['image_size_mode']} image size; classification: {crop}"
+        )
     if "num_images" in metrics:
         lines.append(
             f"{metrics['num_images']} images, "

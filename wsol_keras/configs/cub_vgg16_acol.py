@@ -11,6 +11,11 @@ exper/my_optim.py get_finetune_optimizer): torch SGD, Nesterov momentum 0.9,
 coupled L2 weight decay 5e-4, base learning rate 1e-4; groups weights 1x,
 biases 2x, new ("cls") weights 10x, new biases 20x (`sgd_l2`); batch 20, 60
 epochs, constant rate.
+Test protocol (wsol_keras.eval_protocol): classification averaged over ten
+crops of the 256 x 256 resize (Sec. 4.1: "we average the scores from the
+softmax layer with 10 crops"); maps resized to each image's original size
+and boxes scored there (Sec. 3.2), box of the largest connected region (Sec.
+3.2, after the CAM paper).
 """
 
 from wsol_keras.configs import base
@@ -24,6 +29,8 @@ def get_config(arg=None):
     config.train.learning_rate = 1e-4
     config.train.lr_schedule = "constant"
     config.train.nesterov = True  # released get_finetune_optimizer
+    config.eval.ten_crop = True  # Sec. 4.1
+    config.eval.image_size_mode = "original"  # Sec. 3.2
     if arg == "smoke":
         base.make_smoke(config)
     return config

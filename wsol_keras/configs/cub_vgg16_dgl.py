@@ -18,6 +18,11 @@ Localization: DGL maps (Eq. 5, 7, 8) of conv4_2, the best VGG layer on CUB in
 Sec. 4.3 / Table 2 (Keras layer `block4_conv2`, post-ReLU as tensorpack's
 `conv4_2` + relu).  Differences: the released "linear" layer is initialized
 N(0, 0.01); the package's classifier uses he_normal like the 3x3 conv.
+Test protocol (wsol_keras.eval_protocol): classification and DGL maps
+averaged over ten crops (4 corners, center and their mirrors; Sec. 4.2), maps
+resized to the original image size and boxed with the CAM paper's
+largest-region rule (Sec. 3.5).  The released demo has no crop code; the
+crops here are cut from the 256 x 256 resize, as ACoL / DANet do.
 """
 
 from wsol_keras.configs import base as config_base
@@ -39,6 +44,8 @@ def get_config(arg=None):
     config.train.decay_biases = False  # regularize_cost('.*/W') only
     config.eval.map_method = "dgl"
     config.eval.dgl_layer = DGL_LAYER
+    config.eval.ten_crop = True  # Sec. 4.2: 10 crops for maps and classes
+    config.eval.image_size_mode = "original"  # Sec. 3.5
     if arg == "smoke":
         config_base.make_smoke(config)
     return config

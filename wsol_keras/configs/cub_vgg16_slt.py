@@ -17,6 +17,10 @@ for its new 200-way layer (classifier_lr_multiplier 5, head 10: the CAM-VGG
 fine-tuning rate of wsolevaluation / ACoL), instead of the localizer's 0.0002
 with no 10x.  Its number of steps stays the localizer's 4 epochs; a longer
 classifier run (a separately trained checkpoint) is not wired yet.
+Test protocol (Sec. 4.1; wsol_keras.eval_protocol): "ten crop augmentations
+to get final classification results and single image input for all our
+localization results"; the box and image size stay wsolevaluation's (the
+paper does not say otherwise and has no released code).
 """
 
 from wsol_keras.configs import base
@@ -39,6 +43,7 @@ def get_config(arg=None):
     config.method.classifier_head_lr_multiplier = 10.0
     config.eval.map_method = "topk"
     config.eval.topk = 30
+    config.eval.ten_crop = True  # Sec. 4.1
     if arg == "smoke":
         base.make_smoke(config)
     return config
