@@ -353,3 +353,38 @@ def test_wsol_eval_runs_spns_multilabel_protocol_on_a_voc_workdir(tmp_path):
     tv = record["class_names"].index("tvmonitor")
     assert record["per_class"]["pointing_all"][tv] == 1.0
     assert not os.path.exists(os.path.join(wd, "metrics.json"))
+
+
+def test_ten_crop_images_are_the_original_file_resized_once(tmp_path):
+    # A CUB folder (tests/data fixture, one corrupt test image) whose val image
+    # a_1 is a 20 x 30 pattern: its ten-crop copy is the decoded file resized to
+    # 12 x 12 (antialiased bilinear, as the evaluation resize), not the 8 x 8
+    # element resized up again; the skipped corrupt image keeps both in step.
+    import importlib.util
+    import os
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.spec_from_file_location(
+        "cub_fixture", os.path.join(here, "data", "test_data_cub.py")
+    )
+    cub = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cub)
+    root = cub.make_cub(str(tmp_path / "CUB"))
+    pattern = (np.arange(20 * 30 * 3).reshape(20, 30, 3) % 251).astype(np.uint8)
+    path = os.path.join(root, "images", "001.Black_footed_Albatross", "a_1.png")
+    cv2.imwrite(path, pattern[..., ::-1])  # cv2 writes BGR
+    config = _config(ten_crop=True, ten_crop_resize=12)
+    config.data.name, config.data.root = "cub", root
+    from wsol_keras import data as data_lib
+
+    source = data_lib.get_source(config.data)
+    (element,) = list(eval_protocol.dataset(source, "val", config))
+    assert element["ten_crop_image_id"].numpy() == element["image_id"].numpy()
+    want = tf.image.resize(pattern, (12, 12), method="bilinear", antialias=True)
+    want = np.clip(np.round(want.numpy()), 0, 255)
+    np.testing.assert_array_equal(element["ten_crop_image"].numpy(), want)
+    blurry = tf.image.resize(element["image"], (12, 12), antialias=True).numpy()
+    assert np.abs(np.round(blurry) - want).max() > 2
+    test = list(eval_protocol.dataset(source, "test", config))  # c_2 is corrupt
+    assert [e["image_id"].numpy() for e in test] == [e["ten_crop_image_id"].numpy() for e in test]
+    assert len(test) == 1
