@@ -388,3 +388,20 @@ def test_ten_crop_images_are_the_original_file_resized_once(tmp_path):
     test = list(eval_protocol.dataset(source, "test", config))  # c_2 is corrupt
     assert [e["image_id"].numpy() for e in test] == [e["ten_crop_image_id"].numpy() for e in test]
     assert len(test) == 1
+
+
+def test_report_grid_draws_the_loc_box_of_the_box_method():
+    from wsol_keras import report
+
+    drawn = {}
+    for method, want in [("spn", [1, 1, 6, 6]), ("largest_contour", [1, 1, 4, 4])]:
+        config = _config(box_method=method)
+        grid = report.ExampleCollector(1, ["a", "b"], box_fn=eval_protocol.box_fn(config))
+
+        def maps_and_logits(batch):
+            return dict(_maps_only(batch), logits=np.zeros((int(batch["label"].shape[0]), 2)))
+
+        evaluate.evaluate_model(None, _Source(GT, [0, 0, 1]), config,
+                                on_batch=grid, results_fn=maps_and_logits)
+        drawn[method] = grid.items[0]["pred_box"].tolist()
+        assert drawn[method] == want  # two-blob map: SPN's union box / blob A's box

@@ -170,6 +170,15 @@ def predicted_box(view, threshold, box_method):
     return np.asarray(boxes_lib.largest_contour_box(view.scoremap, threshold), np.float64)
 
 
+def box_fn(config):
+    """(S x S map, threshold) -> the Loc box of ``config.eval.box_method``
+    (what the report's heat-map grid draws)."""
+    method = config.eval.box_method
+    return lambda scoremap, threshold: predicted_box(
+        View(scoremap, None, None), threshold, method
+    )
+
+
 def object_energy(view):
     """SPN Sec. 4.1 Object Energy of one view, in [0, 1]."""
     h, w = view.scoremap.shape

@@ -157,8 +157,8 @@ def evaluate_model(model, source, config, split="test", on_batch=None, results_f
             top5_ok[rows],
             labels[rows],
         )
-        if on_batch is not None:
-            on_batch(batch, results, threshold)
+        if on_batch is not None:  # the report's grid: the Loc box and its threshold
+            on_batch(batch, results, threshold_info["box_threshold"])
     if count == 0:
         raise ValueError(f"split {split!r} of {config.data.name!r} has no images")
     metrics = {
@@ -194,6 +194,7 @@ class _Report:
             config.eval.num_visualize,
             source.class_names,
             title=report.grid_title(split, config),
+            box_fn=eval_protocol.box_fn(config),
         )
         metrics = evaluate_model(model, source, config, split, on_batch=self.collector)
         self.curves = metrics.pop("_curves")
