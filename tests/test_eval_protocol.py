@@ -405,3 +405,17 @@ def test_report_grid_draws_the_loc_box_of_the_box_method():
                                 on_batch=grid, results_fn=maps_and_logits)
         drawn[method] = grid.items[0]["pred_box"].tolist()
         assert drawn[method] == want  # two-blob map: SPN's union box / blob A's box
+
+
+def test_workdirs_written_before_the_protocol_fields_get_the_defaults():
+    # A config.json from before these fields: read back as a plain ConfigDict.
+    import ml_collections
+
+    old = ml_collections.ConfigDict(_config().to_dict())
+    for name in eval_protocol.DEFAULTS:
+        del old.eval[name]
+    got = evaluate.evaluate_model(None, _Source(GT, [0, 0, 1]), old, results_fn=_maps_only)
+    assert got["box_method"] == "largest_contour" and got["image_size_mode"] == "fixed"
+    assert got["gt_known_loc"] == pytest.approx(100 / 3)  # as the default case above
+    # ... and configs/base.py states the same defaults.
+    assert {k: base.base_config().eval[k] for k in eval_protocol.DEFAULTS} == eval_protocol.DEFAULTS

@@ -53,7 +53,7 @@ def choose_cam_threshold(results_fn, source, config):
         ``threshold_search_images`` (images with boxes searched on) and
         ``box_threshold`` (the Loc box's threshold).
     """
-    union = config.eval.box_method == "danet_union"
+    union = eval_protocol.option(config, "box_method") == "danet_union"
     if config.eval.cam_threshold is not None:
         fixed = float(config.eval.cam_threshold)
         return fixed, {

@@ -50,40 +50,52 @@ IMAGE_SIZE_MODES = ("fixed", "original")
 _INT_EPS = 1e-4
 
 
+# The configs' defaults (configs/base.py); workdirs written before these fields
+# existed read them from here.
+DEFAULTS = {
+    "box_method": "largest_contour",
+    "image_size_mode": "fixed",
+    "ten_crop": False,
+    "ten_crop_resize": None,
+}
+
+
+def option(config, name):
+    """``config.eval.<name>`` of a protocol field, its default when absent."""
+    return config.eval.get(name, DEFAULTS[name])
+
+
 def check_config(config):
     """Raises ValueError naming the ``config.eval`` field that is invalid."""
-    e = config.eval
-    if e.box_method not in BOX_METHODS:
+    box, mode = option(config, "box_method"), option(config, "image_size_mode")
+    if box not in BOX_METHODS:
+        raise ValueError(f"config.eval.box_method={box!r}: expected one of {BOX_METHODS}")
+    if mode not in IMAGE_SIZE_MODES:
         raise ValueError(
-            f"config.eval.box_method={e.box_method!r}: expected one of {BOX_METHODS}"
+            f"config.eval.image_size_mode={mode!r}: expected one of {IMAGE_SIZE_MODES}"
         )
-    if e.image_size_mode not in IMAGE_SIZE_MODES:
+    if option(config, "ten_crop") and ten_crop_resize(config) < int(config.data.image_size):
         raise ValueError(
-            f"config.eval.image_size_mode={e.image_size_mode!r}: expected one of "
-            f"{IMAGE_SIZE_MODES}"
-        )
-    if e.ten_crop and ten_crop_resize(config) < int(config.data.image_size):
-        raise ValueError(
-            f"config.eval.ten_crop_resize={e.ten_crop_resize} is smaller than the "
-            f"crop (config.data.image_size={config.data.image_size})"
+            f"config.eval.ten_crop_resize={ten_crop_resize(config)} is smaller than "
+            f"the crop (config.data.image_size={config.data.image_size})"
         )
 
 
 def ten_crop_resize(config):
     """``eval.ten_crop_resize``, or S * 256 / 224 rounded (256 for 224)."""
-    value = config.eval.ten_crop_resize
+    value = option(config, "ten_crop_resize")
     size = int(config.data.image_size)
     return int(value) if value is not None else int(round(size * 256 / 224))
 
 
 def describe(config):
     """The protocol fields of an evaluation record."""
-    e = config.eval
+    ten_crop = bool(option(config, "ten_crop"))
     return {
-        "box_method": e.box_method,
-        "image_size_mode": e.image_size_mode,
-        "ten_crop": bool(e.ten_crop),
-        "ten_crop_resize": ten_crop_resize(config) if e.ten_crop else None,
+        "box_method": option(config, "box_method"),
+        "image_size_mode": option(config, "image_size_mode"),
+        "ten_crop": ten_crop,
+        "ten_crop_resize": ten_crop_resize(config) if ten_crop else None,
     }
 
 
@@ -131,7 +143,7 @@ class View:
 def views(batch, results, rows, config):
     """The `View` of each row of `batch` with ``rows`` True (image_size_mode)."""
     size = int(config.data.image_size)
-    original = config.eval.image_size_mode == "original"
+    original = option(config, "image_size_mode") == "original"
     upsample = config.eval.get("upsample", "cv2_bicubic")
     boxes = batch["boxes"].numpy()
     counts = batch["num_boxes"].numpy()
@@ -173,7 +185,7 @@ def predicted_box(view, threshold, box_method):
 def box_fn(config):
     """(S x S map, threshold) -> the Loc box of ``config.eval.box_method``
     (what the report's heat-map grid draws)."""
-    method = config.eval.box_method
+    method = option(config, "box_method")
     return lambda scoremap, threshold: predicted_box(
         View(scoremap, None, None), threshold, method
     )
@@ -211,7 +223,7 @@ def _resized_images(source, split, size):
 def dataset(source, split, config):
     """``source.dataset(split)``, with "ten_crop_image" when ``eval.ten_crop``."""
     ds = source.dataset(split)
-    if not config.eval.ten_crop:
+    if not option(config, "ten_crop"):
         return ds
     big = _resized_images(source, split, ten_crop_resize(config))
     return tf.data.Dataset.zip((ds, big)).map(
@@ -286,7 +298,7 @@ class BoxMetrics:
     def __init__(self, config, box_threshold, num_classes):
         thresholds = cam_thresholds(config)
         self.iou_levels = tuple(int(i) for i in config.eval.iou_thresholds)
-        self.box_method = config.eval.box_method
+        self.box_method = option(config, "box_method")
         self.box_threshold = float(box_threshold)
         self.v1 = metrics_lib.BoxAccuracy(thresholds, (50,), multi_contour=False)
         self.v2 = metrics_lib.BoxAccuracy(thresholds, self.iou_levels, multi_contour=True)

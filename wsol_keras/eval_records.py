@@ -110,9 +110,9 @@ def record_key(split, config, max_images=None):
         parts.append(f"top{_slug(topk_of(config))}")
     # The papers' protocol options (wsol_keras.eval_protocol), when not the default.
     if e.get("box_method", "largest_contour") != "largest_contour":
-        parts.append(_slug(e.box_method))
+        parts.append(_slug(e.get("box_method")))
     if e.get("image_size_mode", "fixed") != "fixed":
-        parts.append(_slug(e.image_size_mode))
+        parts.append(_slug(e.get("image_size_mode")))
     if e.get("ten_crop", False):
         parts.append("tencrop")
     if e.get("cam_threshold", None) is not None:

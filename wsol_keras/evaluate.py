@@ -49,6 +49,7 @@ from wsol_keras import multilabel_eval
 from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
 
+
 def make_map_fn(model, config):
     """Returns a tf.function (images, labels) -> dict of per-batch results.
 
@@ -86,12 +87,12 @@ def batch_results(map_fn):
 
 def _results_fn(model, config, results_fn):
     if results_fn is not None:
-        if config.eval.ten_crop:
+        if eval_protocol.option(config, "ten_crop"):
             raise ValueError("config.eval.ten_crop needs a model, not score maps")
         return results_fn
     map_fn = make_map_fn(model, config)
     results_fn = batch_results(map_fn)
-    if config.eval.ten_crop:
+    if eval_protocol.option(config, "ten_crop"):
         return eval_protocol.ten_crop_results(map_fn, results_fn, config)
     return results_fn
 
