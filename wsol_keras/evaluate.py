@@ -346,6 +346,8 @@ def main(argv):
         return
     source = data_lib.get_source(config.data)
     if getattr(source, "multi_label", False):
+        if FLAGS.sweep_layers:
+            raise ValueError("--sweep_layers: single-label data only (this workdir is multi-label)")
         _evaluate_multilabel(model, source, config)
         return
     if FLAGS.sweep_layers:
