@@ -268,3 +268,42 @@ def test_metrics_are_shown_before_writing(tmp_path, monkeypatch):
         evaluate.evaluate_and_record(None, Source(), config, wd, show=shown.append)
     assert len(shown) == 1 and "12.50" in shown[0]
     assert "8 images, 6 with boxes" in shown[0]
+
+
+def test_export_refuses_a_threshold_searched_on_original_size_or_crop_averaged_maps(
+    tmp_path,
+):
+    """Exports localize at S x S from one image: a threshold chosen on maps
+    resized to each original image (eval.image_size_mode="original") or, for
+    DGL, on maps averaged over ten crops is another protocol's threshold."""
+    wd = str(tmp_path / "run")
+    _bare_workdir(wd)  # map_method dgl
+    digest = hashlib.sha256(b"weights v1").hexdigest()
+    record = {
+        "split": "test", "map_method": "dgl", "layer": LAYER, "topk": None,
+        "max_images": 16, "cam_threshold": 0.3,
+        "cam_threshold_source": "val search", "weights_sha256": digest,
+        "image_size_mode": "original", "ten_crop": False,
+    }
+    folder = os.path.join(wd, "eval", "test-dgl-original", "metrics.json")
+    workdir_lib.write_json_atomic(folder, record)
+    config = workdir_lib.read_config(wd)[0]
+    with pytest.raises(LookupError, match="image_size_mode='original'"):
+        eval_records.find_export_record(wd, config, digest)
+    # A paper config evaluates at the original size: the command an export
+    # names then asks for the fixed-size, single-image record.
+    with config.unlocked():
+        config.eval.image_size_mode = "original"
+    with pytest.raises(LookupError) as e:
+        eval_records.find_export_record(wd, config, digest)
+    assert "--image_size_mode=fixed --ten_crop=false" in str(e.value)
+    with config.unlocked():
+        config.eval.image_size_mode = "fixed"
+    record.update(image_size_mode="fixed", ten_crop=True)
+    workdir_lib.write_json_atomic(folder, record)
+    with pytest.raises(LookupError, match="ten_crop=True"):
+        eval_records.find_export_record(wd, config, digest)
+    record.update(ten_crop=False)
+    workdir_lib.write_json_atomic(folder, record)
+    path, found = eval_records.find_export_record(wd, config, digest)
+    assert found["cam_threshold"] == 0.3

@@ -3,10 +3,8 @@
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from wsol_keras import cams
-from wsol_keras.models.registry import build_model
 from wsol_keras import protocol
 
 
@@ -41,35 +39,6 @@ def test_ten_crop_map_average_undoes_crops_and_flips():
     np.testing.assert_allclose(protocol.ten_crop_map_average(maps, 6, 6), ref, rtol=1e-12)
 
 
-def test_resize_then_random_crop_cuts_from_the_256_resize():
-    img = tf.random.uniform((37, 53, 3), 0, 255, seed=1)
-    out = protocol.resize_then_random_crop(img, 8, 6, seed=tf.constant([1, 2]))
-    assert out.shape == (6, 6, 3)
-    resized = tf.image.resize(img, (8, 8)).numpy()
-    windows = [resized[t : t + 6, l : l + 6] for t in range(3) for l in range(3)]
-    assert any(np.allclose(out.numpy(), w) for w in windows)
-
-
-def test_upsample_like_wsolevaluation_resizes_bicubic_then_normalizes():
-    cam = np.array([[0.0, 1.0], [2.0, 5.0]], np.float32)
-    got = protocol.upsample_like_wsolevaluation(cam, 4, 6)
-    ref = cv2.resize(cam, (6, 4), interpolation=cv2.INTER_CUBIC).astype(np.float64)
-    ref = (ref - ref.min()) / (ref.max() - ref.min())  # inference.py normalize_scoremap
-    assert got.shape == (4, 6)
-    np.testing.assert_allclose(got, ref, rtol=1e-6)
-    assert not protocol.upsample_like_wsolevaluation(np.ones((2, 2)), 4, 4).any()
-
-
-def test_spn_box_thresholds_at_the_mean_and_keeps_all_foreground():
-    # 4x4 map, mean 0.25: foreground pixels (0,0) and (3,2) -> one tight box over
-    # both (not the largest component); image 8x8 -> each cell 2x2 pixels.
-    cam = np.zeros((4, 4))
-    cam[0, 0] = 2.0
-    cam[3, 2] = 2.0
-    assert protocol.spn_box(cam, 8, 8) == (0, 0, 5, 7)
-    assert protocol.spn_box(np.ones((4, 4)), 8, 8) == (0, 0, 7, 7)
-
-
 def test_object_energy_is_the_share_inside_boxes():
     cam = np.zeros((4, 4), np.float32)
     cam[:2, :2] = 3.0  # top-left quarter holds 3/4 of the energy
@@ -90,16 +59,23 @@ def test_union_box_and_danet_threshold_sweep():
     gt = [np.array([[1, 1, 7, 7]])]
     # IoU: box (1,1,2,2) area 4 vs gt 49 -> 0.08; at 0.05..0.2 the union box
     # covers both blobs -> IoU 1; at 0.25, 0.3 only the first blob.
-    sweep = protocol.union_box_sweep([cam], gt)
-    assert sweep == {0.05: 100.0, 0.1: 100.0, 0.15: 100.0, 0.2: 100.0, 0.25: 0.0, 0.3: 0.0}
-    assert protocol.inclusive_iou((0, 0, 1, 1), (0, 0, 3, 3)) == pytest.approx(4 / 16)
+    sweep = protocol.UnionBoxSweep()
+    sweep.update(cam, gt[0])
+    assert sweep.result() == {
+        "0.05": 100.0, "0.1": 100.0, "0.15": 100.0, "0.2": 100.0, "0.25": 0.0, "0.3": 0.0
+    }
+    # A second image hit at no threshold halves every accuracy.
+    sweep.update(cam, np.array([[9, 9, 9, 9]]))
+    assert sweep.result()["0.05"] == 50.0 and sweep.result()["0.3"] == 0.0
 
 
-def test_in_graph_cubic_equals_cv2_inter_cubic():
+def test_cv2_bicubic_upsampling_equals_cv2_inter_cubic():
+    # The evaluator's map upsampling (wsolevaluation inference.py: cv2.resize
+    # INTER_CUBIC), written as matrices for the graph.
     rng = np.random.default_rng(0)
     for h, w, H, W in [(7, 7, 56, 56), (14, 14, 224, 224), (5, 3, 17, 11)]:
         maps = rng.normal(size=(2, h, w)).astype(np.float32)
-        got = protocol.upsample_cubic_in_graph(maps, H, W).numpy()
+        got = cams.upsample_maps(maps, (H, W), method="cv2_bicubic").numpy()
         for m, g in zip(maps, got):
             ref = cv2.resize(m, (W, H), interpolation=cv2.INTER_CUBIC)
             np.testing.assert_allclose(g, ref, atol=1e-5)

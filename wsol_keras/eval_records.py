@@ -7,7 +7,8 @@ Layout of a workdir (``W``):
         writes it;
     W/eval/<key>/metrics.json, heatmaps.png, box_accuracy.png
         one folder per evaluation, ``<key>`` = ``<split>-<map_method>``
-        [``-<layer>``] [``-top<K>``] [``-thr<fixed threshold>``]
+        [``-<layer>``] [``-top<K>``] [``-<box_method>``] [``-original``]
+        [``-tencrop``] [``-thr<fixed threshold>``]
         [``-max<max_images>``] (`record_key`); the training report's evaluation
         is also recorded there (``eval/test-<map_method>...``).
 
@@ -122,6 +123,13 @@ def record_key(split, config, max_images=None):
         parts.append(_slug(layer))
     if topk_of(config) is not None:
         parts.append(f"top{_slug(topk_of(config))}")
+    # The papers' protocol options (wsol_keras.eval_protocol), when not the default.
+    if e.get("box_method", "largest_contour") != "largest_contour":
+        parts.append(_slug(e.get("box_method")))
+    if e.get("image_size_mode", "fixed") != "fixed":
+        parts.append(_slug(e.get("image_size_mode")))
+    if e.get("ten_crop", False):
+        parts.append("tencrop")
     if e.get("cam_threshold", None) is not None:
         parts.append(f"thr{float(e.cam_threshold):g}")
     if max_images:
@@ -226,7 +234,17 @@ def eval_command(workdir, config, split="test"):
     parts.append(f"--map_method={e.get('map_method', 'cam')}")
     if layer_of(config):
         parts.append(f"--dgl_layer={layer_of(config)}")
+    if _export_protocol_differs(e):
+        parts.append("--image_size_mode=fixed --ten_crop=false")
     return " ".join(parts)
+
+
+def _export_protocol_differs(eval_config):
+    """Whether `eval_config`'s records score other maps than an export makes
+    (exports localize at S x S from one image)."""
+    return eval_config.get("image_size_mode", "fixed") != "fixed" or bool(
+        eval_config.get("ten_crop", False)
+    )
 
 
 def _mismatch(record, config, weights_hash):
@@ -241,6 +259,16 @@ def _mismatch(record, config, weights_hash):
     for field, value in want.items():
         if record.get(field) != value:
             return f"{field}={record.get(field)!r} (export: {value!r})"
+    # Exports make S x S maps of one image: a threshold searched on maps
+    # resized to each original image, or on DGL maps averaged over ten crops,
+    # belongs to another protocol (wsol_keras.eval_protocol).
+    if record.get("image_size_mode", "fixed") != "fixed":
+        return (
+            f"image_size_mode={record['image_size_mode']!r} (export: 'fixed', "
+            "maps at data.image_size)"
+        )
+    if record.get("ten_crop") and record.get("map_method") == "dgl":
+        return "ten_crop=True (DGL maps averaged over crops; export: one image)"
     limit = e.get("max_images", None) or None
     if (record.get("max_images") or None) != limit:
         return (

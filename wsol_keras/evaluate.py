@@ -22,47 +22,53 @@ Protocol (wsolevaluation, Choe et al. CVPR 2020):
     * pointing game (SPN Sec. 4.2) and CorLoc.
 Models that output boxes directly (SLT-Net's regressor) get their Loc
 metrics from those boxes, while MaxBoxAcc / PxAP still measure their maps.
+The papers' own protocols (ten-crop classification, maps and boxes at the
+original image size, SPN's and DANet's boxes, Object Energy) are
+``config.eval`` options, see `wsol_keras.eval_protocol`. A multi-label
+(VOC / COCO) workdir gets SPN's multi-label protocol instead
+(`wsol_keras.multilabel_eval`: pointing game, CorLoc, mAP).
 """
 
 import os
 
 from absl import flags
-from absl import logging
-import keras
 import numpy as np
 import tensorflow as tf
 
-from wsol_keras import boxes as boxes_lib
 from wsol_keras import cli
 from wsol_keras import config_checks
 from wsol_keras import data as data_lib
 from wsol_keras import dgl_sweep
+from wsol_keras import eval_passes
+from wsol_keras import eval_protocol
 from wsol_keras import eval_records
 from wsol_keras import layer_paths
 from wsol_keras import localization
 from wsol_keras import metrics as metrics_lib
+from wsol_keras import multilabel_eval
 from wsol_keras import report
 from wsol_keras import workdir as workdir_lib
+
 
 def make_map_fn(model, config):
     """Returns a tf.function (images, labels) -> dict of per-batch results.
 
     The dict holds "logits" [B, C], "maps" [B, S, S] in [0, 1] (of the
-    ground-truth classes `labels`, see `wsol_keras.localization`) and, for box
-    regressors, "boxes" [B, 4] normalized xyxy.
+    ground-truth classes `labels`, see `wsol_keras.localization`), "raw_maps"
+    [B, h, w] (before upsampling), SPN's "proposal" [B, h, w] when the model
+    has one, and, for box regressors, "boxes" [B, 4] normalized xyxy.
     """
     localizer = localization.Localizer.from_config(model, config)
 
     @tf.function(reduce_retracing=True)
     def map_fn(images, labels):
         result = localizer(images, class_ids=labels)
-        return {k: result[k] for k in ("logits", "maps", "boxes") if k in result}
+        out = {k: result[k] for k in ("logits", "maps", "raw_maps", "boxes") if k in result}
+        if "proposal" in result["outputs"]:
+            out["proposal"] = tf.cast(result["outputs"]["proposal"], tf.float32)
+        return out
 
     return map_fn
-
-
-def _gt_boxes(batch):
-    return [b[:n] for b, n in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
 
 
 def batch_results(map_fn):
@@ -79,69 +85,16 @@ def batch_results(map_fn):
     return results_fn
 
 
-def iterate(results_fn, source, split, batch_size, max_images=None, desc=None):
-    """Yields (batch, results) numpy dicts over a split, with a progress bar."""
-    n = source.num_examples(split)
-    if max_images:
-        n = min(n, int(max_images))
-    ds = source.dataset(split).take(n).batch(batch_size)
-    bar = keras.utils.Progbar(n, unit_name="image", verbose=1 if desc else 0)
-    if desc:
-        logging.info("%s: %d images", desc, n)
-    for batch in ds:
-        results = results_fn(batch)
-        bar.add(int(batch["label"].shape[0]))
-        yield batch, results
-
-
-def choose_cam_threshold(results_fn, source, config):
-    """Box accuracy at IoU 0.5 (largest contour) on val; returns its argmax.
-
-    Returns:
-        (threshold, info): info holds ``cam_threshold_source`` (
-        `eval_records.VAL_SEARCH`, `FIXED` or `FALLBACK`), ``threshold_split``
-        and ``threshold_search_images`` (images with boxes searched on).
-    """
-    if config.eval.cam_threshold is not None:
-        return float(config.eval.cam_threshold), {
-            "cam_threshold_source": eval_records.FIXED,
-            "threshold_split": None,
-            "threshold_search_images": 0,
-        }
-    split = "val" if "val" in source.splits else "train"
-    acc = metrics_lib.BoxAccuracy(
-        cam_thresholds=_thresholds(config), iou_thresholds=(50,), multi_contour=False
-    )
-    seen = 0
-    for batch, results in iterate(
-        results_fn,
-        source,
-        split,
-        config.eval.batch_size,
-        config.eval.max_images,
-        desc=f"{split} (choosing the CAM threshold)",
-    ):
-        rows = batch["num_boxes"].numpy() > 0
-        if rows.any():
-            boxed = [b for b, r in zip(_gt_boxes(batch), rows) if r]
-            acc.update(results["maps"][rows], boxed)
-            seen += int(rows.sum())
-    info = {"threshold_split": split, "threshold_search_images": seen}
-    if not seen:
-        logging.warning(
-            "no boxes in the %s split to choose the CAM threshold; using %.2f "
-            "(the CAM paper's)",
-            split,
-            localization.FALLBACK_CAM_THRESHOLD,
-        )
-        info["cam_threshold_source"] = eval_records.FALLBACK
-        return localization.FALLBACK_CAM_THRESHOLD, info
-    info["cam_threshold_source"] = eval_records.VAL_SEARCH
-    return float(acc.result()["best_threshold_iou50"]), info
-
-
-def _thresholds(config):
-    return np.arange(0.0, 1.0, float(config.eval.cam_threshold_step))
+def _results_fn(model, config, results_fn):
+    if results_fn is not None:
+        if eval_protocol.option(config, "ten_crop"):
+            raise ValueError("config.eval.ten_crop needs a model, not score maps")
+        return results_fn
+    map_fn = make_map_fn(model, config)
+    results_fn = batch_results(map_fn)
+    if eval_protocol.option(config, "ten_crop"):
+        return eval_protocol.ten_crop_results(map_fn, results_fn, config)
+    return results_fn
 
 
 def evaluate_model(model, source, config, split="test", on_batch=None, results_fn=None):
@@ -150,34 +103,23 @@ def evaluate_model(model, source, config, split="test", on_batch=None, results_f
     `results_fn` (batch -> numpy "maps" and optionally "logits"/"boxes")
     replaces the model (`model` may then be None). Without "logits" the
     classification metrics and Top-1/5 Loc are left out (GT-known only).
+    The protocol options (`wsol_keras.eval_protocol`) come from ``config.eval``.
     """
     config_checks.check_config(config)
-    if results_fn is None:
-        results_fn = batch_results(make_map_fn(model, config))
-    threshold, threshold_info = choose_cam_threshold(results_fn, source, config)
-    thresholds = _thresholds(config)
-    iou_levels = tuple(int(i) for i in config.eval.iou_thresholds)
-    v1 = metrics_lib.BoxAccuracy(
-        cam_thresholds=thresholds, iou_thresholds=(50,), multi_contour=False
+    eval_protocol.check_config(config)
+    results_fn = _results_fn(model, config, results_fn)
+    threshold, threshold_info = eval_passes.choose_cam_threshold(results_fn, source, config)
+    box_metrics = eval_protocol.BoxMetrics(
+        config, threshold_info["box_threshold"], source.num_classes
     )
-    v2 = metrics_lib.BoxAccuracy(
-        cam_thresholds=thresholds, iou_thresholds=iou_levels, multi_contour=True
-    )
-    pxap = metrics_lib.PxAP(cam_thresholds=thresholds)
-    loc = metrics_lib.LocalizationAccuracy(cam_threshold=threshold)
+    pxap = metrics_lib.PxAP(cam_thresholds=eval_protocol.cam_thresholds(config))
     pointing = metrics_lib.PointingGame(tolerance=config.eval.pointing_tolerance)
-    corloc = metrics_lib.CorLoc(num_classes=source.num_classes)
     top1 = top5 = count = boxed = 0
     has_masks = False
-    size = int(config.data.image_size)
     classified = True
-    for batch, results in iterate(
-        results_fn,
-        source,
-        split,
-        config.eval.batch_size,
-        config.eval.max_images,
-        desc=split,
+    for batch, results in eval_passes.iterate(
+        results_fn, source, split, config.eval.batch_size, config.eval.max_images,
+        desc=split, config=config,
     ):
         labels = batch["label"].numpy()
         maps = results["maps"]
@@ -192,31 +134,32 @@ def evaluate_model(model, source, config, split="test", on_batch=None, results_f
         top5 += int(top5_ok.sum())
         count += len(labels)
         mask_rows = batch["has_mask"].numpy()
-        if mask_rows.any():
+        if mask_rows.any():  # masks come at S x S: PxAP of the S x S maps
             has_masks = True
             pxap.update(maps[mask_rows], batch["mask"].numpy()[mask_rows])
         # Box metrics only where boxes exist (OpenImages-style data has masks only).
-        rows = batch["num_boxes"].numpy() > 0
+        rows = eval_passes.boxed_rows(batch)
         boxed += int(rows.sum())
         if not rows.any():
             continue
-        gt = [b for b, r in zip(_gt_boxes(batch), rows) if r]
-        maps, labels = maps[rows], labels[rows]
-        top1_ok, top5_ok = top1_ok[rows], top5_ok[rows]
-        v1.update(maps, gt)
-        v2.update(maps, gt)
         # SPN Sec. 4.2: per-class hit rate, tolerance in original-image pixels.
-        sizes = batch["original_size"].numpy()[rows] if "original_size" in batch else None
-        pointing.update(maps, gt, class_ids=labels, original_sizes=sizes)
-        if "boxes" in results:
-            pred = np.clip(results["boxes"][rows], 0.0, 1.0) * (size - 1)
-            loc.update_boxes(pred, gt, top1_ok, top5_ok)
-        else:
-            loc.update(maps, gt, top1_ok, top5_ok)
-            pred = np.stack([boxes_lib.largest_contour_box(m, threshold) for m in maps])
-        corloc.update(pred, gt, labels)
-        if on_batch is not None:
-            on_batch(batch, results, threshold)
+        gt = [b[:n] for b, n in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
+        pointing.update(
+            maps[rows],
+            [g for g, r in zip(gt, rows) if r],
+            class_ids=labels[rows],
+            original_sizes=(
+                batch["original_size"].numpy()[rows] if "original_size" in batch else None
+            ),
+        )
+        box_metrics.update(
+            eval_protocol.views(batch, results, rows, config),
+            top1_ok[rows],
+            top5_ok[rows],
+            labels[rows],
+        )
+        if on_batch is not None:  # the report's grid: the Loc box and its threshold
+            on_batch(batch, results, threshold_info["box_threshold"])
     if count == 0:
         raise ValueError(f"split {split!r} of {config.data.name!r} has no images")
     metrics = {
@@ -228,24 +171,19 @@ def evaluate_model(model, source, config, split="test", on_batch=None, results_f
         "num_images_with_boxes": boxed,
         "map_method": config.eval.map_method,
         **threshold_info,
+        **eval_protocol.describe(config),
     }
     if boxed:
-        metrics.update(loc.result())
-        metrics["max_box_acc"] = v1.result()["max_box_acc_iou50"]
-        r2 = v2.result()
-        metrics["max_box_acc_v2"] = r2["max_box_acc"]
-        for iou in iou_levels:
-            metrics[f"max_box_acc_v2_iou{iou}"] = r2[f"max_box_acc_iou{iou}"]
+        metrics.update(box_metrics.result())
         metrics.update(pointing.result())
-        metrics.update(corloc.result())
     if has_masks:
         metrics.update(pxap.result())
     if not classified:
         for key in ("top1_cls", "top5_cls", "top1_loc", "top5_loc"):
             metrics.pop(key, None)
-    curves = v2.curves() if boxed else {}
+    curves = box_metrics.curves() if boxed else {}
     metrics["_curves"] = {str(k): np.asarray(v).tolist() for k, v in curves.items()}
-    metrics["_thresholds"] = thresholds.tolist()
+    metrics["_thresholds"] = eval_protocol.cam_thresholds(config).tolist()
     return metrics
 
 
@@ -257,6 +195,7 @@ class _Report:
             config.eval.num_visualize,
             source.class_names,
             title=report.grid_title(split, config),
+            box_fn=eval_protocol.box_fn(config),
         )
         metrics = evaluate_model(model, source, config, split, on_batch=self.collector)
         self.curves = metrics.pop("_curves")
@@ -351,6 +290,15 @@ def define_flags(flag_values=FLAGS):
         "cam_threshold", None, "Fixed CAM threshold (default: chosen on val).", **fv
     )
     flags.DEFINE_integer("max_images", None, "Evaluate at most this many.", **fv)
+    flags.DEFINE_enum(
+        "box_method", None, list(eval_protocol.BOX_METHODS),
+        "Box of the Loc metrics and CorLoc (default: the workdir's config).", **fv,
+    )
+    flags.DEFINE_enum(
+        "image_size_mode", None, list(eval_protocol.IMAGE_SIZE_MODES),
+        "Score maps and boxes at data.image_size or each image's original size.", **fv,
+    )
+    flags.DEFINE_bool("ten_crop", None, "Ten-crop classification (and DGL maps).", **fv)
     flags.DEFINE_list(
         "sweep_layers",
         None,
@@ -378,7 +326,8 @@ def define_flags(flag_values=FLAGS):
 
 def _apply_flags(config):
     with config.unlocked():
-        for field in ("map_method", "dgl_layer", "cam_threshold", "max_images"):
+        for field in ("map_method", "dgl_layer", "cam_threshold", "max_images",
+                      "box_method", "image_size_mode", "ten_crop"):
             value = getattr(FLAGS, field)
             if value is not None:
                 config.eval[field] = value
@@ -396,6 +345,11 @@ def main(argv):
         print(layer_paths.format_layer_paths(model))
         return
     source = data_lib.get_source(config.data)
+    if getattr(source, "multi_label", False):
+        if FLAGS.sweep_layers:
+            raise ValueError("--sweep_layers: single-label data only (this workdir is multi-label)")
+        _evaluate_multilabel(model, source, config)
+        return
     if FLAGS.sweep_layers:
         method = (
             FLAGS.map_method
@@ -425,6 +379,20 @@ def main(argv):
         f"Report written to {os.path.abspath(directory)}/ "
         f"(the training report in {FLAGS.workdir} is unchanged)"
     )
+
+
+def _evaluate_multilabel(model, source, config):
+    """VOC / COCO workdirs: SPN's protocol (SPN Sec. 4.2-4.4), as wsol-train
+    runs it, into ``W/eval/<key>/spn_protocol.json``."""
+    key = eval_records.record_key(FLAGS.split, config, FLAGS.max_images)
+    directory = eval_records.record_dir(FLAGS.workdir, key)
+    eval_records.check_writable(directory)
+    print(report.table_heading(FLAGS.split, config, "SPN multi-label protocol"))
+    result = multilabel_eval.evaluate_and_report(
+        model, source, config, directory, split=FLAGS.split
+    )
+    print(multilabel_eval.format_table(result))
+    print(f"Report written to {os.path.abspath(directory)}/spn_protocol.json")
 
 
 def run_main():

@@ -216,15 +216,21 @@ class Localizer:
         raw = self.explainer(images, labels=class_ids)
         return {n: finish_maps(raw[n], self.image_size, self.upsample) for n in self.layers}
 
+    def raw_maps(self, images, outputs, class_ids):
+        """[B, h, w] maps of `class_ids` at the model's (or layer's) resolution,
+        before upsampling and normalization (the original-size protocol of
+        `wsol_keras.eval_protocol` resizes these itself)."""
+        if self.map_method == "cam":
+            return cams.select_class_maps(outputs["cams"], class_ids)
+        if self.map_method == "topk":
+            return cams.select_class_maps(outputs["cams"], self.topk_class_ids(outputs))
+        return self.explainer(images, labels=class_ids)[self.layers[0]]
+
     def maps(self, images, outputs, class_ids):
         """[B, S, S] maps in [0, 1] of `class_ids` ([B]) from the model's outputs."""
-        if self.map_method == "cam":
-            raw = cams.select_class_maps(outputs["cams"], class_ids)
-        elif self.map_method == "topk":
-            raw = cams.select_class_maps(outputs["cams"], self.topk_class_ids(outputs))
-        else:
-            return self.layer_maps(images, class_ids)[self.layers[0]]
-        return finish_maps(raw, self.image_size, self.upsample)
+        return finish_maps(
+            self.raw_maps(images, outputs, class_ids), self.image_size, self.upsample
+        )
 
     def __call__(self, images, class_ids=None, outputs=None):
         """Runs the model (unless `outputs` are given) and computes the maps.
@@ -237,7 +243,8 @@ class Localizer:
 
         Returns:
             dict: "outputs" (the model's), "logits" float32 [B, C],
-            "class_ids" int32 [B], "maps" float32 [B, S, S] in [0, 1], and
+            "class_ids" int32 [B], "raw_maps" float32 [B, h, w] (before
+            upsampling), "maps" float32 [B, S, S] in [0, 1], and
             "boxes" float32 [B, 4] normalized xyxy for box regressors.
         """
         if outputs is None:
@@ -246,11 +253,13 @@ class Localizer:
         if class_ids is None:
             class_ids = self.predicted_class_ids(outputs)
         class_ids = ops.cast(ops.reshape(class_ids, (-1,)), "int32")
+        raw = self.raw_maps(images, outputs, class_ids)
         result = {
             "outputs": outputs,
             "logits": logits,
             "class_ids": class_ids,
-            "maps": self.maps(images, outputs, class_ids),
+            "raw_maps": ops.cast(raw, "float32"),
+            "maps": finish_maps(raw, self.image_size, self.upsample),
         }
         if "boxes" in outputs:
             result["boxes"] = ops.cast(outputs["boxes"], "float32")

@@ -111,13 +111,15 @@ def spn_protocol(
     }
 
 
-def evaluate_and_report(model, source, config, workdir) -> Dict[str, object]:
-    """Runs :func:`spn_protocol` and writes ``spn_protocol.json`` atomically."""
+def evaluate_and_report(model, source, config, workdir, split="test") -> Dict[str, object]:
+    """Runs :func:`spn_protocol` (pointing and mAP on `split`) and writes
+    ``spn_protocol.json`` atomically into the folder `workdir` (wsol-train: the
+    workdir; wsol-eval: its ``eval/<key>/`` record folder)."""
     import os
 
     from wsol_keras import workdir as workdir_lib
 
-    result = spn_protocol(model, source, config)
+    result = spn_protocol(model, source, config, test_split=split)
     workdir_lib.write_json_atomic(os.path.join(workdir, "spn_protocol.json"), result)
     return result
 

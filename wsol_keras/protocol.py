@@ -1,7 +1,10 @@
 """The papers' own test protocols, as numpy functions over one image's maps.
 
 These sit beside wsolevaluation's protocol (`wsol_keras.metrics`), which the
-package reports by default; `wsol-eval` wires them in as options.
+package reports by default; `wsol_keras.eval_protocol` wires them into
+`wsol-eval` as ``config.eval`` options. (The papers' training input, original
+-> 256 -> random 224 crop, is `wsol_keras.data.train_loader`'s; map
+upsampling is `wsol_keras.cams.upsample_maps`.)
 
 * Ten-crop classification: the 4 corners + center of the resized image and
   their mirror images (ACoL Sec. 4.1, DANet Sec. 4.1, DGL Sec. 4.1, SLT-Net
@@ -12,15 +15,9 @@ package reports by default; `wsol-eval` wires them in as options.
   obtain localization maps"; the released demo has no crop code): each
   crop's map is pasted back where the crop came from (mirrored back for the
   flipped crops) and the pasted maps averaged where they cover the image.
-* Training input of the papers: the original resized to 256 x 256, then a
-  random 224 crop (`resize_then_random_crop`).
-* Map upsampling as wsolevaluation's inference.py: `cv2.resize(cam, size,
-  interpolation=cv2.INTER_CUBIC)`, then `normalize_scoremap`; and the same
-  cubic as constant matrices for the graph (`upsample_cubic_in_graph`).
-* SPN's CorLoc box (SPN Sec. 4.3: threshold at the map's mean, rescale the
-  binary map to the image, tightest box over all foreground pixels) and
-  Object Energy (Sec. 4.1: energy map rescaled to the image and normalized,
-  the share of energy inside the ground-truth boxes).
+* SPN's Object Energy (Sec. 4.1: energy map rescaled to the image and
+  normalized, the share of energy inside the ground-truth boxes). SPN's
+  CorLoc box lives in `wsol_keras.multilabel_metrics.spn_box`.
 * DANet's union box (utils/localization.py `mode='union'`:
   `extract_bbox_from_map(cam >= threshold)`) and its threshold sweep
   (val_hierarchy.py `--threshold 0.05,...,0.3`).
@@ -28,9 +25,8 @@ package reports by default; `wsol-eval` wires them in as options.
 
 import cv2
 import numpy as np
-import tensorflow as tf
 
-from wsol_keras import cams
+from wsol_keras import boxes as boxes_lib
 
 DANET_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
 
@@ -93,46 +89,6 @@ def ten_crop_map_average(maps, height, width):
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
-def resize_then_random_crop(image, resize_size=256, crop_size=224, seed=None):
-    """The papers' training input: original -> resize_size^2, random crop.
-
-    Args:
-        image: [H, W, 3] tensor of the ORIGINAL image (any size).
-        resize_size: side of the square resize (256).
-        crop_size: side of the random crop (224).
-        seed: optional stateless seed (shape [2]) for tf.image.stateless_random_crop.
-    """
-    resized = tf.image.resize(
-        tf.cast(image, tf.float32), (resize_size, resize_size), method="bilinear", antialias=False
-    )
-    size = (crop_size, crop_size, resized.shape[-1])
-    if seed is None:
-        return tf.image.random_crop(resized, size)
-    return tf.image.stateless_random_crop(resized, size, seed)
-
-
-def normalize_scoremap(cam):
-    """wsolevaluation inference.py `normalize_scoremap`: min-max to [0, 1];
-    a constant or NaN map becomes zeros."""
-    cam = np.array(cam, np.float64)
-    if np.isnan(cam).any() or cam.min() == cam.max():
-        return np.zeros_like(cam)
-    cam -= cam.min()
-    return cam / cam.max()
-
-
-def upsample_cubic_in_graph(maps, height, width):
-    """[B, h, w] maps -> [B, H, W] as cv2.resize(INTER_CUBIC) per map (see
-    `wsol_keras.cams.upsample_maps`, which the evaluator and exports use)."""
-    return cams.upsample_maps(maps, (height, width), method="cv2_bicubic")
-
-
-def upsample_like_wsolevaluation(cam, height, width):
-    """wsolevaluation's map upsampling: bicubic cv2.resize, then normalize."""
-    resized = cv2.resize(np.asarray(cam, np.float32), (width, height), interpolation=cv2.INTER_CUBIC)
-    return normalize_scoremap(resized)
-
-
 def _tight_box(mask):
     """(x0, y0, x1, y1) inclusive pixel box of all True pixels; None if empty."""
     rows, cols = np.any(mask, axis=1), np.any(mask, axis=0)
@@ -141,17 +97,6 @@ def _tight_box(mask):
     y0, y1 = np.where(rows)[0][[0, -1]]
     x0, x1 = np.where(cols)[0][[0, -1]]
     return int(x0), int(y0), int(x1), int(y1)
-
-
-def spn_box(cam, height, width):
-    """SPN Sec. 4.3 box: binary map at the map's mean, rescaled to the image
-    (nearest), tightest box covering all foreground pixels.  Returns inclusive
-    pixel (x0, y0, x1, y1); the whole image if nothing is above the mean."""
-    cam = np.asarray(cam, np.float64)
-    binary = (cam > cam.mean()).astype(np.uint8)
-    binary = cv2.resize(binary, (width, height), interpolation=cv2.INTER_NEAREST)
-    box = _tight_box(binary > 0)
-    return box if box is not None else (0, 0, width - 1, height - 1)
 
 
 def object_energy(cam, gt_boxes, height, width):
@@ -179,32 +124,36 @@ def union_box(cam, threshold):
     return box if box is not None else (0, 0, 0, 0)
 
 
-def inclusive_iou(a, b):
-    """IoU of inclusive pixel boxes (+1 widths, the DANet / ACoL convention)."""
-    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inter = max(ix, 0) * max(iy, 0)
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)
-    return inter / float(area(a) + area(b) - inter)
+class UnionBoxSweep:
+    """GT-known localization accuracy (%) of the union box at each threshold
+    (DANet val_hierarchy.py: one localization pass per ``--threshold``),
+    streaming: ``update`` one image at a time, ``result`` at the end.
 
-
-def union_box_sweep(cams, gt_boxes, thresholds=DANET_THRESHOLDS, iou=0.5):
-    """GT-known localization accuracy (%) of the union box at each threshold.
-
-    Args:
-        cams: list of normalized maps at image resolution.
-        gt_boxes: per image an [N, 4] array of inclusive boxes; an image is
-            correct if its box reaches `iou` with any of them.
-    Returns:
-        dict threshold -> accuracy in percent.
+    An image is correct when its union box reaches IoU >= `iou` (inclusive +1
+    convention, `wsol_keras.boxes.iou_xyxy`, as DANet's evaluate.locerr) with
+    one of its ground-truth boxes.
     """
-    if len(cams) != len(gt_boxes) or not cams:
-        raise ValueError(f"union_box_sweep: {len(cams)} maps vs {len(gt_boxes)} box lists")
-    out = {}
-    for t in thresholds:
-        hits = 0
-        for cam, boxes in zip(cams, gt_boxes):
-            box = union_box(cam, t)
-            hits += any(inclusive_iou(box, g) >= iou for g in np.asarray(boxes).reshape(-1, 4))
-        out[float(t)] = 100.0 * hits / len(cams)
-    return out
+
+    def __init__(self, thresholds=DANET_THRESHOLDS, iou=0.5):
+        self.thresholds = tuple(float(t) for t in thresholds)
+        if not self.thresholds:
+            raise ValueError("UnionBoxSweep: no threshold")
+        self.iou = float(iou)
+        self.hits = np.zeros(len(self.thresholds), np.int64)
+        self.num_images = 0
+
+    def update(self, cam, gt_boxes):
+        """cam: one normalized [H, W] map; gt_boxes: [N, 4] xyxy in its pixels."""
+        gt = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+        for j, t in enumerate(self.thresholds):
+            self.hits[j] += boxes_lib.iou_xyxy([union_box(cam, t)], gt).max() >= self.iou
+        self.num_images += 1
+
+    def result(self):
+        """{threshold (str, JSON keys): accuracy in percent}."""
+        if not self.num_images:
+            raise ValueError("UnionBoxSweep.result() called before any update")
+        return {
+            f"{t:g}": 100.0 * float(h) / self.num_images
+            for t, h in zip(self.thresholds, self.hits)
+        }

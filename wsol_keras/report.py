@@ -51,13 +51,16 @@ GT_COLOR = "red"
 class ExampleCollector:
     """Keeps the first `n` test images with their maps and draws a grid.
 
-    Called as `collector(batch, results, cam_threshold)` by the evaluator.
-    Green: predicted box (regressor output, or the largest contour of the map
-    at the CAM threshold); red: ground-truth boxes. `title` (see `grid_title`)
-    goes above the grid, with a legend of the box colours.
+    Called as `collector(batch, results, threshold)` by the evaluator.
+    Green: predicted box (regressor output, else `box_fn(map, threshold)`: by
+    default the largest contour of the map at the CAM threshold, the Loc box
+    of ``config.eval.box_method`` in the evaluator); red: ground-truth boxes.
+    `title` (see `grid_title`) goes above the grid, with a legend of the box
+    colours.
     """
 
-    def __init__(self, n, class_names, title=None):
+    def __init__(self, n, class_names, title=None, box_fn=None):
+        self.box_fn = box_fn or boxes_lib.largest_contour_box
         self.n = int(n)
         self.class_names = list(class_names)
         self.title = title
@@ -74,7 +77,7 @@ class ExampleCollector:
             if "boxes" in results:
                 pred = np.clip(results["boxes"][i], 0, 1) * (size - 1)
             else:
-                pred = boxes_lib.largest_contour_box(score, threshold)
+                pred = self.box_fn(score, threshold)
             n = int(batch["num_boxes"][i])
             self.items.append(
                 {
@@ -195,6 +198,7 @@ _ORDER = (
     "pxap",
     "pointing_game",
     "corloc",
+    "object_energy",
     "cam_threshold",
 )
 
@@ -211,6 +215,15 @@ def format_table(metrics):
         )
     if "cam_threshold_source" in metrics:
         lines.append(f"cam_threshold from {metrics['cam_threshold_source']}")
+    if "box_method" in metrics:  # wsol_keras.eval_protocol
+        box = metrics["box_method"]
+        if box == "danet_union":
+            box += f" at {metrics.get('box_threshold', float('nan')):g}"
+        crop = f"ten-crop of {metrics['ten_crop_resize']}" if metrics.get("ten_crop") else "single image"
+        lines.append(
+            f"Loc / CorLoc box: {box}; maps and boxes at the "
+            f"{metrics['image_size_mode']} image size; classification: {crop}"
+        )
     if "num_images" in metrics:
         lines.append(
             f"{metrics['num_images']} images, "

@@ -43,6 +43,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras import eval_passes
+from wsol_keras import eval_protocol
 from wsol_keras import eval_records
 from wsol_keras import evaluate
 from wsol_keras import metrics as metrics_lib
@@ -79,14 +81,14 @@ def score_split(
     Raises:
         ValueError: the split has neither boxes nor masks (for `metric`).
     """
-    thresholds = evaluate._thresholds(config)  # pylint: disable=protected-access
+    thresholds = eval_protocol.cam_thresholds(config)
     boxes = metrics_lib.BoxAccuracy(
         cam_thresholds=thresholds,
         iou_thresholds=tuple(int(i) for i in config.eval.iou_thresholds),
         multi_contour=True,
     )
     masks = metrics_lib.PxAP(cam_thresholds=thresholds)
-    for batch, results in evaluate.iterate(
+    for batch, results in eval_passes.iterate(
         results_fn,
         source,
         split,
@@ -95,10 +97,12 @@ def score_split(
         desc=f"{split} localization",
     ):
         maps = results["maps"]
-        rows = batch["num_boxes"].numpy() > 0
+        rows = eval_passes.boxed_rows(batch)
         if metric != MASK_SCORE and rows.any():
-            gt = evaluate._gt_boxes(batch)  # pylint: disable=protected-access
-            boxes.update(maps[rows], [g for g, r in zip(gt, rows) if r])
+            # The test protocol's boxes and maps (eval.image_size_mode: integer
+            # boxes at S x S, or maps and boxes at the original size).
+            for view in eval_protocol.views(batch, results, rows, config):
+                boxes.update(view.scoremap[None], [view.gt])
         mask_rows = batch["has_mask"].numpy()
         # PxAP costs a histogram per image: only while it may be the score.
         if metric != BOX_SCORE and not boxes.num_images and mask_rows.any():

@@ -103,6 +103,15 @@ def base_config():
     c.eval.topk = 1  # classes averaged by the topk map (SLT Eq. 9)
     c.eval.dgl_layer = ""  # layer path for dgl / gradcam
     c.eval.pointing_tolerance = 15
+    # The papers' protocol options (wsol_keras.eval_protocol); the defaults are
+    # wsolevaluation's. Box of Loc / CorLoc: largest_contour | spn | danet_union.
+    c.eval.box_method = "largest_contour"
+    # fixed: maps and boxes at data.image_size; original: at each image's size.
+    c.eval.image_size_mode = "fixed"
+    # Ten-crop classification (and DGL map averaging) of the original image
+    # resized to ten_crop_resize (None: image_size * 256 / 224).
+    c.eval.ten_crop = False
+    c.eval.ten_crop_resize = ml_collections.FieldReference(None, field_type=int)
     c.eval.num_visualize = 16
     c.eval.max_images = ml_collections.FieldReference(None, field_type=int)
     # Locked: assigning a field that does not exist (a typo) raises instead of

@@ -21,6 +21,12 @@ pools). The release's pool4 at stride 1 (28x28 maps) stays an option,
 paper's "remove the layers after conv5-3" and wsolevaluation's default, whose
 ACoL ('acol' '14x14' in wsol/vgg.py) has pool4 3x3 stride 2 padding 1 too,
 i.e. this config without the option.
+
+Test protocol (wsol_keras.eval_protocol): classification averaged over ten
+crops of the 256 x 256 resize (Sec. 4.1: "we average the scores from the
+softmax layer with 10 crops"); maps resized to each image's original size
+and boxes scored there (Sec. 3.2), box of the largest connected region (Sec.
+3.2, after the CAM paper).
 """
 
 from wsol_keras.configs import base
@@ -35,6 +41,8 @@ def get_config(arg=None):
     config.train.lr_schedule = "constant"
     config.train.nesterov = True  # released get_finetune_optimizer
     config.model.vgg_released_pools = True  # 'M' / 'M1': MaxPool2d(3, 2, 1)
+    config.eval.ten_crop = True  # Sec. 4.1
+    config.eval.image_size_mode = "original"  # Sec. 3.2
     if arg == "smoke":
         base.make_smoke(config)
     return config

@@ -17,6 +17,13 @@ get_finetune_optimizer): torch SGD, momentum 0.9 (no Nesterov, unlike ACoL's
 copy of the same function), coupled L2 weight decay 5e-4, learning rate 0.001;
 groups weights 1x, biases 2x, new layers 10x, new biases 20x (`sgd_l2`);
 batch 30, 100 epochs, rate / 10 at epoch 80; input 224 cropped from 256.
+Test protocol as released (exper/val_hierarchy.py, utils/loader.py,
+utils/localization.py; wsol_keras.eval_protocol): classification averaged
+over ten crops of the 256 x 256 resize (also Sec. 4.1), maps resized to the
+original image size, the union box over all pixels above the threshold
+(``mode='union'``; the paper's Sec. 3.3 cites the CAM paper's largest-region
+box: ``--config.eval.box_method=largest_contour``), its threshold chosen on
+val among the released sweep 0.05..0.30 (reported per threshold).
 """
 
 from wsol_keras.configs import base
@@ -33,6 +40,9 @@ def get_config(arg=None):
     # Relative to data.root (wsol_keras.data.hierarchy_lists documents the format).
     config.data.hierarchy_file = "list/family_label.txt,list/order_label.txt"
     config.train.nesterov = False  # released DANet my_optim: no nesterov
+    config.eval.ten_crop = True  # val_hierarchy.py --tencrop True
+    config.eval.image_size_mode = "original"  # localization.py cv2.resize((w, h))
+    config.eval.box_method = "danet_union"  # localization.py mode='union'
     if arg == "smoke":
         base.make_smoke(config)
     return config

@@ -37,6 +37,11 @@ and ``--config.method.classifier_train.epochs=0
 --config.method.classifier_lr_multiplier=5
 --config.method.classifier_head_lr_multiplier=10`` trains it jointly with
 the localizer (its 4 epochs) at 0.001 / 0.01 instead.
+
+Test protocol (Sec. 4.1; wsol_keras.eval_protocol): "ten crop augmentations
+to get final classification results and single image input for all our
+localization results"; the box and image size stay wsolevaluation's (the
+paper does not say otherwise and has no released code).
 """
 
 from wsol_keras.configs import base
@@ -66,6 +71,7 @@ def get_config(arg=None):
     schedule.head_lr_multiplier = 10.0
     config.eval.map_method = "topk"
     config.eval.topk = 30
+    config.eval.ten_crop = True  # Sec. 4.1
     if arg == "smoke":
         base.make_smoke(config)
         schedule.epochs = 1

@@ -18,6 +18,11 @@ repository contains it.)  Batch 16 and 20 epochs as the released VOC demo
 (runme.sh; the paper reports no CUB schedule), rate / 10 at epoch 10
 (engine.py epoch_step [10]).
 Differences: the released adconv uses groups=2 (here a dense 3x3 conv).
+Test protocol (Sec. 4.3; wsol_keras.eval_protocol): the map thresholded at
+its mean, "rescaled to the original image size", the tightest box over all
+foreground pixels (as the released ``localize_from_map``: the map is resized
+first, then thresholded at its mean); Object Energy (Sec. 4.1) of the
+proposal map is reported too.  No ten-crop (the paper does not use it).
 """
 
 from wsol_keras.configs import base
@@ -33,6 +38,8 @@ def get_config(arg=None):
     config.train.bias_lr_multiplier = 1.0
     config.train.lr_schedule = "step"
     config.train.lr_decay_epochs = 10
+    config.eval.box_method = "spn"  # Sec. 4.3
+    config.eval.image_size_mode = "original"  # Sec. 4.3
     if arg == "smoke":
         base.make_smoke(config)
     return config
