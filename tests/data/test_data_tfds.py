@@ -174,3 +174,37 @@ def test_spn_trains_and_runs_its_protocol_cam_refuses(mock, tmp_path, name, num_
     assert len(r["per_class"]["ap"]) == num_classes
     for k in ("pointing_all", "corloc"):
         assert np.isnan(r[k]) or 0.0 <= r[k] <= 100.0
+
+
+def test_voc07_config_with_the_readme_tfds_overrides_asks_for_tfds_split_names(
+    mock, monkeypatch
+):
+    """configs/voc07_vgg16_spn.py names VOC's image sets (trainval / test);
+    with only the README's --config.data.name=tfds --config.data.tfds_name=voc/2007
+    overrides, the builder must be asked for TFDS's names (TFDS voc/2007 has
+    train / validation / test and no 'trainval': the real builder raises)."""
+    from wsol_keras.configs import voc07_vgg16_spn
+    from wsol_keras.data import tfds_source
+
+    asked = []
+    real_builder = tfds_source._builder
+
+    def recording_builder(*args, **kwargs):
+        builder = real_builder(*args, **kwargs)
+        as_dataset = builder.as_dataset
+
+        def record(split, **kw):
+            asked.append(split)
+            return as_dataset(split=split, **kw)
+
+        builder.as_dataset = record
+        return builder
+
+    monkeypatch.setattr(tfds_source, "_builder", recording_builder)
+    config = voc07_vgg16_spn.get_config()
+    config.data.name = "tfds"
+    config.data.tfds_name = "voc/2007"
+    config.data.image_size = S
+    source = data_lib.get_source(config.data)
+    assert asked == ["train+validation", "test", "test"]
+    assert source.splits == ("train", "val", "test")

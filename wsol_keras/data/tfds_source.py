@@ -4,7 +4,9 @@
 ``voc/2012``, ``coco/2017``, ``coco/2014``; any builder with the same features
 works), ``data.data_dir`` where it was prepared (``""`` = TFDS's default,
 ``~/tensorflow_datasets``), ``data.split_map`` the splits (contract name = TFDS
-split expression, e.g. ``train=train+validation,test=test``; defaults below).
+split expression, e.g. ``train=train+validation,test=test``; defaults below;
+for ``voc`` VOC's image-set names ``trainval`` / ``val`` also work, so the VOC
+folder config reads TFDS too).
 
 Element conversion (exact, no re-estimation):
 
@@ -48,6 +50,10 @@ DEFAULT_SPLIT_MAPS = {
     "voc": "train=train+validation,val=validation,test=test",
     "coco": "train=train,val=validation,test=validation",
 }
+# VOC's image-set names (ImageSets/Main/*.txt, what configs/voc07_vgg16_spn.py
+# names for the folder source) -> TFDS voc's split names, so one config reads
+# both sources.
+VOC_IMAGE_SET_ALIASES = {"trainval": "train+validation", "val": "validation"}
 MASK_THRESHOLD = 127  # CUB's soft masks: foreground > 0.5 of 255
 
 
@@ -104,6 +110,11 @@ class TFDSSource(DataSource):
             raise ValueError(f"TFDS builder {name!r} has no 'bbox' feature: no boxes to evaluate")
         split_text = str(data_config.split_map or DEFAULT_SPLIT_MAPS.get(family, "train=train,test=test"))
         self._split_map = parse_split_map(split_text, "data.split_map")
+        if family == "voc":
+            self._split_map = {
+                split: VOC_IMAGE_SET_ALIASES.get(tfds_split, tfds_split)
+                for split, tfds_split in self._split_map.items()
+            }
         self._raw: Dict[str, tf.data.Dataset] = {}
         for split, tfds_split in self._split_map.items():
             try:
