@@ -238,7 +238,8 @@ def _assert_same_elements(got, want, image_atol):
 def test_cache_yields_the_same_elements_as_decoding(tmp_path):
     plain = _take(_jpeg_source(tmp_path / "p", masks=True), 12)
     cached = _take(_jpeg_source(tmp_path / "c", masks=True, train_cache=True), 12)
-    assert {e["image_id"] for e in plain[:5]} == {f"a/x{i}.jpg".encode() for i in range(5)}
+    ids = {f"a/x{i}.jpg".encode() for i in range(5)}
+    assert {e["image_id"] for e in plain[:5]} == ids  # one epoch: each image once
     assert all(e["has_mask"] for e in plain) and any(e["mask"].any() for e in plain)
     # Resize-then-crop from the cache vs the crop's window: float rounding of
     # the sample positions may move a pixel across .5, nothing more.

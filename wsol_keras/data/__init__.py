@@ -74,6 +74,8 @@ def default_data_config() -> ml_collections.ConfigDict:
         CUB at 256), before the first batch; every later element is a crop and
         a flip of it, no decoding. Same images as without (within one grey level
         of float rounding), same order. Default False (ILSVRC does not fit).
+        An undecodable image stops that pass with TensorFlow's error (nothing is
+        dropped silently): keep validate_images on to skip and count them first.
       train_deterministic: file sources: the parallel training map keeps the
         drawn order (default True: reproducible batches, exact resume). False
         lets elements leave as they finish: batches then depend on timing.
