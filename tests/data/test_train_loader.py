@@ -258,3 +258,18 @@ def test_skip_drops_elements_before_decoding_and_resume_is_exact(tmp_path):
         resumed = _take(src, 7, skip=7)
         _assert_same_elements(again, whole, image_atol=0)
         _assert_same_elements(resumed, whole[7:], image_atol=0)
+
+
+def test_order_is_the_drawn_order_even_past_a_slow_image(tmp_path):
+    # Image 0 is ~2,000x the pixels of the others: with elements leaving the
+    # parallel map as they finish (the previous default, deterministic=False)
+    # it is overtaken and batches depend on timing, so a resumed run (which
+    # skips indices) would not see the uninterrupted run's batches.
+    src = _jpeg_source(tmp_path, n=6)  # default data.train_deterministic
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (900, 1200, 3)).astype(np.uint8)
+    assert cv2.imwrite(str(tmp_path / "img" / "a" / "x0.jpg"), noise)
+    order = train_loader.epoch_order(6, seed=5).repeat().take(12)
+    want = [f"a/x{int(i)}.jpg".encode() for i in order.as_numpy_iterator()]
+    got = [e["image_id"] for e in _take(src, 12)]
+    assert got == want
