@@ -238,6 +238,8 @@ class FileSource(DataSource):
         self.train_resize_antialias = bool(
             data_config.get("train_resize_antialias", True)
         )
+        self.train_cache = bool(data_config.get("train_cache", False))
+        self.train_deterministic = bool(data_config.get("train_deterministic", True))
         self._valid: Dict[str, Records] = {}
         self._skipped: Dict[str, List[str]] = {}
         self._loader = make_loader(self.image_size, self.hierarchy, self.mask_threshold)
