@@ -67,6 +67,17 @@ def make_cases():
         lambda o: functional(o, {"x": ((5, 5, 6), "float32")}, lambda o, t: o(t["x"])),
     )
 
+    # Even sides: where torch's symmetric padding and Keras' "same" differ.
+    pool_in = rng(11).uniform(-1, 1, (2, 6, 6, 3)).astype("float32")
+    pool = L.PaddedMaxPooling2D(3, strides=2, padding=1, name="padded_pool")
+    pool.build(pool_in.shape)
+    cases["PaddedMaxPooling2D"] = (
+        pool,
+        {"x": pool_in},
+        lambda o, i: {"pooled": o(i["x"])},
+        lambda o: functional(o, {"x": ((6, 6, 3), "float32")}, lambda o, t: o(t["x"])),
+    )
+
     da = L.DivergentActivation(3, num_maps=2, conv_filters=(4,), name="da")
     da.build(feats.shape)
     fix_weights(da, 3)
