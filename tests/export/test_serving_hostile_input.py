@@ -311,6 +311,161 @@ def test_image_bytes_good_input_still_served(signatures, case):
     assert (boxes[:, [0, 2]] <= hw[:, 1:2]).all() and (boxes[:, [1, 3]] <= hw[:, 0:1]).all()
 
 
+# ------------------------------------------------------------------ GIF data
+# GIF89a (sections 17-20), read here independently of the code under test:
+# header 6 + logical screen 7 bytes, a global color table of 3 * 2^(N+1)
+# bytes if its packed byte's bit 7 is set, then blocks: 0x21 extension (label,
+# sub-blocks [len][len bytes] closed by a 0 byte), 0x2C image (9 descriptor
+# bytes, local color table if flagged, LZW code size byte, sub-blocks closed
+# by 0), 0x3B trailer.
+def _table(packed):
+    return 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
+
+
+def _sub_blocks_end(data, pos):
+    while data[pos]:
+        pos += 1 + data[pos]
+    return pos + 1
+
+
+def gif_blocks(data):
+    """[(kind, start, data_start, end)] of a complete GIF; data_start is where
+    an image's sub-blocks begin."""
+    pos, blocks = 13 + _table(data[10]), []
+    while data[pos] != 0x3B:
+        if data[pos] == 0x21:
+            first = pos + 2
+        else:
+            assert data[pos] == 0x2C
+            first = pos + 11 + _table(data[pos + 9])
+        end = _sub_blocks_end(data, first)
+        blocks.append(("image" if data[pos] == 0x2C else "extension", pos, first, end))
+        pos = end
+    return blocks
+
+
+def animated_gif(h=20, w=24, frames=3):
+    """PIL GIF: global color table, comment, loop and frame-delay extensions,
+    later frames with a local color table."""
+    rng = np.random.default_rng(5)
+    images = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+        for _ in range(frames)
+    ]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:],
+                   duration=80, loop=0, comment=b"wsol")
+    return buf.getvalue()
+
+
+def without_global_table(data):
+    """The same GIF with its global color table moved into each image block
+    that has no local one (a GIF with local color tables only)."""
+    packed = data[10]
+    table = data[13 : 13 + _table(packed)]
+    out = bytearray(data[:10] + bytes([packed & 0x70]) + data[11:13])
+    for kind, start, _, end in gif_blocks(data):
+        block = data[start:end]
+        if kind == "image" and not block[9] & 0x80:
+            block = block[:9] + bytes([0x80 | block[9] & 0x40 | packed & 7]) + table + block[10:]
+        out += block
+    return bytes(out + b";")
+
+
+def rechunked(data, size):
+    """The same GIF with every image's LZW data in sub-blocks of `size` bytes
+    (a hostile but valid layout: 1-byte sub-blocks double the data)."""
+    out, pos = bytearray(data[:13 + _table(data[10])]), 13 + _table(data[10])
+    for kind, start, first, end in gif_blocks(data):
+        if kind == "image":
+            lzw, p = b"", first
+            while data[p]:
+                lzw += data[p + 1 : p + 1 + data[p]]
+                p += 1 + data[p]
+            out += data[start:first] + b"".join(
+                bytes([len(lzw[i : i + size])]) + lzw[i : i + size]
+                for i in range(0, len(lzw), size)
+            ) + b"\0"
+        else:
+            out += data[start:end]
+        pos = end
+    return bytes(out + data[pos:])
+
+
+def _first_image(data):
+    return next(b for b in gif_blocks(data) if b[0] == "image")
+
+
+def _decodes(data):
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+        return True
+    except tf.errors.InvalidArgumentError:
+        return False
+
+
+GIF_VARIANTS = {
+    "global_table": animated_gif,
+    "local_tables_only": lambda: without_global_table(animated_gif()),
+    "one_byte_sub_blocks": lambda: rechunked(animated_gif(60, 60, 2), 1),
+}
+# Where to cut, from the first image block (kind, start, data_start, end).
+GIF_CUTS = {
+    "in_extension_before_image": lambda img: img[1] - 3,
+    "in_image_descriptor": lambda img: img[1] + 5,
+    "in_local_color_table_if_any": lambda img: (img[1] + 10 + img[2] - 1) // 2,
+    "before_lzw_code_size": lambda img: img[2] - 1,
+    "first_data_byte": lambda img: img[2] + 1,
+    "middle_of_data": lambda img: (img[2] + img[3]) // 2,
+    "before_closing_zero": lambda img: img[3] - 1,
+}
+
+
+@pytest.mark.parametrize("variant", sorted(GIF_VARIANTS))
+@pytest.mark.parametrize("where", sorted(GIF_CUTS))
+def test_gif_cut_inside_first_image_names_position(signatures, variant, where):
+    """A GIF cut before its first image block is closed: the decoder refuses
+    it without a batch position; the check names images[1]."""
+    data = GIF_VARIANTS[variant]()
+    cut = data[: GIF_CUTS[where](_first_image(data))]
+    assert not _decodes(cut)  # what the decoder does (measured, TF 2.21)
+    with pytest.raises(tf.errors.InvalidArgumentError) as info:
+        _call(signatures, "image_bytes", _bytes_batch([gif(8, 8), cut, png(8, 8)]))
+    assert_clear(info.value.message, "image_bytes", "images[1]", "truncated GIF",
+                 f"({len(cut)} bytes)", "first image block")
+
+
+@pytest.mark.parametrize("variant", sorted(GIF_VARIANTS))
+def test_gif_served_as_the_decoder_decodes_it(signatures, variant):
+    """Complete GIFs, one without its trailer, and ones whose first image is
+    complete but a later frame is cut: the decoder decodes all of them (its
+    first frame), so the check lets them through."""
+    data = GIF_VARIANTS[variant]()
+    first_end = _first_image(data)[3]
+    second = [b for b in gif_blocks(data) if b[0] == "image"][1]
+    images = [
+        data,
+        data[:-1],  # no trailer
+        data[:first_end],  # first image only, nothing after it
+        data[: (second[2] + second[3]) // 2],  # second frame cut
+    ]
+    assert data[-1:] == b";" and all(_decodes(d) for d in images)
+    out = _call(signatures, "image_bytes", _bytes_batch(images))
+    assert out["boxes"].shape == (len(images), 4)
+
+
+def test_gif_with_many_blocks_before_its_image_still_served(signatures):
+    """The walk stops after 256 blocks before the first image (a bound on a
+    hostile flood of tiny extensions) and leaves such a GIF to the decoder,
+    which decodes it: served, not refused."""
+    data = gif(8, 8)
+    start = _first_image(data)[1]
+    flood = data[:start] + b"\x21\xfe\x01x\x00" * 300 + data[start:]
+    assert _decodes(flood)
+    out = _call(signatures, "image_bytes", _bytes_batch([png(8, 8), flood]))
+    assert out["boxes"].shape == (2, 4)
+
+
 # ------------------------------------------------------------------ image_tensor
 BAD_TENSORS = {
     "four_channels": (
