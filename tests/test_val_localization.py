@@ -81,6 +81,24 @@ def test_callback_score_is_the_evaluators_and_goes_to_tensorboard(tmp_path):
     assert [int(encoded[0]), int(encoded[1])] == [64, 64]
 
 
+def test_summaries_are_written_under_the_record_if_keras_tensorboard_leaves(tmp_path):
+    """Inside `fit`, Keras' TensorBoard callback keeps
+    ``tf.summary.record_if(batch % update_freq == 0)`` pushed for the last
+    train batch when the epoch ends: with log_every_steps not dividing the
+    epoch's steps the val scores and heat maps were silently not recorded."""
+    config = _config()
+    source = data_lib.get_source(config.data)
+    model = train.build_compiled_model(config, train.data_info_of(source, config))
+    state = val_localization.SelectionState()
+    callback = val_localization.ValLocalization(source, config, str(tmp_path), state)
+    callback.set_model(model)
+    with tf.summary.record_if(False):  # what Keras leaves at epoch 3 of 7 steps, freq 2
+        callback.evaluate(1)
+    callback.on_train_end()
+    tags = {t for t, _, _ in _events(os.path.join(str(tmp_path), "logs", "val_localization"))}
+    assert {"val/max_box_acc_v2", "val/max_box_acc_v2_best", "val/heatmaps"} <= tags
+
+
 def test_best_epoch_is_the_first_with_the_highest_score():
     values = [40.0, 55.0, 55.0, 50.0, 12.5]
     state = val_localization.SelectionState("max_box_acc_v2")

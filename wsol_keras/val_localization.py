@@ -319,7 +319,9 @@ class ValLocalization(keras.callbacks.Callback):
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
         metric = self.state.metric
-        with self._writer.as_default(step=step):
+        # Always recorded: inside `fit` Keras' TensorBoard callback leaves
+        # `record_if(last batch % update_freq == 0)` pushed at epoch end.
+        with self._writer.as_default(step=step), tf.summary.record_if(True):
             tf.summary.scalar(f"{SPLIT}/{metric}", score)
             tf.summary.scalar(f"{SPLIT}/{metric}_best", self.state.best_score)
             if images.items:
