@@ -33,6 +33,73 @@ def test_resnet50_last_stride_one_doubles_the_final_map():
     assert plain.output.shape[1] == 2 and s1.output.shape[1] == 4
 
 
+def test_resnet50_large_feature_map_keeps_conv4_and_conv5_at_stride_one():
+    # wsolevaluation wsol/resnet.py ResNetCam(large_feature_map=True): layer3
+    # and layer4 at stride 1, so the maps are at stride 8: 28x28 at 224, 8x8 at
+    # 64 (vs 4x4 with layer4 alone at stride 1, 2x2 for the plain ResNet50).
+    big = backbones.build_backbone(
+        "resnet50", 224, weights=None, resnet_last_stride=1, resnet_large_feature_map=True
+    )
+    assert tuple(big.output.shape[1:]) == (28, 28, 2048)
+    small = backbones.build_backbone(
+        "resnet50", 64, weights=None, resnet_last_stride=1, resnet_large_feature_map=True
+    )
+    assert small(np.zeros((1, 64, 64, 3), np.float32)).shape == (1, 8, 8, 2048)
+    # DANet-style levels: conv3 (stride 8), conv4 and conv5 all 8x8 now.
+    levels = backbones.build_backbone(
+        "resnet50", 64, weights=None, levels=True, resnet_last_stride=1,
+        resnet_large_feature_map=True,
+    )
+    assert [o.shape[1] for o in levels.outputs] == [8, 8, 8]
+
+
+def test_resnet50_stride_surgery_moves_only_the_v1_strides_and_keeps_weights():
+    net = keras.applications.ResNet50(
+        include_top=False, weights=None, input_shape=(64, 64, 3)
+    )
+    clone = backbones._resnet_stride_one(net, ("conv4", "conv5"))
+
+    def strides(model):
+        return {
+            layer.name: tuple(layer.get_config()["strides"])
+            for layer in model.layers
+            if "strides" in layer.get_config()
+        }
+
+    before, after = strides(net), strides(clone)
+    # Keras' ResNet50 is v1: the stride sits on the first block's 1x1 reducing
+    # conv and 1x1 shortcut of conv3/4/5 (plus the stem), never on a 3x3.
+    assert {n for n, s in before.items() if s == (2, 2)} == {
+        "conv1_conv", "pool1_pool",
+        "conv3_block1_0_conv", "conv3_block1_1_conv",
+        "conv4_block1_0_conv", "conv4_block1_1_conv",
+        "conv5_block1_0_conv", "conv5_block1_1_conv",
+    }
+    assert {n for n, s in after.items() if s == (2, 2)} == {
+        "conv1_conv", "pool1_pool", "conv3_block1_0_conv", "conv3_block1_1_conv"
+    }
+    # Same variables, and each layer keeps its (random) weights by name.
+    assert len(clone.weights) == len(net.weights)
+    weighted = [layer.name for layer in net.layers if layer.weights]
+    assert [layer.name for layer in clone.layers if layer.weights] == weighted
+    assert len(weighted) == 53 + 53  # 53 convs, each with its BatchNorm
+    for name in weighted:
+        pairs = zip(net.get_layer(name).get_weights(), clone.get_layer(name).get_weights())
+        for a, b in pairs:
+            np.testing.assert_array_equal(a, b)
+
+
+def test_resnet50_large_feature_map_bad_combinations_raise():
+    with pytest.raises(ValueError, match="resnet_last_stride=1"):
+        backbones.build_backbone(
+            "resnet50", 64, weights=None, resnet_large_feature_map=True
+        )
+    with pytest.raises(ValueError, match="resnet50 only, not 'vgg16'"):
+        backbones.build_backbone(
+            "vgg16", 64, weights=None, resnet_large_feature_map=True
+        )
+
+
 def test_preprocessing_caffe_matches_keras_applications():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, size=(2, 4, 4, 3)).astype(np.float32)

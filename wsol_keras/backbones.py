@@ -12,7 +12,9 @@ Surgery (as in ACoL Sec. 3.1 / wsolevaluation):
         torch's 3x3 stride-2 padding-1) and `vgg_large_feature_map` (pool4 3x3
         stride 1: 28x28 at 224).
     * resnet50: full conv stages; `resnet_last_stride=1` makes the last stage
-        keep 14x14 at 224 (stride-2 convs of conv5_block1 set to stride 1).
+        keep 14x14 at 224 (stride-2 convs of conv5_block1 set to stride 1);
+        `resnet_large_feature_map` also conv4 (28x28 at 224, wsolevaluation's
+        `--large_feature_map`); see `_resnet_stride_one`.
     * inception_v3: cut after `mixed7`, the Keras block matching torchvision's
         Mixed_6e (17x17 at 299).
     * mobilenet_v2: up to `out_relu`.
@@ -168,9 +170,38 @@ BACKBONES = {
 }
 
 
-def _resnet_stride_one(model):
-    """Clones a Keras ResNet50 with the last stage at stride 1 (weights kept)."""
-    strided = {"conv5_block1_1_conv", "conv5_block1_0_conv"}
+# The stride-2 convs of the first block of each Keras ResNet50 stage that the
+# WSOL surgery sets to stride 1.  Keras builds ResNet v1 (keras.applications
+# resnet.py `block1`): the stride sits on the 1x1 reducing conv (`_1_conv`)
+# and on the 1x1 projection shortcut (`_0_conv`); the 3x3 (`_2_conv`) is
+# stride 1.  conv4 is torchvision's `layer3`, conv5 its `layer4`.
+_RESNET_STRIDED_CONVS = {
+    "conv4": ("conv4_block1_0_conv", "conv4_block1_1_conv"),
+    "conv5": ("conv5_block1_0_conv", "conv5_block1_1_conv"),
+}
+
+
+def _resnet_stride_one(model, stages=("conv5",)):
+    """Clones a Keras ResNet50 with `stages` at stride 1 (weights kept).
+
+    `stages`: keys of `_RESNET_STRIDED_CONVS`.  ("conv5",) is the usual WSOL
+    last-stride-1 surgery (14x14 at 224); ("conv4", "conv5") is
+    clovaai/wsolevaluation wsol/resnet.py `ResNetCam` with
+    `large_feature_map=True` (`stride_l3 = 1`; `layer4` is always built with
+    `stride=1`): 28x28 at 224.
+
+    Where the strides differ from wsolevaluation: its `Bottleneck` is
+    torchvision's v1.5 block (the stride on the 3x3 `conv2`, the 1x1
+    `downsample` at the same stride), Keras' is v1 (the stride on the 1x1
+    reducing conv and the 1x1 shortcut).  With a stage at stride 1 its block is
+    the same in both; the map sizes match (56 -> 28 in conv3 / layer2, then
+    stride 1).  The stride-2 stage left, conv3 (`layer2`), keeps Keras' v1
+    placement: its 1x1 conv reads every other pixel where torch's 3x3 reads all
+    of them, and the pretrained weights are Keras' (Caffe-converted v1 with
+    conv biases), not torchvision's resnet50-19c8e357.  Only the strides of
+    convs change, so every layer keeps its weights by name.
+    """
+    strided = {n for stage in stages for n in _RESNET_STRIDED_CONVS[stage]}
 
     def clone(layer):
         config = layer.get_config()
@@ -249,6 +280,7 @@ def build_backbone(
     levels=False,
     resnet_last_stride=2,
     name_prefix="backbone",
+    resnet_large_feature_map=False,
     vgg_large_feature_map=False,
     vgg_released_pools=False,
 ):
@@ -263,6 +295,9 @@ def build_backbone(
             (shallow to deep); otherwise the single CAM feature map.
         resnet_last_stride: 1 or 2; 1 keeps 14x14 maps at 224 for resnet50.
         name_prefix: name of the returned model.
+        resnet_large_feature_map: resnet50 only, with `resnet_last_stride=1`:
+            conv4 (torch `layer3`) at stride 1 too, 28x28 maps at 224
+            (wsolevaluation's `--large_feature_map TRUE` for ResNet50).
         vgg_large_feature_map: vgg16 only: pool4 becomes a 3x3 stride-1 max
             pool, so conv5_3 keeps 28x28 at 224 (released ACoL CUB model).
         vgg_released_pools: vgg16 only: the stride-2 pools (1-3, and 4 unless
@@ -299,12 +334,25 @@ def build_backbone(
                 "or train from scratch with --config.model.weights=none."
             ) from error
         raise
-    if name == "resnet50" and resnet_last_stride == 1:
-        net = _resnet_stride_one(net)
-    elif resnet_last_stride not in (1, 2):
+    if resnet_last_stride not in (1, 2):
         raise ValueError(
             f"resnet_last_stride must be 1 or 2, got " f"{resnet_last_stride}"
         )
+    if resnet_large_feature_map:
+        if name != "resnet50":
+            raise ValueError(
+                f"resnet_large_feature_map applies to resnet50 only, not {name!r}"
+            )
+        if resnet_last_stride != 1:
+            # wsolevaluation's ResNetCam has no stride-1 layer3 with a
+            # stride-2 layer4: its layer4 is always stride 1.
+            raise ValueError(
+                "resnet_large_feature_map=True (conv4 at stride 1) needs "
+                f"resnet_last_stride=1, got {resnet_last_stride}"
+            )
+    if name == "resnet50" and resnet_last_stride == 1:
+        stages = ("conv4", "conv5") if resnet_large_feature_map else ("conv5",)
+        net = _resnet_stride_one(net, stages)
     for flag, value in (
         ("vgg_large_feature_map", vgg_large_feature_map),
         ("vgg_released_pools", vgg_released_pools),
@@ -331,7 +379,8 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
     """`build_backbone` from an experiment's `config.model` section.
 
     The one place the `config.model` fields (backbone, weights,
-    resnet_last_stride, vgg_large_feature_map, vgg_released_pools) become a feature extractor; every method's backbone(s)
+    resnet_last_stride, resnet_large_feature_map, vgg_large_feature_map,
+    vgg_released_pools) become a feature extractor; every method's backbone(s)
     are built here by `wsol_keras.models.registry.build_model`.
     """
     return build_backbone(
@@ -340,6 +389,7 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
         weights=model_config.weights,
         levels=levels,
         resnet_last_stride=model_config.get("resnet_last_stride", 2),
+        resnet_large_feature_map=model_config.get("resnet_large_feature_map", False),
         vgg_large_feature_map=model_config.get("vgg_large_feature_map", False),
         vgg_released_pools=model_config.get("vgg_released_pools", False),
         name_prefix=name_prefix,
