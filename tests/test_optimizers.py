@@ -221,3 +221,78 @@ def test_dgl_cub_config_is_the_papers_and_its_layer_exists():
         [2e-3, 2e-3, 2e-4, 2e-4, 2e-5, 2e-5],
         rtol=1e-5,
     )
+
+
+def _ilsvrc_resnet50_model(optimizer="sgd_l2"):
+    from wsol_keras.configs import ilsvrc_resnet50_cam
+
+    config = ilsvrc_resnet50_cam.get_config("smoke")
+    config.model.weights = None
+    config.data.image_size = 64
+    config.train.optimizer = optimizer
+    info = {"num_classes": 3, "hierarchy_sizes": (), "image_size": 64}
+    return train.build_compiled_model(config, info)
+
+
+def test_ilsvrc_resnet50_trains_conv5_with_the_head_as_wsolevaluation():
+    # wsolevaluation main.py Trainer._set_optimizer: names containing 'layer4.'
+    # or 'fc.' at lr * lr_classifier_ratio (10), the rest (conv1, bn1,
+    # layer1-3) at lr.  Keras' layer4 is the conv5 stage.
+    model = _ilsvrc_resnet50_model()
+    assert tuple(model.backbone.output.shape[1:3]) == (8, 8)  # 28x28 at 224
+    mult = model.optimizer.lr_multipliers
+    backbone = {v.path for v in model.backbone.trainable_variables}
+    conv5 = [p for p in backbone if p.startswith("conv5_")]
+    # conv5: 3 bottlenecks x 3 convs + 1 projection shortcut, each conv with a
+    # kernel and bias (Keras v1) and a BatchNorm gamma and beta.
+    assert len(conv5) == 10 * 4
+    head = [v.path for v in model.trainable_variables if v.path not in backbone]
+    assert head  # the CAM classifier
+    for path in conv5 + head:
+        assert mult[path] == 10.0, path
+    for path in backbone - set(conv5):
+        assert path.startswith(("conv1_", "conv2_", "conv3_", "conv4_")), path
+        assert mult[path] == 1.0, path
+
+
+def test_head_lr_backbone_prefixes_scale_gradients_for_keras_sgd():
+    config = _tiny_config("sgd")
+    config.train.head_lr_backbone_prefixes = ("stage3_",)
+    model = _tiny_model(config)
+    by_path = dict(
+        zip([v.path for v in model.trainable_variables], model._gradient_multipliers())
+    )
+    backbone = {v.path for v in model.backbone.trainable_variables}
+    # small_cnn: stage3 has 3 convs (kernel, no bias) and 3 BatchNorms.
+    assert sorted(p for p in backbone if by_path[p] == 10.0) == sorted(
+        [f"stage3_conv{i}/kernel" for i in (1, 2, 3)]
+        + [f"stage3_bn{i}/{w}" for i in (1, 2, 3) for w in ("gamma", "beta")]
+    )
+    assert all(by_path[p] == 1.0 for p in backbone if not p.startswith("stage3_"))
+    assert all(by_path[p] == 10.0 for p in by_path if p not in backbone)
+
+
+@pytest.mark.parametrize(
+    "prefixes,match",
+    [
+        (("layer4.",), "'layer4.' names no layer"),
+        ("stage3_", "not the string 'stage3_'"),
+    ],
+)
+def test_head_lr_backbone_prefixes_that_match_nothing_raise(prefixes, match):
+    from wsol_keras.backbones import build_backbone
+    from wsol_keras.models.cam import CAMModel
+
+    backbone = build_backbone("small_cnn", 32, weights=None)
+    with pytest.raises(ValueError, match=match):
+        CAMModel(backbone, 3, head_lr_backbone_prefixes=prefixes)
+
+
+def test_head_lr_backbone_prefixes_refused_by_a_model_with_its_own_groups():
+    from wsol_keras.configs import synthetic_slt
+
+    config = synthetic_slt.get_config("smoke")
+    config.data.image_size = 32
+    config.train.head_lr_backbone_prefixes = ("stage3_",)
+    with pytest.raises(ValueError, match="SLTModel sets its own learning-rate groups"):
+        build_model(config, {"num_classes": 3, "hierarchy_sizes": (), "image_size": 32})

@@ -128,7 +128,8 @@ def variable_lr_multipliers(model, bias_multiplier=1.0):
 
     The new-layer factor comes from the model itself
     (`WSOLModel._gradient_multipliers`: 1 for pretrained backbones,
-    `head_lr_multiplier` for new layers), so each model keeps its own notion of
+    `head_lr_multiplier` for new layers and for backbone layers named by
+    `train.head_lr_backbone_prefixes`), so each model keeps its own notion of
     "new"; biases get `bias_multiplier` on top, as `get_finetune_optimizer`
     gives pretrained biases 2 x lr and new biases 20 x lr.  It sorts torch
     parameters by the name "bias", which also covers BatchNorm's shift (Keras

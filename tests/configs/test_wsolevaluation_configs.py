@@ -76,6 +76,26 @@ def test_ilsvrc_resnet50_keeps_layer4_at_stride_one_as_wsolevaluation():
     assert load("ilsvrc_resnet50_cam").model.resnet_last_stride == 1
 
 
+def test_ilsvrc_resnet50_runs_the_large_feature_map_and_layer4_at_10x():
+    c = load("ilsvrc_resnet50_cam")
+    # the spreadsheet row's --large_feature_map TRUE: ResNetCam stride_l3 = 1
+    assert c.model.resnet_large_feature_map is True
+    # main.py _FEATURE_PARAM_LAYER_PATTERNS['resnet'] = ['layer4.', 'fc.'] at
+    # lr_classifier_ratio: torchvision's layer4 is Keras' conv5 stage
+    assert tuple(c.train.head_lr_backbone_prefixes) == ("conv5_",)
+
+
+@pytest.mark.parametrize(
+    "name", ["ilsvrc_vgg16_cam", "ilsvrc_inceptionv3_cam", "openimages_vgg16_cam"]
+)
+def test_other_wsolevaluation_configs_keep_one_backbone_group(name):
+    # vgg / inception: 'features.' / 'Mixed...' are the 1x group, the rest
+    # (the new head) at 10x: no backbone layer joins the head.
+    c = load(name)
+    assert tuple(c.train.head_lr_backbone_prefixes) == ()
+    assert c.model.resnet_large_feature_map is False
+
+
 def test_openimages_config_uses_the_readme_command():
     c = load("openimages_vgg16_cam")
     _common(c)

@@ -23,6 +23,9 @@ def base_config():
     # "imagenet" (download), None (random init) or a local weights file.
     c.model.weights = ml_collections.FieldReference(None, field_type=str)
     c.model.resnet_last_stride = 2
+    # resnet50 with resnet_last_stride=1 only: conv4 (torch layer3) at stride 1
+    # too, 28x28 maps at 224 (wsolevaluation's --large_feature_map TRUE).
+    c.model.resnet_large_feature_map = False
     # vgg16 only: 28x28 maps at 224 (released ACoL CUB model, pool4 at stride 1).
     c.model.vgg_large_feature_map = False
     # vgg16 only: the stride-2 pools as torch's MaxPool2d(3, stride=2, padding=1)
@@ -55,6 +58,9 @@ def base_config():
     c.train.lr_decay_at_epochs = ()
     c.train.warmup_epochs = 0
     c.train.head_lr_multiplier = 1.0  # 10 when the backbone is pretrained
+    # Backbone layer-name prefixes trained at head_lr_multiplier too, e.g.
+    # ("conv5_",): wsolevaluation's ResNet50 puts layer4 in the 10x group.
+    c.train.head_lr_backbone_prefixes = ()
     # float32 | mixed_float16 (dynamic loss scaling) | mixed_bfloat16 (no loss
     # scaling: bfloat16 has float32's exponent range).
     c.train.precision = "float32"

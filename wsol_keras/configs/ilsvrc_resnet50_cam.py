@@ -12,13 +12,23 @@ ILSVRC ResNet50 CAM row of wsolevaluation's hyperparameter spreadsheet
 (linked from its README, not in the repository) as copied in
 finallyupper/dual-cam scripts/run_train.sh ("2-1. resnet50_cam"; the same rate
 in dongjunhwang/small_object_wsol's ImageNet ResNet scripts).  That row runs
-``--large_feature_map TRUE`` (layer3 at stride 1 too: 28x28 maps), which the
-package's ResNet50 does not offer: here the maps are 14x14.
+``--large_feature_map TRUE``.
 
-ResNet50 CAM as wsolevaluation's ``wsol/resnet.py`` ``ResNetCam``: layer4 is
-built with ``stride=1`` (``model.resnet_last_stride=1``: 14x14 maps at 224)
-straight into GAP and the classifier. Its ``main.py`` puts layer4 and fc in the
-10x group; here only the new head is at 10x (``train.head_lr_multiplier``).
+ResNet50 CAM as wsolevaluation's ``wsol/resnet.py`` ``ResNetCam``: ``layer4``
+is always built with ``stride=1`` (``model.resnet_last_stride=1``) and
+``large_feature_map`` sets ``stride_l3 = 1`` for ``layer3``
+(``model.resnet_large_feature_map=True``: Keras' conv4 stage), so the maps
+are 28x28 at 224, straight into GAP and the classifier.  Keras' ResNet50 is
+v1 (stride on the 1x1 convs) where torchvision's is v1.5 (stride on the 3x3):
+with layer3 and layer4 at stride 1 this only changes conv3 / ``layer2``
+(see `wsol_keras.backbones._resnet_stride_one`).
+
+Rate groups: ``main.py`` ``Trainer._set_optimizer`` puts every ResNet
+parameter whose name contains ``'layer4.'`` or ``'fc.'``
+(``_FEATURE_PARAM_LAYER_PATTERNS['resnet']``) in the
+``--lr_classifier_ratio`` (10x) group, the rest (conv1, bn1, layer1-3) at
+``--lr``.  Here conv5_* (``train.head_lr_backbone_prefixes``) and the new head
+train at ``train.head_lr_multiplier`` = 10, conv1-conv4 at 1x.
 """
 
 from wsol_keras.configs import base
@@ -29,6 +39,9 @@ def get_config(arg=None):
         "resnet50", (), learning_rate=0.00003108411, weight_decay=1e-4
     )
     config.model.resnet_last_stride = 1  # ResNetCam: layer4 stride=1
+    config.model.resnet_large_feature_map = True  # --large_feature_map TRUE
+    # main.py _FEATURE_PARAM_LAYER_PATTERNS['resnet'] = ['layer4.', 'fc.']
+    config.train.head_lr_backbone_prefixes = ("conv5_",)
     if arg == "smoke":
         base.make_smoke(config)
     return config

@@ -66,6 +66,43 @@ def _across_workers():
     ) and strategy.extended._in_multi_worker_mode()
 
 
+def _backbone_layers(backbone, prefixes):
+    """The backbone's layers (nested models walked) named with one of `prefixes`."""
+    found, stack = [], list(backbone.layers)
+    while stack:
+        layer = stack.pop(0)
+        if isinstance(layer, keras.Model):
+            stack[:0] = layer.layers
+        elif any(layer.name.startswith(p) for p in prefixes):
+            found.append(layer)
+    return found
+
+
+def _check_prefixes(model_class, backbone, prefixes):
+    """`head_lr_backbone_prefixes` as a tuple, each matching a backbone layer."""
+    if isinstance(prefixes, str):
+        raise ValueError(
+            "config.train.head_lr_backbone_prefixes must be a tuple of layer-name "
+            f"prefixes such as ('conv5_',), not the string {prefixes!r}"
+        )
+    prefixes = tuple(str(p) for p in prefixes)
+    if prefixes and model_class._gradient_multipliers is not WSOLModel._gradient_multipliers:
+        raise ValueError(
+            f"config.train.head_lr_backbone_prefixes={prefixes}: "
+            f"{model_class.__name__} sets its own learning-rate groups "
+            "(_gradient_multipliers) and does not read it; leave it empty"
+        )
+    for p in prefixes:
+        if not p or not _backbone_layers(backbone, (p,)):
+            names = [layer.name for layer in _backbone_layers(backbone, ("",))]
+            raise ValueError(
+                f"config.train.head_lr_backbone_prefixes: {p!r} names no layer of "
+                f"backbone {backbone.name!r} (Keras layer names, e.g. "
+                f"{names[1:4] + names[-2:]})"
+            )
+    return prefixes
+
+
 class WSOLModel(keras.Model):
     """Base class of the package's localization models.
 
@@ -75,6 +112,12 @@ class WSOLModel(keras.Model):
         loss_names: names of the terms `loss_terms` returns (one tracker each).
         head_lr_multiplier: gradient multiplier for every variable outside
             `backbone` (10 with pretrained backbones, as in the papers).
+        head_lr_backbone_prefixes: backbone layer-name prefixes whose
+            variables train at `head_lr_multiplier` too, e.g. ("conv5_",):
+            clovaai/wsolevaluation main.py `Trainer._set_optimizer` puts
+            ResNet50's `layer4.` (Keras' conv5 stage) with `fc.` in the
+            `lr_classifier_ratio` group.  Each prefix must name at least one
+            backbone layer.
     """
 
     # How `models.registry.build_model` builds the backbone(s) passed first to
@@ -88,6 +131,7 @@ class WSOLModel(keras.Model):
         num_classes,
         loss_names=("ce",),
         head_lr_multiplier=1.0,
+        head_lr_backbone_prefixes=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -95,6 +139,9 @@ class WSOLModel(keras.Model):
         self.num_classes = int(num_classes)
         self.loss_names = tuple(loss_names)
         self.head_lr_multiplier = float(head_lr_multiplier)
+        self.head_lr_backbone_prefixes = _check_prefixes(
+            type(self), backbone, head_lr_backbone_prefixes
+        )
         self.loss_trackers = {
             n: keras.metrics.Mean(name=f"{n}_loss") for n in self.loss_names
         }
@@ -162,7 +209,14 @@ class WSOLModel(keras.Model):
         return logs
 
     def _gradient_multipliers(self):
-        backbone_ids = {id(v) for v in self.backbone.trainable_variables}
+        promoted = {
+            id(v)
+            for layer in _backbone_layers(self.backbone, self.head_lr_backbone_prefixes)
+            for v in layer.trainable_variables
+        }
+        backbone_ids = {
+            id(v) for v in self.backbone.trainable_variables if id(v) not in promoted
+        }
         return [
             1.0 if id(v) in backbone_ids else self.head_lr_multiplier
             for v in self.trainable_variables

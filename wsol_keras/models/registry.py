@@ -45,7 +45,13 @@ CONTEXT_ARGUMENTS = {
     "seed": lambda config, info: config.get("seed"),
 }
 # Handled by WSOLModel / build_model itself.
-_PLUMBING = {"num_classes", "loss_names", "head_lr_multiplier", "name"}
+_PLUMBING = {
+    "num_classes",
+    "loss_names",
+    "head_lr_multiplier",
+    "head_lr_backbone_prefixes",
+    "name",
+}
 
 
 def model_class(name):
@@ -146,6 +152,9 @@ def build_model(config, data_info):
         *backbones,
         data_info["num_classes"],
         head_lr_multiplier=config.train.head_lr_multiplier,
+        head_lr_backbone_prefixes=tuple(
+            config.train.get("head_lr_backbone_prefixes", ())
+        ),
         name=config.method.name,
         **kwargs,
     )
