@@ -17,7 +17,10 @@ gradients never mix, so this equals training them side by side; Eq. 1
   with Smooth-L1 (Eq. 3-4, summed over the 4 coordinates, averaged over the
   batch) against the box of the localizer's map for the same image, in
   normalized xyxy, with no gradient into the localizer.
-* **classifier**: its own backbone -> GAP -> Dense(C), cross-entropy (Eq. 5).
+* **classifier**: its own backbone -> GAP -> Dense(C) (``classifier_head=
+  "gap"``) or backbone -> VGG16's own top, fc6 / fc7 (``"vgg_fc"``, Sec. 4.2:
+  VGG16 with its 1000-way output replaced, `wsol_keras.layers.vgg_top`) ->
+  Dense(C); cross-entropy (Eq. 5).
   "The classifier is trained independently" (Sec. 3.1, Fig. 2b): with
   ``classifier_weights`` (a separately trained classifier) or
   ``classifier_train.epochs > 0`` (wsol-train first trains it on its own
@@ -50,6 +53,7 @@ from keras import layers, ops
 from wsol_keras.boxes import extent_box_from_maps
 from wsol_keras.cams import normalize_maps, upsample_maps
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
+from wsol_keras.layers.vgg_top import VGG16Top
 from wsol_keras.losses.class_tolerant import (
     ClassTolerantLoss,
     resolve_top_k,
@@ -62,6 +66,7 @@ from wsol_keras.losses.visual_tolerance import (
 from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
 
 __all__ = [
+    "CLASSIFIER_HEADS",
     "CLASSIFIER_TRAIN_DEFAULTS",
     "SLTModel",
     "smooth_l1",
@@ -75,6 +80,30 @@ VST_DEFAULTS = types.MappingProxyType(
         ("brightness", "contrast", "saturation", "hue", "flip_prob", "scale_range"),
     )
 )
+
+
+# config.method.classifier_head: what maps the classifier's backbone features
+# to the input of its Dense(C) layer.
+CLASSIFIER_HEADS = ("gap", "vgg_fc")
+
+
+def check_classifier_head(head, field="config.method.classifier_head"):
+    """`head` if it is one of `CLASSIFIER_HEADS`, else a ValueError naming `field`."""
+    if head not in CLASSIFIER_HEADS:
+        raise ValueError(f"{field}={head!r}: choose one of {CLASSIFIER_HEADS}")
+    return head
+
+
+def build_classifier_top(head, pretrained_top, name):
+    """The layer of `head` before the Dense(C) layer.
+
+    "gap": GAP; "vgg_fc": `VGG16Top` (block5_pool, adaptive 7x7 pool, fc6,
+    fc7 with dropout 0.5), ImageNet fc weights when ``pretrained_top`` is
+    "imagenet" (config.model.weights).
+    """
+    if check_classifier_head(head) == "gap":
+        return layers.GlobalAveragePooling2D(name=name)
+    return VGG16Top(pretrained=pretrained_top, name=name)
 
 
 # The classifier's own training run (Sec. 3.1, Fig. 2b: "trained
@@ -158,6 +187,10 @@ class SLTModel(WSOLModel):
             (`CLASSIFIER_TRAIN_DEFAULTS` fields); with ``epochs > 0``
             wsol-train trains it first, into ``<workdir>/classifier``, and
             the branch is frozen while localizer and regressor train.
+        classifier_head: "gap" (GAP -> Dense(C)) or "vgg_fc" (VGG16's fc6 /
+            fc7 -> Dense(C), Sec. 4.2; `wsol_keras.layers.vgg_top`).
+        pretrained_top: "imagenet" loads VGG16's ImageNet fc6 / fc7 into the
+            "vgg_fc" head (filled from config.model.weights by the registry).
         **kwargs: `WSOLModel` arguments.
     """
 
@@ -181,6 +214,8 @@ class SLTModel(WSOLModel):
         classifier_head_lr_multiplier: float | None = None,
         classifier_weights: str | None = None,
         classifier_train=CLASSIFIER_TRAIN_DEFAULTS,
+        classifier_head="gap",
+        pretrained_top: str | None = None,
         **kwargs,
     ):
         kwargs.setdefault("loss_names", ("smt", "vst", "reg", "cls"))
@@ -213,7 +248,13 @@ class SLTModel(WSOLModel):
         )
         self.regressor_fc2 = layers.Dense(4, dtype="float32", name="regressor_fc2")
         self.classifier_backbone = classifier_backbone
-        self.classifier_pool = layers.GlobalAveragePooling2D(name="classifier_gap")
+        self.classifier_head = check_classifier_head(classifier_head)
+        # "gap" keeps its historical layer name (weights files stay loadable).
+        self.classifier_pool = build_classifier_top(
+            self.classifier_head,
+            pretrained_top,
+            "classifier_gap" if self.classifier_head == "gap" else "classifier_top",
+        )
         self.classifier_fc = layers.Dense(
             num_classes, dtype="float32", name="classifier_fc"
         )
@@ -251,6 +292,7 @@ class SLTModel(WSOLModel):
         # Frozen from construction on, so the optimizer (and every
         # checkpoint's optimizer state) never holds the classifier's variables.
         self.classifier_backbone.trainable = False
+        self.classifier_pool.trainable = False
         self.classifier_fc.trainable = False
 
     # -- the three networks ------------------------------------------------------
@@ -267,7 +309,7 @@ class SLTModel(WSOLModel):
     def classify(self, images, training=None):
         """Classifier: logits [B, C]."""
         feats = self.classifier_pool(
-            self.classifier_backbone(images, training=training)
+            self.classifier_backbone(images, training=training), training=training
         )
         return self.classifier_fc(feats)
 
@@ -332,7 +374,12 @@ class SLTModel(WSOLModel):
         ids = set()
         for net in (self.backbone, self.regressor_backbone):
             ids.update(id(v) for v in net.trainable_variables)
-        cls_ids = {id(v) for v in self.classifier_backbone.trainable_variables}
+        # VGG16's fc6 / fc7 are pretrained like the backbone: the base rate.
+        cls_ids = {
+            id(v)
+            for net in (self.classifier_backbone, self.classifier_pool)
+            for v in net.trainable_variables
+        }
         fc_ids = {id(v) for v in self.classifier_fc.trainable_variables}
         fc_extra = (
             self.head_lr_multiplier
