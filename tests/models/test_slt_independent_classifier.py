@@ -266,6 +266,21 @@ def test_vgg_fc_head_equals_numpy_vgg16_top():
         assert top.fc1.kernel.shape == (7 * 7 * 3, 6)
     dropped = np.asarray(top(feats, training=True))
     assert (dropped == 0).mean() > (got == 0).mean()  # dropout 0.5 in training
+    with pytest.raises(ValueError, match=r"1x1.*config.data.image_size"):
+        VGG16Top().build((None, 1, 1, 8))
+
+
+def test_frozen_vgg_fc_classifier_has_no_dropout_in_training(tmp_path):
+    """Phase 2: the classifier from its own run is frozen and infers, so its
+    training-mode logits are its inference logits (no dropout in fc6 / fc7)."""
+    config = _slt_config(classifier_head="vgg_fc", classifier_train={"epochs": 1})
+    slt = build_model(config, INFO)
+    x = _images()
+    np.testing.assert_allclose(
+        slt.classify(x, training=True).numpy(),
+        slt.classify(x, training=False).numpy(),
+        rtol=1e-6,
+    )
 
 
 def test_vgg_fc_head_takes_keras_vgg16_top_weights_by_name():

@@ -92,8 +92,9 @@ class VGG16Top(layers.Layer):
         h, w, channels = input_shape[1], input_shape[2], input_shape[3]
         if h is None or w is None or h < 2 or w < 2:
             raise ValueError(
-                f"VGG16Top: the feature map is {h}x{w}; block5_pool (2x2) needs "
-                "at least 2x2: raise config.data.image_size"
+                f"VGG16Top: the backbone's feature map is {h}x{w}; block5_pool "
+                "(2x2) needs at least 2x2: config.data.image_size is too small "
+                "for the 'vgg_fc' classifier head (VGG16: at least 32)"
             )
         ph, pw = h // 2, w // 2
         self._pool_h = adaptive_pool_matrix(ph)

@@ -308,8 +308,12 @@ class SLTModel(WSOLModel):
 
     def classify(self, images, training=None):
         """Classifier: logits [B, C]."""
+        # A frozen classifier (its own run) infers: no dropout in its fc6 /
+        # fc7, as its BN layers already run on moving statistics.
+        top_training = False if self.classifier_frozen else training
         feats = self.classifier_pool(
-            self.classifier_backbone(images, training=training), training=training
+            self.classifier_backbone(images, training=training),
+            training=top_training,
         )
         return self.classifier_fc(feats)
 
