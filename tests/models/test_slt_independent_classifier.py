@@ -331,3 +331,5 @@ def test_vgg_fc_classifier_copy_and_head_mismatch(tmp_path):
     other = build_model(config, INFO)
     with pytest.raises(ValueError, match="head is 'gap'.*classifier_head='vgg_fc'"):
         slt_classifier.before_restore(other, config, INFO)
+    with pytest.raises(ValueError, match="config.method.classifier_head='fc6'"):
+        build_model(_slt_config(classifier_head="fc6"), INFO)

@@ -1,4 +1,6 @@
-"""SLT-Net's classifier on its own: backbone -> GAP or VGG16's fc6 / fc7 -> Dense(C).
+"""SLT-Net's classifier heads, and its classifier on its own.
+
+Backbone -> GAP or VGG16's fc6 / fc7 -> Dense(C).
 
 Guo et al., "Strengthen Learning Tolerance for Weakly Supervised Object
 Localization", CVPR 2022, Sec. 3.1 / Fig. 2b ("the classifier is trained
@@ -19,8 +21,31 @@ SLT-Net's localizer.
 
 from keras import layers, ops
 
+from wsol_keras.layers.vgg_top import VGG16Top
 from wsol_keras.models.base import WSOLModel
-from wsol_keras.models.slt import build_classifier_top
+
+# config.method.classifier_head: what maps the classifier's backbone features
+# to the input of its Dense(C) layer.
+CLASSIFIER_HEADS = ("gap", "vgg_fc")
+
+
+def check_classifier_head(head, field="config.method.classifier_head"):
+    """`head` if it is one of `CLASSIFIER_HEADS`, else a ValueError naming `field`."""
+    if head not in CLASSIFIER_HEADS:
+        raise ValueError(f"{field}={head!r}: choose one of {CLASSIFIER_HEADS}")
+    return head
+
+
+def build_classifier_top(head, pretrained_top, name):
+    """The layer of `head` before the Dense(C) layer.
+
+    "gap": GAP; "vgg_fc": `VGG16Top` (block5_pool, adaptive 7x7 pool, fc6,
+    fc7 with dropout 0.5), ImageNet fc weights when ``pretrained_top`` is
+    "imagenet" (config.model.weights).
+    """
+    if check_classifier_head(head) == "gap":
+        return layers.GlobalAveragePooling2D(name=name)
+    return VGG16Top(pretrained=pretrained_top, name=name)
 
 
 class ClassifierModel(WSOLModel):
@@ -29,7 +54,7 @@ class ClassifierModel(WSOLModel):
     Args:
         backbone: feature extractor.
         num_classes: C.
-        head: "gap" or "vgg_fc" (`wsol_keras.models.slt.CLASSIFIER_HEADS`).
+        head: "gap" or "vgg_fc" (`CLASSIFIER_HEADS`).
         pretrained_top: "imagenet" loads VGG16's fc6 / fc7 (from
             config.model.weights, filled by the registry).
         **kwargs: `WSOLModel` arguments.

@@ -53,7 +53,6 @@ from keras import layers, ops
 from wsol_keras.boxes import extent_box_from_maps
 from wsol_keras.cams import normalize_maps, upsample_maps
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
-from wsol_keras.layers.vgg_top import VGG16Top
 from wsol_keras.losses.class_tolerant import (
     ClassTolerantLoss,
     resolve_top_k,
@@ -64,9 +63,9 @@ from wsol_keras.losses.visual_tolerance import (
     visual_stimulus_tolerance_loss,
 )
 from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
+from wsol_keras.models.classifier import build_classifier_top, check_classifier_head
 
 __all__ = [
-    "CLASSIFIER_HEADS",
     "CLASSIFIER_TRAIN_DEFAULTS",
     "SLTModel",
     "smooth_l1",
@@ -80,30 +79,6 @@ VST_DEFAULTS = types.MappingProxyType(
         ("brightness", "contrast", "saturation", "hue", "flip_prob", "scale_range"),
     )
 )
-
-
-# config.method.classifier_head: what maps the classifier's backbone features
-# to the input of its Dense(C) layer.
-CLASSIFIER_HEADS = ("gap", "vgg_fc")
-
-
-def check_classifier_head(head, field="config.method.classifier_head"):
-    """`head` if it is one of `CLASSIFIER_HEADS`, else a ValueError naming `field`."""
-    if head not in CLASSIFIER_HEADS:
-        raise ValueError(f"{field}={head!r}: choose one of {CLASSIFIER_HEADS}")
-    return head
-
-
-def build_classifier_top(head, pretrained_top, name):
-    """The layer of `head` before the Dense(C) layer.
-
-    "gap": GAP; "vgg_fc": `VGG16Top` (block5_pool, adaptive 7x7 pool, fc6,
-    fc7 with dropout 0.5), ImageNet fc weights when ``pretrained_top`` is
-    "imagenet" (config.model.weights).
-    """
-    if check_classifier_head(head) == "gap":
-        return layers.GlobalAveragePooling2D(name=name)
-    return VGG16Top(pretrained=pretrained_top, name=name)
 
 
 # The classifier's own training run (Sec. 3.1, Fig. 2b: "trained
