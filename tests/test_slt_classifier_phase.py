@@ -19,8 +19,9 @@ CLS_LR = 0.01
 SLT_EPOCHS = 2
 
 
-def _config():
+def _config(head="gap"):
     config = synthetic_slt.get_config("smoke")
+    config.method.classifier_head = head
     config.data.image_size = 32
     config.train.epochs = SLT_EPOCHS
     schedule = config.method.classifier_train
@@ -93,7 +94,28 @@ def test_phase_one_has_its_own_epochs_and_schedule(whole):
     assert float(rows[0]["learning_rate"]) == pytest.approx(0.002 * 0.5, rel=1e-5)
 
 
-def test_slt_logits_are_the_phase_one_classifiers(whole):
+@pytest.fixture(scope="module")
+def whole_vgg_fc(tmp_path_factory):
+    """The two phases with VGG16's fc6 / fc7 head (SLT-Net Sec. 4.2); one
+    epoch each, 2 steps."""
+    workdir = str(tmp_path_factory.mktemp("slt_two_phase_vgg_fc") / "whole")
+    config = _config("vgg_fc")
+    config.train.epochs = 1
+    config.method.classifier_train.epochs = 1
+    train.train(config, workdir)
+    return workdir
+
+
+def test_vgg_fc_phase_one_trains_the_same_head(whole_vgg_fc):
+    config, _ = workdir_lib.read_config(os.path.join(whole_vgg_fc, "classifier"))
+    assert config.method.name == "slt_classifier" and config.method.head == "vgg_fc"
+    slt, _, _ = workdir_lib.load_model(whole_vgg_fc)
+    assert slt.classifier_pool.fc1.kernel.shape == (7 * 7 * 128, 4096)
+
+
+@pytest.mark.parametrize("fixture", ["whole", "whole_vgg_fc"])
+def test_slt_logits_are_the_phase_one_classifiers(fixture, request):
+    whole = request.getfixturevalue(fixture)
     slt, _, _ = workdir_lib.load_model(whole)
     cam, _, _ = workdir_lib.load_model(os.path.join(whole, "classifier"))
     x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
@@ -133,8 +155,13 @@ def test_interrupted_in_either_phase_resumes_exactly(whole, tmp_path, monkeypatc
 
 
 @pytest.mark.slow
-def test_savedmodel_export_serves_the_frozen_classifiers_classes(whole, tmp_path):
+@pytest.mark.parametrize("fixture", ["whole", "whole_vgg_fc"])
+def test_savedmodel_export_serves_the_frozen_classifiers_classes(
+    fixture, request, tmp_path
+):
     import tensorflow as tf
+
+    whole = request.getfixturevalue(fixture)
 
     from wsol_keras.export import saved_model_lib
 

@@ -19,9 +19,12 @@ classifier comes from its own run, which is one of:
   phase 2 copies it into the SLT classifier branch and trains localizer and
   regressor.
 
-The classifier's own run is a CAM model with ``conv_filters=()``: a 1x1
-convolution to C maps followed by GAP equals GAP followed by a Dense layer
-with the same weights (ACoL Sec. 3.1), the SLT classifier's architecture.
+The classifier's own run has the SLT classifier's head
+(``config.method.classifier_head``): for "gap" a CAM model with
+``conv_filters=()`` (a 1x1 convolution to C maps followed by GAP equals GAP
+followed by a Dense layer with the same weights, ACoL Sec. 3.1); for
+"vgg_fc" (VGG16's fc6 / fc7, Sec. 4.2) the internal method "slt_classifier"
+(`wsol_keras.models.classifier`).  A source whose head differs is refused.
 """
 
 import copy
@@ -34,6 +37,8 @@ from wsol_keras import workdir as workdir_lib
 from wsol_keras.models.registry import build_model, default_method_config
 
 PHASE_DIR = "classifier"
+# Phase 1's method for a head other than GAP (`wsol_keras.models.classifier`).
+CLASSIFIER_METHOD = "slt_classifier"
 # config.model fields a source classifier must share with the SLT run (its
 # feature extractor); `weights` only says how the source was initialized.
 _MODEL_FIELDS_THAT_MATTER = ("backbone", "resnet_last_stride", "vgg_large_feature_map")
@@ -59,8 +64,13 @@ def phase_config(config):
         return None
     phase = copy.deepcopy(config)
     phase.unlock()
-    phase.method = default_method_config("cam")
-    phase.method.conv_filters = ()
+    head = config.method.get("classifier_head", "gap")
+    if head == "gap":
+        phase.method = default_method_config("cam")
+        phase.method.conv_filters = ()
+    else:
+        phase.method = default_method_config(CLASSIFIER_METHOD)
+        phase.method.head = head
     for field, value in schedule.items():
         if field not in phase.train:
             raise ValueError(
@@ -121,6 +131,7 @@ def load_source_classifier(path, config, data_info):
                 "the SLT classifier's feature extractor"
             )
     method = source_config.method.name
+    _check_head(where, source_config, config)
     if method == "cam" and tuple(source_config.method.get("conv_filters", ())):
         raise ValueError(
             f"{where}: method 'cam' with conv_filters="
@@ -129,10 +140,11 @@ def load_source_classifier(path, config, data_info):
             "3x3 convs (1x1 conv then GAP, ACoL Sec. 3.1): train it with "
             "--config.method.conv_filters='()'"
         )
-    if method not in ("cam", "slt"):
+    if method not in ("cam", "slt", CLASSIFIER_METHOD):
         raise ValueError(
             f"{where}: method {method!r}; a classifier for SLT comes from a "
-            "'cam' (conv_filters=()) or an 'slt' workdir"
+            f"'cam' (conv_filters=()), an {CLASSIFIER_METHOD!r} or an 'slt' "
+            "workdir"
         )
     _check_classes(where, source_info, data_info)
     source_config.model.weights = None  # the file holds every weight
@@ -145,6 +157,29 @@ def load_source_classifier(path, config, data_info):
             f"{where} describes: {e}"
         ) from e
     return model, weights
+
+
+def source_head(method_config):
+    """The classifier head ("gap" / "vgg_fc") of a CAM, SLT or slt_classifier
+    config.method."""
+    name = method_config.name
+    if name == "slt":
+        return method_config.get("classifier_head", "gap")
+    if name == CLASSIFIER_METHOD:
+        return method_config.head
+    return "gap"  # CAM: GAP -> Dense as a 1x1 conv
+
+
+def _check_head(where, source_config, config):
+    theirs = source_head(source_config.method)
+    mine = config.method.get("classifier_head", "gap")
+    if theirs != mine:
+        raise ValueError(
+            f"{where}: its classifier head is {theirs!r} (method "
+            f"{source_config.method.name!r}), the SLT run has "
+            f"config.method.classifier_head={mine!r}; train the classifier "
+            "with the same head"
+        )
 
 
 def _check_classes(where, source_info, data_info):
@@ -167,13 +202,19 @@ def _check_classes(where, source_info, data_info):
 
 
 def classifier_variables(model):
-    """[(backbone variables, (kernel [F, C], bias [C]))] of a CAM / SLT model.
+    """(body variables, (kernel [F, C], bias [C])) of a CAM / SLT /
+    slt_classifier model; the body is the backbone and, with VGG16's fc head,
+    its fc6 / fc7.
 
     The kernel of a CAM head's 1x1 conv [1, 1, F, C] is returned as [F, C].
     """
     if hasattr(model, "classifier_fc"):  # SLTModel
         fc = model.classifier_fc
-        return model.classifier_backbone.weights, (fc.kernel, fc.bias)
+        body = model.classifier_backbone.weights + model.classifier_pool.weights
+        return body, (fc.kernel, fc.bias)
+    if hasattr(model, "top"):  # ClassifierModel
+        fc = model.fc
+        return model.backbone.weights + model.top.weights, (fc.kernel, fc.bias)
     conv = model.head.classifier
     return model.backbone.weights, (conv.kernel, conv.bias)
 
@@ -186,7 +227,7 @@ def copy_classifier(slt_model, source_model, source_name):
         the first mismatch.
     """
     src_backbone, (src_kernel, src_bias) = classifier_variables(source_model)
-    dst_backbone = slt_model.classifier_backbone.weights
+    dst_backbone, _ = classifier_variables(slt_model)
     if len(src_backbone) != len(dst_backbone):
         raise ValueError(
             f"{source_name}: its backbone has {len(src_backbone)} variables, "

@@ -78,8 +78,32 @@ def test_cub_config_trains_the_classifier_on_its_own_cam_vgg_schedule():
         assert phase.train[field] == cam.train[field], field
     assert phase.model.to_dict() == c.model.to_dict()
     assert phase.train.crop_scale == c.train.crop_scale  # 224 from 256, Sec. 4.1
+    # Sec. 4.2: VGG16 with its output replaced -- its own fc6 / fc7, in both phases.
+    assert c.method.classifier_head == "vgg_fc"
+    assert (phase.method.name, phase.method.head) == ("slt_classifier", "vgg_fc")
     # The documented joint fallback builds (rates only matter when joint).
     c.method.classifier_train.epochs = 0
     c.method.classifier_lr_multiplier = 5.0
     c.method.classifier_head_lr_multiplier = 10.0
     assert slt_classifier.phase_config(c) is None
+
+
+def test_phase_one_vgg_fc_rates_new_dense_only_gets_the_head_multiplier():
+    """fc6 / fc7 are pretrained (ImageNet, like the backbone): base rate;
+    only the new Dense(C) gets head_lr_multiplier."""
+    from wsol_keras import slt_classifier
+
+    config = synthetic_slt.get_config("smoke")
+    config.method.classifier_head = "vgg_fc"
+    config.method.classifier_train.epochs = 1
+    config.method.classifier_train.head_lr_multiplier = 7.0
+    phase = slt_classifier.phase_config(config)
+    model = build_model(phase, {"num_classes": 4, "image_size": 32})
+    got = dict(
+        zip((v.path for v in model.trainable_variables), model._gradient_multipliers())
+    )
+    new = {v.path for v in model.fc.trainable_variables}
+    assert new and all(got[p] == 7.0 for p in new)
+    fc67 = {v.path for v in model.top.trainable_variables}
+    assert len(fc67) == 4 and all(got[p] == 1.0 for p in fc67)
+    assert all(m == 1.0 for p, m in got.items() if p not in new)

@@ -228,3 +228,108 @@ def test_phase_config_replaces_the_train_fields():
     assert phase.train.optimizer == config.train.optimizer
     assert phase.data.to_dict() == config.data.to_dict()
     assert config.train.epochs == 1  # the SLT config is untouched
+
+
+# -- classifier_head="vgg_fc": VGG16's own fc6 / fc7 (SLT-Net Sec. 4.2) ----------
+
+
+def _torch_adaptive_avg_pool(x, out=7):
+    """[B, H, W, C] -> [B, out, out, C] with torch AdaptiveAvgPool2d's bins,
+    written as loops (start floor(i*H/out), end ceil((i+1)*H/out))."""
+    b, h, w, c = x.shape
+    y = np.zeros((b, out, out, c), np.float64)
+    for i in range(out):
+        hs, he = (i * h) // out, -(-((i + 1) * h) // out)
+        for j in range(out):
+            ws, we = (j * w) // out, -(-((j + 1) * w) // out)
+            y[:, i, j] = x[:, hs:he, ws:we].mean(axis=(1, 2))
+    return y
+
+
+def test_vgg_fc_head_equals_numpy_vgg16_top():
+    """block5_pool (2x2 max) -> adaptive 7x7 avg pool -> flatten (channels
+    last) -> fc1 ReLU -> fc2 ReLU -> Dense(C), computed independently; a
+    4x4 map (pooled to 2x2, bins repeated) and an 14x14 map (pooled to 7x7,
+    the identity 224x224 case)."""
+    from wsol_keras.layers.vgg_top import VGG16Top
+
+    rng = np.random.default_rng(0)
+    for size in (4, 14):
+        top = VGG16Top(units=6)
+        feats = rng.standard_normal((2, size, size, 3)).astype(np.float32)
+        got = np.asarray(top(feats, training=False))
+        x = feats.reshape(2, size // 2, 2, size // 2, 2, 3).max(axis=(2, 4))
+        x = _torch_adaptive_avg_pool(x).reshape(2, -1)
+        for fc in (top.fc1, top.fc2):
+            x = np.maximum(x @ fc.kernel.numpy() + fc.bias.numpy(), 0.0)
+        np.testing.assert_allclose(got, x, rtol=1e-5, atol=1e-5)
+        assert top.fc1.kernel.shape == (7 * 7 * 3, 6)
+    dropped = np.asarray(top(feats, training=True))
+    assert (dropped == 0).mean() > (got == 0).mean()  # dropout 0.5 in training
+    with pytest.raises(ValueError, match=r"1x1.*config.data.image_size"):
+        VGG16Top().build((None, 1, 1, 8))
+
+
+def test_frozen_vgg_fc_classifier_has_no_dropout_in_training(tmp_path):
+    """Phase 2: the classifier from its own run is frozen and infers, so its
+    training-mode logits are its inference logits (no dropout in fc6 / fc7)."""
+    config = _slt_config(classifier_head="vgg_fc", classifier_train={"epochs": 1})
+    slt = build_model(config, INFO)
+    x = _images()
+    np.testing.assert_allclose(
+        slt.classify(x, training=True).numpy(),
+        slt.classify(x, training=False).numpy(),
+        rtol=1e-6,
+    )
+
+
+def test_vgg_fc_head_takes_keras_vgg16_top_weights_by_name():
+    """fc1 / fc2 of keras.applications.VGG16(include_top=True) -- where its
+    ImageNet weights live -- fit this head on VGG16's 512-channel conv5_3 at
+    224 (14x14) and are copied into it."""
+    import keras
+
+    from wsol_keras.layers.vgg_top import VGG16Top, transfer_vgg16_top
+
+    vgg = keras.applications.VGG16(include_top=True, weights=None)
+    top = VGG16Top()
+    top.build((None, 14, 14, 512))
+    transfer_vgg16_top(top, vgg)
+    for name in ("fc1", "fc2"):
+        for a, b in zip(vgg.get_layer(name).weights, getattr(top, name).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    small = VGG16Top(units=8)
+    small.build((None, 14, 14, 512))
+    with pytest.raises(ValueError, match="fc1/kernel has shape"):
+        transfer_vgg16_top(small, vgg)
+
+
+def test_vgg_fc_classifier_copy_and_head_mismatch(tmp_path):
+    """An slt_classifier workdir (VGG16 fc head) gives the SLT vgg_fc
+    classifier its logits; a GAP (CAM) source for a vgg_fc SLT is refused."""
+    config = _slt_config(classifier_head="vgg_fc")
+    src_config = slt_classifier.phase_config(
+        _slt_config(classifier_head="vgg_fc", classifier_train={"epochs": 1})
+    )
+    assert src_config.method.name == "slt_classifier"
+    src = build_model(src_config, INFO)
+    _perturb(src)
+    workdir_lib.write_config(str(tmp_path / "cls"), src_config, INFO)
+    workdir_lib.save_weights_atomic(
+        src, workdir_lib.final_weights_path(str(tmp_path / "cls"))
+    )
+    config.method.classifier_weights = str(tmp_path / "cls")
+    slt = build_model(config, INFO)
+    x = _images()
+    want = src(x)["logits"].numpy()
+    assert np.abs(slt(x)["logits"].numpy() - want).max() > 1e-2
+    slt_classifier.before_restore(slt, config, INFO)
+    np.testing.assert_allclose(slt(x)["logits"].numpy(), want, rtol=1e-5, atol=1e-4)
+
+    _cam_workdir(tmp_path / "cam")
+    config.method.classifier_weights = str(tmp_path / "cam")
+    other = build_model(config, INFO)
+    with pytest.raises(ValueError, match="head is 'gap'.*classifier_head='vgg_fc'"):
+        slt_classifier.before_restore(other, config, INFO)
+    with pytest.raises(ValueError, match="config.method.classifier_head='fc6'"):
+        build_model(_slt_config(classifier_head="fc6"), INFO)

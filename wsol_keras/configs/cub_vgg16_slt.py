@@ -14,22 +14,25 @@ beta=10. Localizer maps are scored with the top-K ACAM (Eq. 9).
 The classifier "is trained independently" (Sec. 3.1, Fig. 2b): ImageNet
 VGG16 with a new 200-way output (Sec. 4.2, Top-1 Cls 76.6), 224 crops from
 256 (Sec. 4.1).  The command above runs two phases in one workdir: phase 1
-trains the classifier alone into ``runs/cub_vgg16_slt/classifier/`` (a CAM
-model with ``conv_filters=()``, i.e. VGG16 -> GAP -> Dense(200), the SLT
-classifier's architecture; resumable, evaluable with wsol-eval), phase 2
+trains the classifier alone into ``runs/cub_vgg16_slt/classifier/``
+(``method.classifier_head="vgg_fc"``: VGG16 with its own ImageNet fc6 / fc7,
+dropout 0.5 after each as in the VGG paper, and a new Dense(200); resumable,
+evaluable with wsol-eval -- its localization maps are a class-agnostic
+stand-in, `wsol_keras.models.classifier`), phase 2
 trains localizer and regressor with that classifier frozen.  The paper gives
 no classifier schedule, so ``method.classifier_train`` takes the CAM-VGG16
 fine-tuning schedule of configs/cub_vgg16_cam.py (ACoL / wsolevaluation):
 lr 0.001, new layer 10x, 30 epochs, x0.1 every 10, batch 32; optimizer
 family (sgd_l2, wd 5e-4, biases 2x) as the localizer's.
 
-A classifier trained elsewhere (same backbone, same class list) replaces
-phase 1:
+A classifier trained elsewhere (same backbone, same head, same class list)
+replaces phase 1, e.g. a GAP-head one:
 
     wsol-train --config=configs/cub_vgg16_cam.py --workdir=runs/cub_vgg16_cls \
             --config.data.root=/data/CUB_200_2011 --config.method.conv_filters='()'
     wsol-train --config=configs/cub_vgg16_slt.py --workdir=runs/cub_vgg16_slt \
             --config.data.root=/data/CUB_200_2011 \
+            --config.method.classifier_head=gap \
             --config.method.classifier_train.epochs=0 \
             --config.method.classifier_weights=runs/cub_vgg16_cls
 
@@ -54,6 +57,7 @@ def get_config(arg=None):
     config.method.alpha = 0.4
     config.method.beta = 10.0
     config.method.conv_filters = (1024,)
+    config.method.classifier_head = "vgg_fc"  # Sec. 4.2: VGG16, output 1000 -> 200
     config.train.epochs = 4
     config.train.batch_size = 16
     config.train.learning_rate = 0.0002

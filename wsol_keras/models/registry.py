@@ -25,6 +25,7 @@ from wsol_keras.backbones import backbone_from_config
 from wsol_keras.data.method_checks import check_data_for_method
 from wsol_keras.models.acol import ACoLModel
 from wsol_keras.models.cam import CAMModel
+from wsol_keras.models.classifier import ClassifierModel
 from wsol_keras.models.danet import DANetModel
 from wsol_keras.models.slt import SLTModel
 from wsol_keras.models.spn import SPNModel
@@ -36,6 +37,12 @@ METHODS = {
     "danet": DANetModel,
     "slt": SLTModel,
 }
+# Models wsol-train builds for a method's own phases, not WSOL methods of
+# their own (no config, no export): SLT-Net's phase-1 classifier with VGG16's
+# fc head (`wsol_keras.slt_classifier`).
+INTERNAL_METHODS = {
+    "slt_classifier": ClassifierModel,
+}
 
 # Constructor arguments that come from the data or the experiment, not from
 # config.method: name -> how to read it from (config, data_info).
@@ -43,6 +50,10 @@ CONTEXT_ARGUMENTS = {
     "hierarchy_sizes": lambda config, info: tuple(info.get("hierarchy_sizes", ())),
     "ancestors": lambda config, info: info.get("ancestors"),
     "seed": lambda config, info: config.get("seed"),
+    # VGG16's ImageNet fc6 / fc7 follow the backbone's ImageNet weights.
+    "pretrained_top": lambda config, info: (
+        "imagenet" if config.model.get("weights") == "imagenet" else None
+    ),
 }
 # Handled by WSOLModel / build_model itself.
 _PLUMBING = {
@@ -56,6 +67,8 @@ _PLUMBING = {
 
 def model_class(name):
     """The `WSOLModel` subclass registered as `name`."""
+    if name in INTERNAL_METHODS:
+        return INTERNAL_METHODS[name]
     if name not in METHODS:
         raise ValueError(
             f"config.method.name={name!r} is not a registered method; "

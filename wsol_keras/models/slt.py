@@ -17,7 +17,10 @@ gradients never mix, so this equals training them side by side; Eq. 1
   with Smooth-L1 (Eq. 3-4, summed over the 4 coordinates, averaged over the
   batch) against the box of the localizer's map for the same image, in
   normalized xyxy, with no gradient into the localizer.
-* **classifier**: its own backbone -> GAP -> Dense(C), cross-entropy (Eq. 5).
+* **classifier**: its own backbone -> GAP -> Dense(C) (``classifier_head=
+  "gap"``) or backbone -> VGG16's own top, fc6 / fc7 (``"vgg_fc"``, Sec. 4.2:
+  VGG16 with its 1000-way output replaced, `wsol_keras.layers.vgg_top`) ->
+  Dense(C); cross-entropy (Eq. 5).
   "The classifier is trained independently" (Sec. 3.1, Fig. 2b): with
   ``classifier_weights`` (a separately trained classifier) or
   ``classifier_train.epochs > 0`` (wsol-train first trains it on its own
@@ -60,6 +63,7 @@ from wsol_keras.losses.visual_tolerance import (
     visual_stimulus_tolerance_loss,
 )
 from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
+from wsol_keras.models.classifier import build_classifier_top, check_classifier_head
 
 __all__ = [
     "CLASSIFIER_TRAIN_DEFAULTS",
@@ -158,6 +162,10 @@ class SLTModel(WSOLModel):
             (`CLASSIFIER_TRAIN_DEFAULTS` fields); with ``epochs > 0``
             wsol-train trains it first, into ``<workdir>/classifier``, and
             the branch is frozen while localizer and regressor train.
+        classifier_head: "gap" (GAP -> Dense(C)) or "vgg_fc" (VGG16's fc6 /
+            fc7 -> Dense(C), Sec. 4.2; `wsol_keras.layers.vgg_top`).
+        pretrained_top: "imagenet" loads VGG16's ImageNet fc6 / fc7 into the
+            "vgg_fc" head (filled from config.model.weights by the registry).
         **kwargs: `WSOLModel` arguments.
     """
 
@@ -181,6 +189,8 @@ class SLTModel(WSOLModel):
         classifier_head_lr_multiplier: float | None = None,
         classifier_weights: str | None = None,
         classifier_train=CLASSIFIER_TRAIN_DEFAULTS,
+        classifier_head="gap",
+        pretrained_top: str | None = None,
         **kwargs,
     ):
         kwargs.setdefault("loss_names", ("smt", "vst", "reg", "cls"))
@@ -213,7 +223,13 @@ class SLTModel(WSOLModel):
         )
         self.regressor_fc2 = layers.Dense(4, dtype="float32", name="regressor_fc2")
         self.classifier_backbone = classifier_backbone
-        self.classifier_pool = layers.GlobalAveragePooling2D(name="classifier_gap")
+        self.classifier_head = check_classifier_head(classifier_head)
+        # "gap" keeps its historical layer name (weights files stay loadable).
+        self.classifier_pool = build_classifier_top(
+            self.classifier_head,
+            pretrained_top,
+            "classifier_gap" if self.classifier_head == "gap" else "classifier_top",
+        )
         self.classifier_fc = layers.Dense(
             num_classes, dtype="float32", name="classifier_fc"
         )
@@ -251,6 +267,7 @@ class SLTModel(WSOLModel):
         # Frozen from construction on, so the optimizer (and every
         # checkpoint's optimizer state) never holds the classifier's variables.
         self.classifier_backbone.trainable = False
+        self.classifier_pool.trainable = False
         self.classifier_fc.trainable = False
 
     # -- the three networks ------------------------------------------------------
@@ -266,8 +283,12 @@ class SLTModel(WSOLModel):
 
     def classify(self, images, training=None):
         """Classifier: logits [B, C]."""
+        # A frozen classifier (its own run) infers: no dropout in its fc6 /
+        # fc7, as its BN layers already run on moving statistics.
+        top_training = False if self.classifier_frozen else training
         feats = self.classifier_pool(
-            self.classifier_backbone(images, training=training)
+            self.classifier_backbone(images, training=training),
+            training=top_training,
         )
         return self.classifier_fc(feats)
 
@@ -332,7 +353,12 @@ class SLTModel(WSOLModel):
         ids = set()
         for net in (self.backbone, self.regressor_backbone):
             ids.update(id(v) for v in net.trainable_variables)
-        cls_ids = {id(v) for v in self.classifier_backbone.trainable_variables}
+        # VGG16's fc6 / fc7 are pretrained like the backbone: the base rate.
+        cls_ids = {
+            id(v)
+            for net in (self.classifier_backbone, self.classifier_pool)
+            for v in net.trainable_variables
+        }
         fc_ids = {id(v) for v in self.classifier_fc.trainable_variables}
         fc_extra = (
             self.head_lr_multiplier
