@@ -34,6 +34,7 @@ import numpy as np
 
 from wsol_keras import config_checks
 from wsol_keras import workdir as workdir_lib
+from wsol_keras.configs import base as config_base
 from wsol_keras.models.registry import build_model, default_method_config
 
 PHASE_DIR = "classifier"
@@ -41,7 +42,13 @@ PHASE_DIR = "classifier"
 CLASSIFIER_METHOD = "slt_classifier"
 # config.model fields a source classifier must share with the SLT run (its
 # feature extractor); `weights` only says how the source was initialized.
-_MODEL_FIELDS_THAT_MATTER = ("backbone", "resnet_last_stride", "vgg_large_feature_map")
+_MODEL_FIELDS_THAT_MATTER = (
+    "backbone",
+    "resnet_last_stride",
+    "resnet_large_feature_map",
+    "vgg_large_feature_map",
+    "vgg_released_pools",
+)
 
 
 def phase_workdir(workdir):
@@ -122,8 +129,10 @@ def load_source_classifier(path, config, data_info):
     weights, directory = resolve_weights_file(path)
     source_config, source_info = workdir_lib.read_config(directory)
     where = os.path.join(directory, workdir_lib.CONFIG_FILE)
+    defaults = config_base.base_config().model  # fields older workdirs lack
     for field in _MODEL_FIELDS_THAT_MATTER:
-        mine, theirs = config.model.get(field), source_config.model.get(field)
+        mine = config.model.get(field, defaults.get(field))
+        theirs = source_config.model.get(field, defaults.get(field))
         if mine != theirs:
             raise ValueError(
                 f"{where}: model.{field}={theirs!r}, the SLT run has "
