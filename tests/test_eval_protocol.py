@@ -308,8 +308,7 @@ def test_wsol_eval_runs_spns_multilabel_protocol_on_a_voc_workdir(tmp_path):
     import subprocess
     import sys
 
-    import importlib.util
-
+    from file_modules import load_module
     from wsol_keras import data as data_lib
     from wsol_keras import train
     from wsol_keras import workdir as workdir_lib
@@ -318,11 +317,7 @@ def test_wsol_eval_runs_spns_multilabel_protocol_on_a_voc_workdir(tmp_path):
     # The VOC folder fixture of tests/data (loaded by path: CI runs pytest
     # without the checkout on sys.path).
     here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location(
-        "voc_fixture", os.path.join(here, "data", "test_data_voc.py")
-    )
-    voc = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(voc)
+    voc = load_module("voc_fixture", os.path.join(here, "data", "test_data_voc.py"))
     root = voc.make_voc(tmp_path / "voc", voc.IMAGES, {
         "trainval": ["000001", "000002", "000003"], "test": ["000001", "000003"]})
     config = voc07_vgg16_spn.get_config("smoke")
@@ -360,15 +355,12 @@ def test_ten_crop_images_are_the_original_file_resized_once(tmp_path):
     # a_1 is a 20 x 30 pattern: its ten-crop copy is the decoded file resized to
     # 12 x 12 (antialiased bilinear, as the evaluation resize), not the 8 x 8
     # element resized up again; the skipped corrupt image keeps both in step.
-    import importlib.util
     import os
 
+    from file_modules import load_module
+
     here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.spec_from_file_location(
-        "cub_fixture", os.path.join(here, "data", "test_data_cub.py")
-    )
-    cub = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cub)
+    cub = load_module("cub_fixture", os.path.join(here, "data", "test_data_cub.py"))
     root = cub.make_cub(str(tmp_path / "CUB"))
     pattern = (np.arange(20 * 30 * 3).reshape(20, 30, 3) % 251).astype(np.uint8)
     path = os.path.join(root, "images", "001.Black_footed_Albatross", "a_1.png")

@@ -24,13 +24,9 @@ DATA_INFO = {"num_classes": 8, "hierarchy_sizes": [4, 2], "image_size": S}
 
 
 def _slt_config():
-    import importlib.util
+    from file_modules import load_module
 
-    spec = importlib.util.spec_from_file_location(
-        "cfg_slt", os.path.join(ROOT, "configs", "synthetic_slt.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_module("cfg_slt", os.path.join(ROOT, "configs", "synthetic_slt.py"))
     config = module.get_config("smoke")
     config.data.image_size = S
     config.eval.topk = 3

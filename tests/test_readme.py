@@ -44,6 +44,7 @@ import importlib.util
 import keras
 import pytest
 
+from file_modules import load_module
 from wsol_keras import cli
 from wsol_keras import train
 from wsol_keras import workdir as workdir_lib
@@ -271,10 +272,7 @@ def _import(module_name):
     # their file, as `python tools/x.py` would, wherever pytest runs from.
     path = os.path.join(ROOT, *module_name.split(".")) + ".py"
     if module_name.split(".")[0] in ("tools", "bench") and os.path.exists(path):
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
+        return load_module(module_name, path)
     return importlib.import_module(module_name)
 
 

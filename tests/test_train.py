@@ -1,7 +1,6 @@
 """End to end: wsol-train on the smoke config, the report, resume, CLI flags, MirroredStrategy."""
 
 import glob
-import importlib.util
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from file_modules import load_module
 from wsol_keras import evaluate
 from wsol_keras import train
 from wsol_keras import workdir as workdir_lib
@@ -19,10 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def load_config(name, arg="smoke"):
     path = os.path.join(REPO, "configs", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return load_module(name, path).get_config(arg)
 
 
 def test_train_evaluate_report_and_resume(tmp_path):

@@ -3,13 +3,13 @@ papers' CUB setting, and has the effective values it had before the method
 defaults moved into the model constructors."""
 
 import glob
-import importlib.util
 import json
 import os
 
 import ml_collections
 import pytest
 
+from file_modules import load_module
 from wsol_keras import configs as configs_pkg
 from wsol_keras import data as data_lib
 from wsol_keras.configs import base as config_base
@@ -28,10 +28,7 @@ PINNED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "effective_con
 
 
 def load(path, arg=None):
-    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return load_module(os.path.basename(path)[:-3], path).get_config(arg)
 
 
 def test_every_method_has_a_synthetic_and_a_cub_config():

@@ -15,11 +15,11 @@ repository), the CAM commands of finallyupper/dual-cam scripts/run_train.sh:
 --weight_decay 1.00E-04`` (resnet50), ``--lr 0.0003606503 --weight_decay
 5.00E-04`` (inception_v3).
 """
-import importlib.util
 import os
 
 import pytest
 
+from file_modules import load_module
 from wsol_keras import configs as configs_pkg
 from wsol_keras import data as data_lib
 
@@ -28,10 +28,7 @@ CONFIG_DIR = os.path.dirname(os.path.abspath(configs_pkg.__file__))
 
 def load(name, arg=None):
     path = os.path.join(CONFIG_DIR, name + ".py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config(arg)
+    return load_module(name, path).get_config(arg)
 
 
 def _common(c):

@@ -11,7 +11,6 @@ each original image (x * W / S, y * H / S).
 
 import base64
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from file_modules import load_module
 from wsol_keras import boxes as boxes_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.models import registry as methods
@@ -48,14 +48,7 @@ METRICS = {"cam_threshold": THRESHOLD, "gt_known_loc": 42.5, "top1_cls": 61.0}
 DGL_KEY = "cam-dgl"
 
 
-def _load_file(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-client = _load_file(
+client = load_module(
     "wsol_serving_client", os.path.join(ROOT, "export", "serving", "client.py")
 )
 
@@ -64,7 +57,7 @@ def make_config(method):
     """The method's synthetic smoke config at S px (base config if none)."""
     path = os.path.join(ROOT, "configs", f"synthetic_{method}.py")
     if os.path.exists(path):
-        config = _load_file(f"cfg_{method}", path).get_config("smoke")
+        config = load_module(f"cfg_{method}", path).get_config("smoke")
     else:
         config = config_base.make_smoke(config_base.base_config())
         config.method = methods.default_method_config(method)

@@ -3,13 +3,13 @@ N(0, 0.01) (chuangchuangtan/DGL train_code/models_vgg.py `vgg_gap`:
 `FullyConnected('linear', ..., kernel_initializer=tf.random_normal_initializer(stddev=0.01))`)
 while its `add` 3x3 conv is `variance_scaling_initializer(scale=2.)` (He)."""
 
-import importlib.util
 import os
 
 import keras
 import numpy as np
 import pytest
 
+from file_modules import load_module
 from wsol_keras import configs as configs_pkg
 from wsol_keras.configs import synthetic_cam
 from wsol_keras.layers.cam_head import CAMHead
@@ -19,10 +19,7 @@ CONFIG_DIR = os.path.dirname(os.path.abspath(configs_pkg.__file__))
 
 
 def load(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(CONFIG_DIR, name + ".py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_module(name, os.path.join(CONFIG_DIR, name + ".py")).get_config()
 
 
 def _kernel_stats(variable):
