@@ -1,4 +1,4 @@
-"""Agreement of the in-graph TF box (wsol_keras.boxes.tf_largest_component_box)
+"""Agreement of the in-graph TF box (wsol_keras.localization.boxes.tf_largest_component_box)
 with the cv2 path of the evaluator (largest contour by cv2.contourArea).
 
 Random seeded multi-peak smooth maps (optionally with noise); for each map and CAM
@@ -21,9 +21,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from wsol_keras import boxes as boxes_lib
-
-
+from wsol_keras.localization import boxes as boxes_lib
 def make_maps(n, size, seed, noise, peaks=(2, 6), sigma=(0.03, 0.25), amp=(0.2, 1.0)):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]

@@ -1,4 +1,4 @@
-"""Cost of DGL maps (wsol_keras.dual_gradient) relative to a plain forward pass.
+"""Cost of DGL maps (wsol_keras.localization.dual_gradient) relative to a plain forward pass.
 
 For each keras.applications model (weights=None, with its softmax top), times
 a compiled forward pass on a batch and a compiled DualGradient call (one
@@ -26,7 +26,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from wsol_keras.dual_gradient import DualGradient  # noqa: E402
+from wsol_keras.localization.dual_gradient import DualGradient  # noqa: E402
 
 MODELS = {
     # DGL paper: VGG conv5_3 / conv5_2 (Table 1); ResNet50 group2/block5 = conv4_block6_out.

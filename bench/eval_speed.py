@@ -1,4 +1,4 @@
-"""Speed of box evaluation: wsol_keras.metrics.BoxAccuracy vs the reference loop.
+"""Speed of box evaluation: wsol_keras.evaluation.metrics.BoxAccuracy vs the reference loop.
 
 The reference is wsolevaluation's BoxEvaluator.accumulate written plainly here
 (one cv2.findContours per CAM threshold, calculate_multiple_iou, per-threshold
@@ -20,10 +20,8 @@ import time
 import cv2
 import numpy as np
 
-from wsol_keras import boxes as boxes_lib
-from wsol_keras import metrics
-
-
+from wsol_keras.localization import boxes as boxes_lib
+from wsol_keras.evaluation import metrics
 def make_maps(n, size, seed):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size]

@@ -15,13 +15,11 @@ import json
 import numpy as np
 import tensorflow as tf
 
-from wsol_keras import cams as cams_lib
+from wsol_keras.localization import primitives as cams_lib
 from wsol_keras import data as data_lib
-from wsol_keras import metrics
-from wsol_keras import protocol
-from wsol_keras import workdir as workdir_lib
-
-
+from wsol_keras.evaluation import metrics
+from wsol_keras.evaluation import paper_protocols
+from wsol_keras.training import workdir as workdir_lib
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--workdir", required=True)
@@ -42,15 +40,15 @@ def main():
         size = tuple(images.shape[1:3])
         maps = cams_lib.select_class_maps(model(images, training=False)["cams"], batch["label"])
         bilinear = cams_lib.normalize_maps(cams_lib.upsample_maps(maps, size)).numpy()
-        bicubic = np.stack([protocol.upsample_like_wsolevaluation(m, *size) for m in maps.numpy()])
+        bicubic = np.stack([paper_protocols.upsample_like_wsolevaluation(m, *size) for m in maps.numpy()])
         gt = [b[:k] for b, k in zip(batch["boxes"].numpy(), batch["num_boxes"].numpy())]
         acc["bilinear"].update(bilinear, gt)
         acc["bicubic"].update(bicubic.astype(np.float32), gt)
         # In-graph candidate: tf's bicubic (Keys a = -0.5; cv2 uses a = -0.75).
         tf_cubic = tf.image.resize(maps[..., None], size, method="bicubic")[..., 0]
         acc["tf_bicubic"].update(cams_lib.normalize_maps(tf_cubic).numpy(), gt)
-        # cv2's cubic as constant matrices (wsol_keras.protocol).
-        in_graph = protocol.upsample_cubic_in_graph(maps, *size)
+        # cv2's cubic as constant matrices (wsol_keras.evaluation.paper_protocols).
+        in_graph = paper_protocols.upsample_cubic_in_graph(maps, *size)
         acc["cubic_in_graph"].update(cams_lib.normalize_maps(in_graph).numpy(), gt)
     res = {k: v.result()["max_box_acc"] for k, v in acc.items()}
     out = {

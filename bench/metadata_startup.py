@@ -1,7 +1,7 @@
 """Start-up time of a large wsolevaluation-layout data set: get_source -> first batch.
 
 Writes a folder in wsolevaluation's metadata layout (ILSVRC-like:
-``train/<class>/<n>.jpg`` under the image root, ``metadata/<DATASET>/{train,
+``train/<class>/<n>.jpg`` under the image root, ``metadata/<DATASET>/{trainer,
 val,test}/image_ids.txt, class_labels.txt, image_sizes.txt`` and box
 ``localization.txt`` for val / test) with ``--num_images`` tiny real JPEGs
 (default 100,000 in 100 class folders; every file exists, so the existence check
@@ -10,7 +10,7 @@ does real work), then times what a user waits for with the ILSVRC config
 
 * ``source_s``: ``data.get_source(config.data)`` (parse and check metadata,
   check that every listed file exists);
-* ``first_batch_s``: ``train.make_train_dataset(...)`` and its first batch.
+* ``first_batch_s``: ``trainer.make_train_dataset(...)`` and its first batch.
 
 ``--validate_images`` times the same with the decode-everything-up-front check on.
 Folder generation is not timed.
@@ -85,8 +85,7 @@ def main():
     import importlib
 
     from wsol_keras import data as data_lib
-    from wsol_keras import train
-
+    from wsol_keras.training import trainer
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         images, meta = write_layout(tmp, args.num_images, args.num_eval)
@@ -111,7 +110,7 @@ def main():
         source_s = time.perf_counter() - t0
         print(f"get_source {source_s:.2f}s", flush=True)
         t1 = time.perf_counter()
-        ds = train.make_train_dataset(source, config, args.batch_size)
+        ds = trainer.make_train_dataset(source, config, args.batch_size)
         x, _ = next(iter(ds))
         first_batch_s = time.perf_counter() - t1
         assert x["image"].shape[0] == args.batch_size

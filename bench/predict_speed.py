@@ -2,7 +2,7 @@
 
 Trains the seconds-long smoke CAM workdir (weights do not change the cost),
 writes the synthetic test split as PNG files, then times
-`wsol_keras.predict.predict_images` end to end: decode + resize, the model and
+`wsol_keras.predict.main.predict_images` end to end: decode + resize, the model and
 its maps, the box step, and writing every .npy map, overlay PNG and the JSONL.
 The first pass includes tracing the model function; the later passes
 (--overwrite into the same folder) are the steady state.

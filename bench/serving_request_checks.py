@@ -72,7 +72,7 @@ import json, statistics, sys, time
 import numpy as np
 import tensorflow as tf
 sys.path.insert(0, sys.argv[1])
-from wsol_keras import train
+from wsol_keras.training import trainer
 from wsol_keras.configs import base as config_base
 from wsol_keras.data.pipeline import resize_image
 from wsol_keras.export import inference
@@ -80,7 +80,7 @@ repeats = int(sys.argv[2])
 config = config_base.make_smoke(config_base.base_config())
 config.method.name = "cam"
 config.data.image_size = 64
-model = train.build_compiled_model(config, {"num_classes": 8, "image_size": 64})
+model = trainer.build_compiled_model(config, {"num_classes": 8, "image_size": 64})
 module = inference.InferenceModule(model, config, 0.5)
 
 @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -130,7 +130,7 @@ def main(argv):
     del argv
     import keras
 
-    from wsol_keras import train
+    from wsol_keras.training import trainer
     from wsol_keras.configs import base as config_base
     from wsol_keras.export import saved_model_lib
 
@@ -142,7 +142,7 @@ def main(argv):
     data_info = {"num_classes": 8, "class_names": [str(i) for i in range(8)],
                  "image_size": 64}
     keras.utils.set_random_seed(0)
-    model = train.build_compiled_model(config, data_info)
+    model = trainer.build_compiled_model(config, data_info)
     paths = {}
     for name, limit in (("default_limit", None), ("no_limit", 10**12)):
         kw = {} if limit is None else {"max_image_pixels": limit}

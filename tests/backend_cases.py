@@ -40,7 +40,6 @@ def make_cases():
 
     from wsol_keras import layers as L
     from wsol_keras import losses as LS
-
     ops = keras.ops
     cases = {}
 

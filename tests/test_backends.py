@@ -49,7 +49,6 @@ def case_names():
 
 def test_every_public_layer_and_loss_is_covered():
     from wsol_keras import layers, losses
-
     public = {
         n
         for module in (layers, losses)

@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wsol_keras import backbones
+from wsol_keras.models import backbones
 from wsol_keras import cli
-from wsol_keras import dual_gradient
-from wsol_keras import evaluate
-from wsol_keras import layer_paths
-from wsol_keras import train
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.localization import dual_gradient
+from wsol_keras.evaluation import evaluator
+from wsol_keras.localization import layer_paths
+from wsol_keras.training import trainer
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.export import export_saved_model
 from wsol_keras.export import export_tflite
@@ -45,12 +45,12 @@ DATA_INFO = {
 TOOLS = [
     (
         "wsol-train",
-        "wsol_keras.train",
+        "wsol_keras.training.trainer",
         ["workdir", "config", "strategy", "print_config"],
     ),
     (
         "wsol-eval",
-        "wsol_keras.evaluate",
+        "wsol_keras.evaluation.evaluator",
         ["workdir", "dgl_layer", "list_layers", "print_config"],
     ),
     (
@@ -139,16 +139,16 @@ def console_runs(tmp_path_factory):
     smoke_workdir = str(tmp_path_factory.mktemp("cli") / "smoke")
     cases = [(prog, module, ["--help"]) for prog, module, _ in TOOLS]
     cases += [
-        ("wsol-eval", "wsol_keras.evaluate", [f"--workdir={MISSING_WORKDIR}"]),
+        ("wsol-eval", "wsol_keras.evaluation.evaluator", [f"--workdir={MISSING_WORKDIR}"]),
         (
             "wsol-eval",
-            "wsol_keras.evaluate",
+            "wsol_keras.evaluation.evaluator",
             [f"--workdir={MISSING_WORKDIR}"],
             {"WSOL_TRACEBACK": "1"},
         ),
         (
             "wsol-train",
-            "wsol_keras.train",
+            "wsol_keras.training.trainer",
             [
                 "--config=configs/synthetic_cam.py:smoke",
                 "--config.train.epochs=7",
@@ -157,7 +157,7 @@ def console_runs(tmp_path_factory):
         ),
         (
             "wsol-train",
-            "wsol_keras.train",
+            "wsol_keras.training.trainer",
             [
                 "--config=configs/synthetic_cam.py:smoke",
                 f"--workdir={smoke_workdir}",
@@ -235,7 +235,7 @@ def _tiny_workdir(tmp_path):
     config = config_base.make_smoke(config_base.base_config())
     config.method = registry.default_method_config("cam")
     config.data.image_size = S
-    model = train.build_compiled_model(config, DATA_INFO)
+    model = trainer.build_compiled_model(config, DATA_INFO)
     wd = str(tmp_path / "wd")
     workdir_lib.write_config(wd, config, DATA_INFO)
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(wd))
@@ -269,7 +269,7 @@ def test_guarded_main_one_line_exit_1_and_bugs_keep_traceback(capsys):
 
 
 def test_train_requires_workdir_unless_printing_config():
-    fv = cli.make_flag_values(train.define_flags)
+    fv = cli.make_flag_values(trainer.define_flags)
     with pytest.raises(Exception, match="--workdir is required"):
         fv(["wsol-train"])
     fv(["wsol-train", "--print_config"])  # parses
@@ -293,8 +293,7 @@ def test_layer_paths_mark_spatial_layers_and_errors_list_full_paths(tmp_path):
 
 
 def test_table_heading_and_heatmap_grid_title(tmp_path):
-    from wsol_keras import report
-
+    from wsol_keras.evaluation import report
     config = config_base.base_config()
     config.eval.map_method = "dgl"
     config.eval.dgl_layer = "backbone/x/stage3_relu1"

@@ -16,10 +16,9 @@ import numpy as np
 import pytest
 
 from wsol_keras.configs import base as config_base
-from wsol_keras import config_checks
+from wsol_keras.training import config_checks
 from wsol_keras import data as wdata
-from wsol_keras import metrics
-
+from wsol_keras.evaluation import metrics
 S = 16
 H, W = 20, 30  # every fixture image is 30 wide, 20 high
 
@@ -387,17 +386,15 @@ def test_config_defaults_pass():
 
 @pytest.mark.parametrize("field, value", [("train__batch_size", 0), ("train__learning_rate", math.nan), ("train__epochs", 0)])
 def test_train_refuses_bad_config_before_writing(tmp_path, field, value):
-    from wsol_keras import train
-
+    from wsol_keras.training import trainer
     workdir = tmp_path / "run"
     with pytest.raises(ValueError, match=field.replace("__", r"\.")):
-        train.train(_config(**{field: value}), str(workdir), None)
+        trainer.train(_config(**{field: value}), str(workdir), None)
     assert not workdir.exists() or not any(workdir.iterdir())
 
 
 def test_evaluation_refuses_bad_eval_batch_size():
-    from wsol_keras import evaluate
-
+    from wsol_keras.evaluation import evaluator
     with pytest.raises(ValueError, match=r"eval\.batch_size=0"):
-        evaluate.evaluate_model(None, None, _config(eval__batch_size=0))
+        evaluator.evaluate_model(None, None, _config(eval__batch_size=0))
 

@@ -19,7 +19,7 @@ How each fenced block is treated, by its language tag:
   tool's real flag definitions: an unknown flag, a bad enum value, a missing
   required flag (e.g. ``--workdir``) or a config field that does not exist
   fails the test. These commands are not run: training and evaluation run in
-  tests/test_train.py, the tools' --help and errors in tests/test_cli.py.
+  tests/training/test_trainer.py, the tools' --help and errors in tests/test_cli.py.
   Notation rules: ``[...]`` groups (optional flags) and ``...`` are dropped;
   a ``--help`` command only imports its tool (tests/test_cli.py runs every
   console script's --help); a ``--config=`` file that
@@ -46,8 +46,8 @@ import pytest
 
 from file_modules import load_module
 from wsol_keras import cli
-from wsol_keras import train
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.training import trainer
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.models import registry
 
@@ -147,7 +147,7 @@ def exported(tmp_path_factory):
         "hierarchy_sizes": [2, 1],
         "image_size": int(config.data.image_size),
     }
-    model = train.build_compiled_model(config, data_info)
+    model = trainer.build_compiled_model(config, data_info)
     wd = str(base / "workdir")
     workdir_lib.write_config(wd, config, data_info)
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(wd))
@@ -333,11 +333,11 @@ def test_rules_catch_a_command_missing_its_workdir():
     # The README's old sweep command lacked --workdir: the check must refuse it.
     with pytest.raises(Exception, match="workdir"):
         check_arguments(
-            "wsol_keras.evaluate",
+            "wsol_keras.evaluation.evaluator",
             "wsol-eval",
             normalize_args(["--split=val", "--sweep_layers=a,b"]),
         )
     with pytest.raises(Exception, match="no_such_flag"):
         check_arguments(
-            "wsol_keras.train", "wsol-train", ["--workdir=x", "--no_such_flag=1"]
+            "wsol_keras.training.trainer", "wsol-train", ["--workdir=x", "--no_such_flag=1"]
         )

@@ -4,7 +4,7 @@ r"""Trains every synthetic_<method> config under one budget, over several seeds,
       [--methods=cam,spn,acol,danet,slt] [--dgl_layer=backbone/small_cnn_features/stage3_relu1] \
       [--config.train.epochs=6 --config.data.synthetic.num_train=800]
 
-Each (method, seed) runs `python -m wsol_keras.train --config=configs/synthetic_<m>.py
+Each (method, seed) runs `python -m wsol_keras.training.trainer --config=configs/synthetic_<m>.py
 --config.seed=<seed>` (same backbone, epochs and data: only `config.method` and the seed
 differ); a finished workdir is reused. DGL needs no training: it is evaluated on the CAM
 model of the same seed. Every model is also evaluated on the *val* split (without
@@ -56,16 +56,15 @@ def evaluate_split(workdir, split, map_method=None, layer=None):
 def _evaluate_main(a):
     # In-process evaluation of one workdir (child process of `evaluate_split`).
     from wsol_keras import data as data_lib
-    from wsol_keras import evaluate
-    from wsol_keras import workdir as workdir_lib
-
+    from wsol_keras.evaluation import evaluator
+    from wsol_keras.training import workdir as workdir_lib
     model, config, _ = workdir_lib.load_model(a._evaluate)
     with config.unlocked():
         if a._map_method:
             config.eval.map_method = a._map_method
             config.eval.dgl_layer = a._layer
     source = data_lib.get_source(config.data)
-    metrics = evaluate.evaluate_model(model, source, config, a._split)
+    metrics = evaluator.evaluate_model(model, source, config, a._split)
     metrics = {k: v for k, v in metrics.items() if not k.startswith("_")}
     with open(a._out + ".tmp", "w") as f:
         json.dump(metrics, f, indent=2, default=float)
@@ -103,7 +102,7 @@ def main():
                     run(
                         [
                             "-m",
-                            "wsol_keras.train",
+                            "wsol_keras.training.trainer",
                             f"--config=configs/synthetic_{m}.py",
                             f"--workdir={wd}",
                             f"--config.seed={seed}",

@@ -17,8 +17,6 @@ import os
 import cv2
 
 from wsol_keras import data as data_lib
-
-
 def load_config(path):
     name, _, arg = path.partition(":")
     spec = importlib.util.spec_from_file_location("experiment_config", name)

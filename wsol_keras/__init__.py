@@ -23,15 +23,15 @@ from wsol_keras import losses  # noqa: E402
 
 # name -> (module, attribute or None for the module itself); need TensorFlow.
 _TF_PARTS = {
-    "backbones": ("wsol_keras.backbones", None),
-    "cams": ("wsol_keras.cams", None),
+    "backbones": ("wsol_keras.models.backbones", None),
+    "cams": ("wsol_keras.localization.primitives", None),
     "data": ("wsol_keras.data", None),
     "models": ("wsol_keras.models", None),
-    "BACKBONES": ("wsol_keras.backbones", "BACKBONES"),
-    "build_backbone": ("wsol_keras.backbones", "build_backbone"),
+    "BACKBONES": ("wsol_keras.models.backbones", "BACKBONES"),
+    "build_backbone": ("wsol_keras.models.backbones", "build_backbone"),
     "METHODS": ("wsol_keras.models.registry", "METHODS"),
     "build_model": ("wsol_keras.models.registry", "build_model"),
-    "DualGradient": ("wsol_keras.dual_gradient", "DualGradient"),
+    "DualGradient": ("wsol_keras.localization.dual_gradient", "DualGradient"),
 }
 
 

@@ -22,7 +22,6 @@ import pytest
 from file_modules import load_module
 from wsol_keras import configs as configs_pkg
 from wsol_keras import data as data_lib
-
 CONFIG_DIR = os.path.dirname(os.path.abspath(configs_pkg.__file__))
 
 

@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from wsol_keras import data as wdata
-
 S = 16
 RED = (200, 50, 30)
 

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from wsol_keras import data as wdata
-
 S = 16
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from wsol_keras import data as data_lib
-from wsol_keras import train
+from wsol_keras.training import trainer
 from wsol_keras.data import multilabel as ml
 from wsol_keras.data import tfds_source
 
@@ -141,15 +141,14 @@ def _valid_caltech(self, *args, **kwargs):
 
 @pytest.mark.slow
 def test_train_and_evaluate_on_caltech_birds2011(tmp_path):
-    from wsol_keras import evaluate
-
+    from wsol_keras.evaluation import evaluator
     config = _smoke_config("cam")
     config.data.name = "tfds"
     config.data.tfds_name = "caltech_birds2011"
     with tfds.testing.mock_data(as_dataset_fn=_valid_caltech, policy=tfds.testing.MockPolicy.USE_CODE):
-        model, source, info = train.train(config, str(tmp_path / "run"))
+        model, source, info = trainer.train(config, str(tmp_path / "run"))
         assert info["num_classes"] == 200 and not info["multi_label"]
-        metrics = evaluate.evaluate_and_report(model, source, config, str(tmp_path / "run"))
+        metrics = evaluator.evaluate_and_report(model, source, config, str(tmp_path / "run"))
     assert 0.0 <= metrics["pxap"] <= 100.0
     assert 0.0 <= metrics["max_box_acc_v2"] <= 100.0
 
@@ -157,17 +156,16 @@ def test_train_and_evaluate_on_caltech_birds2011(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("name,num_classes", [("voc/2007", 20), ("coco/2017", 80)])
 def test_spn_trains_and_runs_its_protocol_cam_refuses(mock, tmp_path, name, num_classes):
-    from wsol_keras import multilabel_eval
-
+    from wsol_keras.evaluation import multilabel as multilabel_eval
     config = _smoke_config("cam")
     config.data.name = "tfds"
     config.data.tfds_name = name
     with pytest.raises(ValueError, match="multi-label"):
-        train.train(config, str(tmp_path / "cam"))
+        trainer.train(config, str(tmp_path / "cam"))
     config = _smoke_config("spn", multi_label=True)
     config.data.name = "tfds"
     config.data.tfds_name = name
-    model, source, info = train.train(config, str(tmp_path / "spn"))
+    model, source, info = trainer.train(config, str(tmp_path / "spn"))
     assert info["multi_label"] and info["num_classes"] == num_classes
     config.eval.max_images = 2
     r = multilabel_eval.spn_protocol(model, source, config, corloc_split="test")

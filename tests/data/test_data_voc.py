@@ -127,9 +127,8 @@ def test_voc07_spn_config_is_the_released_setting():
 @pytest.mark.slow
 def test_voc07_spn_smoke_trains_and_runs_the_spn_protocol(tmp_path):
     from wsol_keras.configs import voc07_vgg16_spn
-    from wsol_keras import multilabel_eval
-    from wsol_keras import train
-
+    from wsol_keras.evaluation import multilabel as multilabel_eval
+    from wsol_keras.training import trainer
     root = make_voc(tmp_path / "voc", IMAGES, {"trainval": ["000001", "000002", "000003"], "test": ["000001", "000003"]})
     config = voc07_vgg16_spn.get_config("smoke")
     config.data.root = root
@@ -139,7 +138,7 @@ def test_voc07_spn_smoke_trains_and_runs_the_spn_protocol(tmp_path):
     config.method.num_maps = 16
     config.train.batch_size = 2
     config.eval.batch_size = 2
-    model, source, info = train.train(config, str(tmp_path / "run"))
+    model, source, info = trainer.train(config, str(tmp_path / "run"))
     assert info["multi_label"]
     r = multilabel_eval.evaluate_and_report(model, source, config, str(tmp_path / "run"))
     assert os.path.exists(tmp_path / "run" / "spn_protocol.json")

@@ -12,7 +12,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from wsol_keras import temp_files
+from wsol_keras.training import temp_files
 from wsol_keras.export import saved_model_lib
 
 

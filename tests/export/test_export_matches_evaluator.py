@@ -35,9 +35,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wsol_keras import boxes as boxes_lib
+from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras.configs import base as config_base
-from wsol_keras import evaluate
+from wsol_keras.evaluation import evaluator as evaluate
 from wsol_keras.models import registry as methods
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib

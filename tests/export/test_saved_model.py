@@ -5,7 +5,7 @@ weights, 32 px), reloaded in a fresh Python process that can only import
 TensorFlow, and its three signatures are compared with the in-memory model.
 The expected outputs of the signatures are computed here independently: the
 Keras model on resized images, numpy softmax / top-k / min-max, and the
-evaluator's cv2 box path (wsol_keras.boxes.boxes_from_scoremap) scaled back to
+evaluator's cv2 box path (wsol_keras.localization.boxes.boxes_from_scoremap) scaled back to
 each original image (x * W / S, y * H / S).
 """
 
@@ -23,13 +23,13 @@ import pytest
 import tensorflow as tf
 
 from file_modules import load_module
-from wsol_keras import boxes as boxes_lib
+from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.models import registry as methods
-from wsol_keras import eval_records
-from wsol_keras import train
-from wsol_keras import localization
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.evaluation import records as eval_records
+from wsol_keras.training import trainer
+from wsol_keras.localization import maps
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 
@@ -72,7 +72,7 @@ def make_workdir(path, method, map_method=None, metrics=METRICS, seed=0):
         config.eval.map_method = "dgl"
         config.eval.dgl_layer = "backbone/small_cnn_features/stage3_relu3"
     keras.utils.set_random_seed(seed)
-    model = train.build_compiled_model(config, DATA_INFO)
+    model = trainer.build_compiled_model(config, DATA_INFO)
     workdir_lib.write_config(path, config, DATA_INFO)
     workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(path))
     if metrics is not None:
@@ -316,7 +316,7 @@ def test_signatures_match_independent_pipeline(exported, key):
     e = exported["entries"][key]
     explainer = None
     if key == DGL_KEY:
-        from wsol_keras.dual_gradient import DualGradient
+        from wsol_keras.localization.dual_gradient import DualGradient
 
         explainer = DualGradient(e["model"], [e["config"].eval.dgl_layer], method="dgl")
     cases = (
@@ -442,25 +442,25 @@ def test_versions_and_overwrite(tmp_path):
 
 def test_cam_threshold_resolution(tmp_path):
     config = make_config("cam")
-    assert localization.resolve_cam_threshold(None, config) == (0.2, "default")
+    assert maps.resolve_cam_threshold(None, config) == (0.2, "default")
     with config.unlocked():
         config.eval.cam_threshold = 0.4
-    assert localization.resolve_cam_threshold(str(tmp_path), config) == (
+    assert maps.resolve_cam_threshold(str(tmp_path), config) == (
         0.4,
         "config.eval.cam_threshold",
     )
     # A workdir from before evaluation records: its metrics.json (documented).
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 0.27}')
-    assert localization.resolve_cam_threshold(str(tmp_path), config) == (
+    assert maps.resolve_cam_threshold(str(tmp_path), config) == (
         0.27,
         eval_records.LEGACY_SOURCE,
     )
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 3.0}')
     with pytest.raises(ValueError, match="metrics.json"):
-        localization.resolve_cam_threshold(str(tmp_path), config)
+        maps.resolve_cam_threshold(str(tmp_path), config)
     (tmp_path / "metrics.json").write_text("{oops")
     with pytest.raises(ValueError, match="metrics.json"):
-        localization.resolve_cam_threshold(str(tmp_path), config)
+        maps.resolve_cam_threshold(str(tmp_path), config)
 
 
 @pytest.mark.slow
@@ -590,7 +590,7 @@ def test_wsol_export_program(tmp_path):
 def test_in_memory_errors_are_clear():
     keras.utils.set_random_seed(0)
     config = make_config("cam")
-    model = train.build_compiled_model(config, DATA_INFO)
+    model = trainer.build_compiled_model(config, DATA_INFO)
     fns = inference.InferenceModule(model, config, THRESHOLD, top_k=20)
     _, encoded, _ = make_inputs()
     with pytest.raises(tf.errors.InvalidArgumentError, match="is not an encoded JPEG"):

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from wsol_keras import train
+from wsol_keras.training import trainer
 from wsol_keras.configs import base as config_base
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
@@ -99,7 +99,7 @@ def signatures(tmp_path_factory):
     config.method.name = "cam"
     config.data.image_size = S
     keras.utils.set_random_seed(0)
-    model = train.build_compiled_model(config, DATA_INFO)
+    model = trainer.build_compiled_model(config, DATA_INFO)
     path = saved_model_lib.export_model(
         model,
         config,
@@ -518,6 +518,6 @@ def test_pixel_limit_in_model_card_and_default(signatures):
 def test_pixel_limit_must_be_positive():
     config = config_base.make_smoke(config_base.base_config())
     config.data.image_size = S
-    model = train.build_compiled_model(config, DATA_INFO)
+    model = trainer.build_compiled_model(config, DATA_INFO)
     with pytest.raises(ValueError, match="max_image_pixels=0"):
         inference.InferenceModule(model, config, 0.5, max_image_pixels=0)

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wsol_keras import boxes as boxes_lib
+from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras.configs import base as config_base
 from wsol_keras.models import registry as methods
-from wsol_keras import train
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.training import trainer
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.export import inference
 from wsol_keras.export import tflite_lib as tflite
 
@@ -49,7 +49,7 @@ def make_config(method="cam"):
 def build(method="cam", seed=0):
     keras.utils.set_random_seed(seed)
     config = make_config(method)
-    return train.build_compiled_model(config, DATA_INFO), config
+    return trainer.build_compiled_model(config, DATA_INFO), config
 
 
 def convert(model, config, variant, threshold=THRESHOLD, **kwargs):

@@ -7,7 +7,7 @@ import pytest
 
 from wsol_keras.configs import synthetic_acol
 from wsol_keras.models.registry import build_model
-from wsol_keras.backbones import build_backbone
+from wsol_keras.models.backbones import build_backbone
 from wsol_keras.models import acol
 from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
 
@@ -147,7 +147,7 @@ def test_feature_map_sides_with_released_pools(size, released, large, side):
 
 def test_released_pools_keep_every_pretrained_weight_by_layer_name():
     # The clone swaps weightless pools only: each conv keeps its kernel/bias.
-    from wsol_keras.backbones import _vgg_released_pools
+    from wsol_keras.models.backbones import _vgg_released_pools
 
     base = keras.applications.VGG16(include_top=False, weights=None, input_shape=(32, 32, 3))
     clone = _vgg_released_pools(base, torch_pools=True, pool4_stride_one=True)

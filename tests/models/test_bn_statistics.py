@@ -14,8 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import data as data_lib
-from wsol_keras import train
-
+from wsol_keras.training import trainer
 from wsol_keras.configs import synthetic_cam
 
 STEPS = 80  # a little over two epochs of a 1,200-image set at batch 32
@@ -36,8 +35,8 @@ def test_moving_statistics_reach_the_population_statistics_within_two_small_epoc
         config.train.lr_schedule = "constant"
         config.train.learning_rate = 0.0  # frozen weights: the BN inputs are stationary
     source = data_lib.get_source(config.data)
-    info = train.data_info_of(source, config)
-    model = train.build_compiled_model(config, info)
+    info = trainer.data_info_of(source, config)
+    model = trainer.build_compiled_model(config, info)
     arrays = source.arrays("train")
     batches = [
         (

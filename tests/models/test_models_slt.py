@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from wsol_keras import train as train_lib
+from wsol_keras.training import trainer as train_lib
 from wsol_keras.configs import cub_vgg16_slt, synthetic_cam, synthetic_slt
 from wsol_keras.models import slt
 from wsol_keras.models.registry import build_model
@@ -162,7 +162,7 @@ def test_one_step_under_mirrored_strategy_two_cpus():
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from wsol_keras import train as train_lib
+        from wsol_keras.training import trainer as train_lib
         from wsol_keras.configs import synthetic_slt
         config = synthetic_slt.get_config("smoke")
         config.data.image_size = {SIZE}

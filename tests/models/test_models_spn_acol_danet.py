@@ -265,7 +265,7 @@ def test_one_step_under_mirrored_strategy_two_cpus():
         import numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        from wsol_keras import train as train_lib
+        from wsol_keras.training import trainer as train_lib
         from wsol_keras.configs import synthetic_acol, synthetic_danet, synthetic_spn
         info = {DATA_INFO!r}
         strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -58,13 +58,13 @@ def test_one_sgd_step_moves_the_classifier_at_its_rate():
 
 def test_cub_config_trains_the_classifier_on_its_own_cam_vgg_schedule():
     """Phase 1 (Sec. 3.1, Fig. 2b) on configs/cub_vgg16_cam.py's schedule."""
-    from wsol_keras import slt_classifier
+    from wsol_keras.models import slt_classifier_phase
     from wsol_keras.configs import cub_vgg16_cam
 
     c = cub_vgg16_slt.get_config()
     assert c.train.head_lr_multiplier == 1.0  # the localizer's "new optimization"
     assert (c.train.learning_rate, c.train.epochs) == (0.0002, 4)
-    phase = slt_classifier.phase_config(c)
+    phase = slt_classifier_phase.phase_config(c)
     cam = cub_vgg16_cam.get_config()
     for field in (
         "epochs",
@@ -85,19 +85,18 @@ def test_cub_config_trains_the_classifier_on_its_own_cam_vgg_schedule():
     c.method.classifier_train.epochs = 0
     c.method.classifier_lr_multiplier = 5.0
     c.method.classifier_head_lr_multiplier = 10.0
-    assert slt_classifier.phase_config(c) is None
+    assert slt_classifier_phase.phase_config(c) is None
 
 
 def test_phase_one_vgg_fc_rates_new_dense_only_gets_the_head_multiplier():
     """fc6 / fc7 are pretrained (ImageNet, like the backbone): base rate;
     only the new Dense(C) gets head_lr_multiplier."""
-    from wsol_keras import slt_classifier
-
+    from wsol_keras.models import slt_classifier_phase
     config = synthetic_slt.get_config("smoke")
     config.method.classifier_head = "vgg_fc"
     config.method.classifier_train.epochs = 1
     config.method.classifier_train.head_lr_multiplier = 7.0
-    phase = slt_classifier.phase_config(config)
+    phase = slt_classifier_phase.phase_config(config)
     model = build_model(phase, {"num_classes": 4, "image_size": 32})
     got = dict(
         zip((v.path for v in model.trainable_variables), model._gradient_multipliers())

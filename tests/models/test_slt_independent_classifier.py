@@ -1,6 +1,6 @@
 """SLT-Net's independently trained classifier (SLT-Net Sec. 3.1, Fig. 2b):
 loaded from a separately trained classifier and frozen while localizer and
-regressor train (`wsol_keras.slt_classifier`)."""
+regressor train (`wsol_keras.models.slt_classifier_phase`)."""
 
 import json
 import os
@@ -8,9 +8,10 @@ import os
 import numpy as np
 import pytest
 
-from wsol_keras import slt_classifier
-from wsol_keras import train as train_lib
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.models import slt_classifier_phase
+from wsol_keras.models import phases as method_phases
+from wsol_keras.training import trainer as train_lib
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.configs import synthetic_cam, synthetic_slt
 from wsol_keras.models.registry import build_model
 
@@ -66,7 +67,7 @@ def test_loaded_classifier_gives_the_cam_classifiers_logits(tmp_path):
     want = cam(x)["logits"].numpy()
     before = slt(x)["logits"].numpy()
     assert np.abs(before - want).max() > 1e-2  # the test can fail
-    slt_classifier.before_restore(slt, config, INFO)
+    method_phases.prepare(slt, config, INFO)
     got = slt(x)["logits"].numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
@@ -76,7 +77,7 @@ def test_loading_from_the_weights_file_and_from_an_slt_workdir(tmp_path):
     weights = workdir_lib.final_weights_path(str(tmp_path / "cam"))
     config = _slt_config(classifier_weights=weights)
     first = build_model(config, INFO)
-    slt_classifier.before_restore(first, config, INFO)
+    method_phases.prepare(first, config, INFO)
     x = _images()
     np.testing.assert_allclose(
         first(x)["logits"].numpy(), cam(x)["logits"].numpy(), rtol=1e-5, atol=1e-4
@@ -88,7 +89,7 @@ def test_loading_from_the_weights_file_and_from_an_slt_workdir(tmp_path):
     )
     config2 = _slt_config(classifier_weights=str(tmp_path / "slt"))
     second = build_model(config2, INFO)
-    slt_classifier.before_restore(second, config2, INFO)
+    method_phases.prepare(second, config2, INFO)
     np.testing.assert_allclose(
         second(x)["logits"].numpy(), cam(x)["logits"].numpy(), rtol=1e-5, atol=1e-4
     )
@@ -131,7 +132,7 @@ def test_missing_file_names_it(tmp_path):
     config = _slt_config(classifier_weights=missing)
     model = build_model(config, INFO)
     with pytest.raises(FileNotFoundError, match="nowhere"):
-        slt_classifier.before_restore(model, config, INFO)
+        method_phases.prepare(model, config, INFO)
 
 
 def test_weights_without_config_json_are_refused(tmp_path):
@@ -141,14 +142,14 @@ def test_weights_without_config_json_are_refused(tmp_path):
     cam.save_weights(str(lone))
     config = _slt_config(classifier_weights=str(lone))
     with pytest.raises(FileNotFoundError, match="config.json"):
-        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+        method_phases.prepare(build_model(config, INFO), config, INFO)
 
 
 def test_cam_with_conv_layers_is_refused_naming_conv_filters(tmp_path):
     _cam_workdir(tmp_path / "cam", conv_filters=(8,))
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
     with pytest.raises(ValueError, match=r"conv_filters=\(8,\)"):
-        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+        method_phases.prepare(build_model(config, INFO), config, INFO)
 
 
 def test_other_class_count_names_the_variable_and_shapes(tmp_path):
@@ -157,7 +158,7 @@ def test_other_class_count_names_the_variable_and_shapes(tmp_path):
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
     info = {"num_classes": 4, "image_size": SIZE}
     with pytest.raises(ValueError) as e:
-        slt_classifier.before_restore(build_model(config, info), config, info)
+        method_phases.prepare(build_model(config, info), config, info)
     text = str(e.value)
     assert "model.weights.h5" in text and "cam_head/classifier/kernel" in text
     assert "(1, 1, 128, 3)" in text and "(128, 4)" in text, text
@@ -168,7 +169,7 @@ def test_other_class_names_are_refused(tmp_path):
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
     info = dict(INFO, class_names=["a", "b", "x", "d"])
     with pytest.raises(ValueError, match="class 2 is 'c'.*'x'"):
-        slt_classifier.before_restore(build_model(config, info), config, info)
+        method_phases.prepare(build_model(config, info), config, info)
 
 
 def test_other_backbone_is_refused_naming_the_field(tmp_path):
@@ -179,7 +180,7 @@ def test_other_backbone_is_refused_naming_the_field(tmp_path):
     path.write_text(json.dumps(payload))
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
     with pytest.raises(ValueError, match="model.backbone='vgg16'.*'small_cnn'"):
-        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+        method_phases.prepare(build_model(config, INFO), config, INFO)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +196,7 @@ def test_classifier_with_other_pools_or_strides_is_refused(tmp_path, field):
     path.write_text(json.dumps(payload))
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
     with pytest.raises(ValueError, match=f"model.{field}=True"):
-        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+        method_phases.prepare(build_model(config, INFO), config, INFO)
 
 
 def test_classifier_workdir_written_before_the_pool_fields_is_accepted(tmp_path):
@@ -207,7 +208,7 @@ def test_classifier_workdir_written_before_the_pool_fields_is_accepted(tmp_path)
         payload["config"]["model"].pop(field, None)
     path.write_text(json.dumps(payload))
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
-    slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+    method_phases.prepare(build_model(config, INFO), config, INFO)
 
 
 def test_corrupt_weights_file_names_it(tmp_path):
@@ -217,7 +218,7 @@ def test_corrupt_weights_file_names_it(tmp_path):
         f.write(b"not an h5 file")
     config = _slt_config(classifier_weights=str(tmp_path / "cam"))
     with pytest.raises(ValueError, match=os.path.basename(weights)):
-        slt_classifier.before_restore(build_model(config, INFO), config, INFO)
+        method_phases.prepare(build_model(config, INFO), config, INFO)
 
 
 def test_two_sources_or_joint_rates_with_a_frozen_classifier_are_refused():
@@ -245,11 +246,11 @@ def test_unknown_schedule_field_and_bad_epochs_are_refused():
 
 def test_phase_config_replaces_the_train_fields():
     config = _slt_config()
-    assert slt_classifier.phase_config(config) is None  # epochs 0: joint
+    assert slt_classifier_phase.phase_config(config) is None  # epochs 0: joint
     config.method.classifier_train.epochs = 3
     config.method.classifier_train.learning_rate = 0.05
     config.method.classifier_train.lr_decay_at_epochs = (2,)
-    phase = slt_classifier.phase_config(config)
+    phase = slt_classifier_phase.phase_config(config)
     assert phase.method.name == "cam" and tuple(phase.method.conv_filters) == ()
     assert phase.train.epochs == 3 and phase.train.learning_rate == 0.05
     assert tuple(phase.train.lr_decay_at_epochs) == (2,)
@@ -341,7 +342,7 @@ def test_vgg_fc_classifier_copy_and_head_mismatch(tmp_path):
     """An slt_classifier workdir (VGG16 fc head) gives the SLT vgg_fc
     classifier its logits; a GAP (CAM) source for a vgg_fc SLT is refused."""
     config = _slt_config(classifier_head="vgg_fc")
-    src_config = slt_classifier.phase_config(
+    src_config = slt_classifier_phase.phase_config(
         _slt_config(classifier_head="vgg_fc", classifier_train={"epochs": 1})
     )
     assert src_config.method.name == "slt_classifier"
@@ -356,13 +357,13 @@ def test_vgg_fc_classifier_copy_and_head_mismatch(tmp_path):
     x = _images()
     want = src(x)["logits"].numpy()
     assert np.abs(slt(x)["logits"].numpy() - want).max() > 1e-2
-    slt_classifier.before_restore(slt, config, INFO)
+    method_phases.prepare(slt, config, INFO)
     np.testing.assert_allclose(slt(x)["logits"].numpy(), want, rtol=1e-5, atol=1e-4)
 
     _cam_workdir(tmp_path / "cam")
     config.method.classifier_weights = str(tmp_path / "cam")
     other = build_model(config, INFO)
     with pytest.raises(ValueError, match="head is 'gap'.*classifier_head='vgg_fc'"):
-        slt_classifier.before_restore(other, config, INFO)
+        method_phases.prepare(other, config, INFO)
     with pytest.raises(ValueError, match="config.method.classifier_head='fc6'"):
         build_model(_slt_config(classifier_head="fc6"), INFO)

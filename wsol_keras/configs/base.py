@@ -9,6 +9,7 @@ command line, e.g. `--config.train.epochs=3`.
 import ml_collections
 
 from wsol_keras import data as data_lib
+from wsol_keras.models.backbones import SURGERY_DEFAULTS
 from wsol_keras.models.registry import default_method_config
 
 
@@ -22,15 +23,13 @@ def base_config():
     c.model.backbone = "small_cnn"
     # "imagenet" (download), None (random init) or a local weights file.
     c.model.weights = ml_collections.FieldReference(None, field_type=str)
-    c.model.resnet_last_stride = 2
-    # resnet50 with resnet_last_stride=1 only: conv4 (torch layer3) at stride 1
-    # too, 28x28 maps at 224 (wsolevaluation's --large_feature_map TRUE).
-    c.model.resnet_large_feature_map = False
-    # vgg16 only: 28x28 maps at 224 (released ACoL CUB model, pool4 at stride 1).
-    c.model.vgg_large_feature_map = False
-    # vgg16 only: the stride-2 pools as torch's MaxPool2d(3, stride=2, padding=1)
-    # (released ACoL VGG16 cfg 'D1', wsolevaluation's ACoL) instead of 2x2 pools.
-    c.model.vgg_released_pools = False
+    # resnet_last_stride (1: conv5 at stride 1); resnet_large_feature_map
+    # (with resnet_last_stride=1, conv4 at stride 1 too: 28x28 maps at 224,
+    # wsolevaluation's --large_feature_map TRUE); vgg_large_feature_map (28x28
+    # at 224, released ACoL CUB model, pool4 at stride 1); vgg_released_pools
+    # (the stride-2 pools as torch's MaxPool2d(3, stride=2, padding=1), released
+    # ACoL VGG16 cfg 'D1', wsolevaluation's ACoL).  Defaults: plain networks.
+    c.model.update(SURGERY_DEFAULTS)
 
     # The method's constructor arguments (models/registry.py); CAM by default.
     c.method = default_method_config("cam")
@@ -39,7 +38,7 @@ def base_config():
     c.train.epochs = 12
     c.train.batch_size = 32
     # sgd_l2: the papers' torch SGD (coupled L2, per-group rates, see
-    # wsol_keras.optimizers); sgd: Keras SGD (decoupled decay); adam; adamw.
+    # wsol_keras.training.optimizers); sgd: Keras SGD (decoupled decay); adam; adamw.
     c.train.optimizer = "adam"
     c.train.learning_rate = 2e-3
     c.train.momentum = 0.9
@@ -76,12 +75,12 @@ def base_config():
     c.train.steps_per_epoch = ml_collections.FieldReference(None, field_type=int)
     c.train.log_every_steps = 50
     # After fit, replace BN moving statistics by the population statistics of
-    # this many training batches (precise BN, wsol_keras.precise_bn); 0 disables.
+    # this many training batches (precise BN, wsol_keras.training.precise_bn); 0 disables.
     # No-op for backbones without BatchNorm (vgg16).
     c.train.precise_bn_batches = 64
     # Localization (MaxBoxAccV2, or PxAP on mask-only data) on the val split
     # before training and every N epochs (and after the last), logged to
-    # history.csv and TensorBoard (wsol_keras.val_localization); 0 disables.
+    # history.csv and TensorBoard (wsol_keras.training.checkpoint_selection); 0 disables.
     # 1: wsolevaluation scores val after every epoch, and the pass is cheap
     # next to an epoch (val is the small train-fullsup split).
     c.train.val_localization_every = 1
@@ -109,7 +108,7 @@ def base_config():
     c.eval.topk = 1  # classes averaged by the topk map (SLT Eq. 9)
     c.eval.dgl_layer = ""  # layer path for dgl / gradcam
     c.eval.pointing_tolerance = 15
-    # The papers' protocol options (wsol_keras.eval_protocol); the defaults are
+    # The papers' protocol options (wsol_keras.evaluation.protocol); the defaults are
     # wsolevaluation's. Box of Loc / CorLoc: largest_contour | spn | danet_union.
     c.eval.box_method = "largest_contour"
     # fixed: maps and boxes at data.image_size; original: at each image's size.
@@ -132,7 +131,7 @@ def cub_vgg16_config(method_config):
     Input 224 cropped from 256 (`crop_scale` 256/224).  Optimizer of the
     released ACoL / DANet code (exper/my_optim.py get_finetune_optimizer):
     torch SGD, momentum 0.9, coupled L2 weight decay 5e-4, new layers at 10x
-    and biases at 2x their layer's rate (`sgd_l2`, wsol_keras.optimizers);
+    and biases at 2x their layer's rate (`sgd_l2`, wsol_keras.training.optimizers);
     each configs/cub_vgg16_<method>.py then sets its paper's schedule,
     Nesterov and groups.
 

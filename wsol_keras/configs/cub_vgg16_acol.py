@@ -22,7 +22,7 @@ paper's "remove the layers after conv5-3" and wsolevaluation's default, whose
 ACoL ('acol' '14x14' in wsol/vgg.py) has pool4 3x3 stride 2 padding 1 too,
 i.e. this config without the option.
 
-Test protocol (wsol_keras.eval_protocol): classification averaged over ten
+Test protocol (wsol_keras.evaluation.protocol): classification averaged over ten
 crops of the 256 x 256 resize (Sec. 4.1: "we average the scores from the
 softmax layer with 10 crops"); maps resized to each image's original size
 and boxes scored there (Sec. 3.2), box of the largest connected region (Sec.

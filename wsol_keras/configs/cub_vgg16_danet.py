@@ -18,7 +18,7 @@ copy of the same function), coupled L2 weight decay 5e-4, learning rate 0.001;
 groups weights 1x, biases 2x, new layers 10x, new biases 20x (`sgd_l2`);
 batch 30, 100 epochs, rate / 10 at epoch 80; input 224 cropped from 256.
 Test protocol as released (exper/val_hierarchy.py, utils/loader.py,
-utils/localization.py; wsol_keras.eval_protocol): classification averaged
+utils/localization.py; wsol_keras.evaluation.protocol): classification averaged
 over ten crops of the 256 x 256 resize (also Sec. 4.1), maps resized to the
 original image size, the union box over all pixels above the threshold
 (``mode='union'``; the paper's Sec. 3.3 cites the CAM paper's largest-region

@@ -20,7 +20,7 @@ Sec. 4.3 / Table 2 (Keras layer `block4_conv2`, post-ReLU as tensorpack's
 `variance_scaling_initializer(scale=2.)` (He normal, the package's default) and
 the "linear" layer N(0, 0.01) (`method.classifier_init_stddev=0.01`; the
 package's 1x1 classifier before GAP equals that linear layer after GAP).
-Test protocol (wsol_keras.eval_protocol): classification and DGL maps
+Test protocol (wsol_keras.evaluation.protocol): classification and DGL maps
 averaged over ten crops (4 corners, center and their mirrors; Sec. 4.2), maps
 resized to the original image size and boxed with the CAM paper's
 largest-region rule (Sec. 3.5).  The released demo has no crop code; the

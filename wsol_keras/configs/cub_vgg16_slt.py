@@ -41,7 +41,7 @@ and ``--config.method.classifier_train.epochs=0
 --config.method.classifier_head_lr_multiplier=10`` trains it jointly with
 the localizer (its 4 epochs) at 0.001 / 0.01 instead.
 
-Test protocol (Sec. 4.1; wsol_keras.eval_protocol): "ten crop augmentations
+Test protocol (Sec. 4.1; wsol_keras.evaluation.protocol): "ten crop augmentations
 to get final classification results and single image input for all our
 localization results"; the box and image size stay wsolevaluation's (the
 paper does not say otherwise and has no released code).

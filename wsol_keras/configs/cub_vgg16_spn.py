@@ -18,7 +18,7 @@ repository contains it.)  Batch 16 and 20 epochs as the released VOC demo
 (runme.sh; the paper reports no CUB schedule), rate / 10 at epoch 10
 (engine.py epoch_step [10]).
 Differences: the released adconv uses groups=2 (here a dense 3x3 conv).
-Test protocol (Sec. 4.3; wsol_keras.eval_protocol): the map thresholded at
+Test protocol (Sec. 4.3; wsol_keras.evaluation.protocol): the map thresholded at
 its mean, "rescaled to the original image size", the tightest box over all
 foreground pixels (as the released ``localize_from_map``: the map is resized
 first, then thresholded at its mean); Object Energy (Sec. 4.1) of the

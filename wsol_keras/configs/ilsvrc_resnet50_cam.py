@@ -21,7 +21,7 @@ is always built with ``stride=1`` (``model.resnet_last_stride=1``) and
 are 28x28 at 224, straight into GAP and the classifier.  Keras' ResNet50 is
 v1 (stride on the 1x1 convs) where torchvision's is v1.5 (stride on the 3x3):
 with layer3 and layer4 at stride 1 this only changes conv3 / ``layer2``
-(see `wsol_keras.backbones._resnet_stride_one`).
+(see `wsol_keras.models.backbones._resnet_stride_one`).
 
 Rate groups: ``main.py`` ``Trainer._set_optimizer`` puts every ResNet
 parameter whose name contains ``'layer4.'`` or ``'fc.'``

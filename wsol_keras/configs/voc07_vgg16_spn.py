@@ -18,7 +18,7 @@ to S with flips (crop_scale (224 + 30) / 224), test images warped to S.
 The release trains one model per scale (112, 224, 560) and evaluates at 224:
 this config is the 224 one.
 
-Evaluation (SPN Sec. 4.2-4.4; wsol_keras.multilabel_metrics): pointing game at
+Evaluation (SPN Sec. 4.2-4.4; wsol_keras.evaluation.multilabel_metrics): pointing game at
 15 px tolerance on test (All and Zhang et al.'s difficult subset), CorLoc on the
 positive trainval images with the box over pixels >= the map mean, and
 classification mAP skipping difficult-only images.

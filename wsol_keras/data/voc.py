@@ -14,7 +14,7 @@ Boxes keep VOC's pixel numbers (``xmin, ymin, xmax, ymax`` as written, 1-based
 inclusive): the same numbers TFDS's ``voc`` builder stores (normalized by the
 image size), so both sources give identical elements. Every object counts for
 the multi-hot label; ``difficult`` is carried per object for the protocol
-(:mod:`wsol_keras.multilabel_metrics`).
+(:mod:`wsol_keras.evaluation.multilabel_metrics`).
 
 Splits (``data.split_map``, default ``train=trainval,val=val,test=test``):
 contract split name = image set file. SPN (Sec. 4) trains on trainval and tests

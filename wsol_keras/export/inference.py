@@ -5,10 +5,10 @@ One `InferenceModule` per exported model holds the whole request path:
     checks from each image's header (`request_checks`: format, truncation,
     a pixel limit) -> decode -> the data pipeline's own resize to S x S
     (`wsol_keras.data.pipeline.resize_image`, no copy) -> the model (its
-    backbone normalization is a layer inside it) -> `wsol_keras.localization`
+    backbone normalization is a layer inside it) -> `wsol_keras.localization.maps`
     (the evaluator's map path, top-1 predicted class) -> top-K classes ->
     box of the largest connected component above the CAM threshold
-    (`wsol_keras.boxes.tf_largest_component_box`, pure TF ops, equal to the
+    (`wsol_keras.localization.boxes.tf_largest_component_box`, pure TF ops, equal to the
     evaluator's cv2 path), or the model's own regressor box (SLT-Net).
 
 Entry points built from that one graph:
@@ -30,7 +30,7 @@ The SavedModel signatures return
       size M (default S, the model's input size).
 
 Box coordinates: a box in the S x S frame (evaluator convention, see
-`wsol_keras.boxes.reference`) maps to the original W x H image by multiplying
+`wsol_keras.localization.boxes.reference`) maps to the original W x H image by multiplying
 x by W / S and y by H / S, the inverse of the data pipeline's `scale_boxes`.
 Normalized regressor boxes ``n`` are first mapped to ``n * (S - 1)`` as in the
 evaluator.
@@ -38,9 +38,9 @@ evaluator.
 
 import tensorflow as tf
 
-from wsol_keras import boxes as boxes_lib
-from wsol_keras import cams as cams_lib
-from wsol_keras import localization
+from wsol_keras.localization import boxes as boxes_lib
+from wsol_keras.localization import primitives as cams_lib
+from wsol_keras.localization import maps as localization
 from wsol_keras.data.pipeline import resize_image
 from wsol_keras.export import request_checks
 
@@ -102,7 +102,7 @@ class InferenceModule:
 
     Attributes:
         image_size: S.
-        localizer: the `wsol_keras.localization.Localizer` of the evaluator.
+        localizer: the `wsol_keras.localization.maps.Localizer` of the evaluator.
         image_bytes, image_tensor: tf.functions with fixed input signatures.
     """
 

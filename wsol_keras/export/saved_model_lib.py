@@ -15,7 +15,7 @@ root here holds exactly what ExportArchive's would (the backing
 ``tf.Variable``s and the tf.functions) plus the two assets.
 
 The CAM threshold is the one of the workdir's evaluation record for the
-exported map method, layer and weights (`wsol_keras.eval_records`); without
+exported map method, layer and weights (`wsol_keras.evaluation.records`); without
 one `wsol-export` stops and names the `wsol-eval` command that writes it.
 
 Replacing a version (``overwrite``) never leaves the model folder without it:
@@ -41,10 +41,10 @@ from absl import logging
 import keras
 import tensorflow as tf
 
-from wsol_keras import eval_records
-from wsol_keras import localization
-from wsol_keras import temp_files
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.evaluation import records
+from wsol_keras.localization import maps as localization
+from wsol_keras.training import temp_files
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.export import inference
 
 SIGNATURES = ("serving_default", "image_bytes", "image_tensor")
@@ -57,17 +57,17 @@ def workdir_threshold(workdir, config):
 
     Raises:
         LookupError: no evaluation record matches (see
-            `eval_records.find_export_record`).
+            `records.find_export_record`).
     """
     weights = workdir_lib.final_weights_path(workdir)
     if not os.path.exists(weights):
         raise FileNotFoundError(
             f"{weights} not found: training in {workdir!r} did not finish"
         )
-    digest = eval_records.weights_sha256(weights)
-    path, record = eval_records.find_export_record(workdir, config, digest)
+    digest = records.weights_sha256(weights)
+    path, record = records.find_export_record(workdir, config, digest)
     threshold = localization.check_cam_threshold(record["cam_threshold"], path)
-    return threshold, eval_records.threshold_source_label(path, record, workdir), (
+    return threshold, records.threshold_source_label(path, record, workdir), (
         record,
         path,
     )
@@ -386,7 +386,7 @@ def export_saved_model(
     for folder in (workdir, os.path.join(workdir, workdir_lib.CHECKPOINT_DIR)):
         temp_files.remove_orphans(folder, folders=False, weights_files=True)
     model, config, data_info = workdir_lib.load_model(workdir)
-    test_split = record.get("split") == "test" or eval_records.is_legacy(record)
+    test_split = record.get("split") == "test" or records.is_legacy(record)
     return export_model(
         model,
         config,

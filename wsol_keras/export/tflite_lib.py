@@ -9,7 +9,7 @@ Variants (`VARIANTS`):
       the calibrated scale 1, zero point 0), float32 outputs (dequantized).
 
 Every variant runs `inference.InferenceModule.tflite_function` (the same graph
-as the SavedModel: `wsol_keras.localization` for the map, predicted top-1
+as the SavedModel: `wsol_keras.localization.maps` for the map, predicted top-1
 class) on one image [1, S, S, 3] in [0, 255] (float32, or uint8 for
 ``int8``) and returns ``logits`` [1, C], ``cams`` [1, h, w, C] (and
 ``localizer_logits`` for SLT-Net, which rank its top-K map). The float variants
@@ -38,11 +38,11 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wsol_keras import boxes as boxes_lib
+from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras import data as data_lib
-from wsol_keras import eval_records
-from wsol_keras import localization
-from wsol_keras import workdir as workdir_lib
+from wsol_keras.evaluation import records as eval_records
+from wsol_keras.localization import maps as localization
+from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 

@@ -11,7 +11,7 @@ threshold delta; classifier B then sees the erased features S~.
 import keras
 from keras import layers, ops
 
-from wsol_keras.cams import normalize_maps, select_class_maps, top1_class_ids
+from wsol_keras.localization.primitives import normalize_maps, select_class_maps, top1_class_ids
 
 
 @keras.saving.register_keras_serializable(package="wsol_keras")

@@ -16,7 +16,7 @@ index set of exactly K classes is needed; ties there are broken by
 import keras
 from keras import ops
 
-from wsol_keras.cams import select_class_maps, topk_class_ids
+from wsol_keras.localization.primitives import select_class_maps, topk_class_ids
 
 __all__ = ["ClassTolerantLoss", "resolve_top_k", "topk_average_cams"]
 

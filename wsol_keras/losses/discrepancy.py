@@ -18,7 +18,7 @@ the whole batch), and the similarities are averaged over pairs and images.
 import keras
 from keras import layers, ops
 
-from wsol_keras.cams import upsample_maps
+from wsol_keras.localization.primitives import upsample_maps
 
 _ABSOLUTE = ("pair", "image", "none")
 

@@ -24,13 +24,13 @@ Heads use Xavier-uniform weights and zero biases (released
 stride 1, cfg 'D1'): `config.model.vgg_large_feature_map=True`, off by default as in
 the paper and wsolevaluation's default 14x14.  The release's stride-2
 pools (`MaxPool2d(3, stride=2, padding=1)`) are `config.model.vgg_released_pools`,
-on in the CUB config (`wsol_keras.backbones`).
+on in the CUB config (`wsol_keras.models.backbones`).
 """
 
 from keras import layers, ops
 
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
-from wsol_keras.cams import normalize_maps
+from wsol_keras.localization.primitives import normalize_maps
 from wsol_keras.layers.complementary_erase import ComplementaryErase
 from wsol_keras.models.base import WSOLModel, sparse_ce
 

@@ -11,21 +11,43 @@ A method subclasses `WSOLModel` and implements two hooks:
         the total loss is their sum plus the layers' regularization losses.
 
 `fit` feeds x = {"image", "label", "hierarchy"} and y = label (see
-`wsol_keras.train.make_train_dataset`).  The base class scales the loss for
+`wsol_keras.training.trainer.make_train_dataset`).  The base class scales the loss for
 `tf.distribute` (per-replica mean / replicas), applies the optimizer's loss
 scaling under mixed precision, multiplies the gradients of new layers by
 `head_lr_multiplier` (the papers train new layers at 10x the learning rate of
 the pretrained backbone; for SGD a gradient multiplier is exactly a learning
-rate multiplier, with Keras' decoupled decay; `wsol_keras.optimizers.CoupledSGD`
+rate multiplier, with Keras' decoupled decay; `wsol_keras.training.optimizers.CoupledSGD`
 applies the papers' per-variable rates itself and then no gradient is scaled),
 and tracks every loss term and top-1 accuracy.
 """
 
+import dataclasses
 import inspect
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+
+@dataclasses.dataclass(frozen=True)
+class PreFitPhase:
+    """A run a method needs before its own fit (`wsol_keras.models.phases`).
+
+    wsol-train trains ``config`` as an ordinary, resumable run in
+    ``<workdir>/<name>`` and then calls ``apply(model, trained_model,
+    phase_workdir)`` to carry what it learned into the method's model.
+
+    Attributes:
+        name: the phase's subfolder of the workdir.
+        config: the phase run's complete experiment config.
+        config_field: the field that sets the phase (named in errors).
+        apply: callable(model, trained_model, phase_workdir).
+    """
+
+    name: str
+    config: object
+    config_field: str
+    apply: object
 
 
 def constructor_defaults(cls, names=None):
@@ -107,7 +129,7 @@ class WSOLModel(keras.Model):
     """Base class of the package's localization models.
 
     Args:
-        backbone: feature extractor from `wsol_keras.backbones.build_backbone`.
+        backbone: feature extractor from `wsol_keras.models.backbones.build_backbone`.
         num_classes: number of leaf classes C.
         loss_names: names of the terms `loss_terms` returns (one tracker each).
         head_lr_multiplier: gradient multiplier for every variable outside

@@ -5,7 +5,7 @@ Backbone -> GAP or VGG16's fc6 / fc7 -> Dense(C).
 Guo et al., "Strengthen Learning Tolerance for Weakly Supervised Object
 Localization", CVPR 2022, Sec. 3.1 / Fig. 2b ("the classifier is trained
 independently") and Sec. 4.2 (VGG16 with its 1000-way output replaced by a
-C-way one).  wsol-train's SLT phase 1 (`wsol_keras.slt_classifier`) trains
+C-way one).  wsol-train's SLT phase 1 (`wsol_keras.models.slt_classifier_phase`) trains
 this model when ``config.method.classifier_head="vgg_fc"``; a GAP head is
 trained as a CAM model with ``conv_filters=()`` instead (the same function).
 

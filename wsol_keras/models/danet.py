@@ -28,7 +28,7 @@ Classification uses the leaf level (Sec. 3.3).
 import numpy as np
 from keras import ops
 
-from wsol_keras.cams import (
+from wsol_keras.localization.primitives import (
     normalize_maps,
     select_class_maps,
     top1_class_ids,

@@ -21,7 +21,7 @@ import typing
 import ml_collections
 import numpy as np
 
-from wsol_keras.backbones import backbone_from_config
+from wsol_keras.models.backbones import backbone_from_config
 from wsol_keras.data.method_checks import check_data_for_method
 from wsol_keras.models.acol import ACoLModel
 from wsol_keras.models.cam import CAMModel
@@ -39,7 +39,7 @@ METHODS = {
 }
 # Models wsol-train builds for a method's own phases, not WSOL methods of
 # their own (no config, no export): SLT-Net's phase-1 classifier with VGG16's
-# fc head (`wsol_keras.slt_classifier`).
+# fc head (`wsol_keras.models.slt_classifier_phase`).
 INTERNAL_METHODS = {
     "slt_classifier": ClassifierModel,
 }
@@ -144,7 +144,7 @@ def method_kwargs(method_config):
 def build_model(config, data_info):
     """Builds the model of `config.method.name` and creates its variables.
 
-    Not compiled (`wsol_keras.train.build_compiled_model` adds the optimizer);
+    Not compiled (`wsol_keras.training.trainer.build_compiled_model` adds the optimizer);
     ready for `load_weights`.
     """
     cls = model_class(config.method.name)

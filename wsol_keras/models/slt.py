@@ -24,14 +24,14 @@ gradients never mix, so this equals training them side by side; Eq. 1
   "The classifier is trained independently" (Sec. 3.1, Fig. 2b): with
   ``classifier_weights`` (a separately trained classifier) or
   ``classifier_train.epochs > 0`` (wsol-train first trains it on its own
-  schedule, `wsol_keras.slt_classifier`) the branch is frozen here and only
+  schedule, `wsol_keras.models.slt_classifier_phase`) the branch is frozen here and only
   localizer and regressor train; otherwise it trains in the same steps at its
   own rate (``classifier_lr_multiplier``).
 
 Outputs: "logits" (classifier), "cams" (localizer class maps, for
 MaxBoxAccV2 / PxAP of the localizer, with the top-K ACAM of Eq. 9 selected by
 ``config.eval.map_method="topk"``), "boxes" (regressor, normalized xyxy in
-[0, 1], where 1 is pixel S-1 as in `wsol_keras.evaluate`), and
+[0, 1], where 1 is pixel S-1 as in `wsol_keras.evaluation.evaluator`), and
 "localizer_logits".
 
 Choices the paper leaves open (documented):
@@ -50,8 +50,8 @@ import types
 
 from keras import layers, ops
 
-from wsol_keras.boxes import extent_box_from_maps
-from wsol_keras.cams import normalize_maps, upsample_maps
+from wsol_keras.localization.boxes import extent_box_from_maps
+from wsol_keras.localization.primitives import normalize_maps, upsample_maps
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
 from wsol_keras.losses.class_tolerant import (
     ClassTolerantLoss,
@@ -83,7 +83,7 @@ VST_DEFAULTS = types.MappingProxyType(
 
 # The classifier's own training run (Sec. 3.1, Fig. 2b: "trained
 # independently"; the paper gives no schedule): `config.train` fields that
-# phase 1 of wsol-train replaces (`wsol_keras.slt_classifier.phase_config`).
+# phase 1 of wsol-train replaces (`wsol_keras.models.slt_classifier_phase.phase_config`).
 # epochs 0: no separate run. The rest: the CAM-VGG16 fine-tuning schedule of
 # configs/cub_vgg16_cam.py (ACoL / wsolevaluation).
 CLASSIFIER_TRAIN_DEFAULTS = types.MappingProxyType(
@@ -157,7 +157,7 @@ class SLTModel(WSOLModel):
         classifier_weights: a separately trained classifier (a finished
             wsol-train workdir of CAM with ``conv_filters=()`` or of SLT, or
             its model.weights.h5): wsol-train loads it into the classifier
-            branch (`wsol_keras.slt_classifier`) and the branch is frozen.
+            branch (`wsol_keras.models.slt_classifier_phase`) and the branch is frozen.
         classifier_train: the classifier's own schedule
             (`CLASSIFIER_TRAIN_DEFAULTS` fields); with ``epochs > 0``
             wsol-train trains it first, into ``<workdir>/classifier``, and

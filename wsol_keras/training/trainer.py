@@ -1,0 +1,406 @@
+r"""Trains a WSOL model with `model.fit`, then evaluates and writes the report.
+
+    wsol-train --workdir=runs/demo                      # synthetic CAM default
+    wsol-train --config=configs/cub_vgg16_cam.py --workdir=runs/cub \
+            --config.data.root=/data/CUB_200_2011 --strategy=mirrored
+
+The workdir receives config.json (the effective config and the data's class
+names), checkpoints/ (weights and optimizer state after every epoch, written
+atomically; a rerun resumes exactly from the last one), history.csv (per-epoch
+metrics, learning rate, val localization score), logs/ (TensorBoard),
+model.weights.h5 with selected_checkpoint.json, and the evaluation report
+(metrics.json, heatmaps.png, box_accuracy.png).
+
+A rerun whose config differs from the workdir's config.json is refused before
+anything is written (fields under `eval.` may change; `--allow_config_change`
+overrides).
+
+Checkpoint selection (`wsol_keras.training.checkpoint_selection`, as wsolevaluation's
+main.py): val MaxBoxAccV2 (PxAP on mask-only data) before training and every
+`train.val_localization_every` epochs, with the BN moving statistics of the
+moment; `train.checkpoint_selection="best"` evaluates the first epoch with the
+highest score instead of the last (the default). Precise BN runs on the
+selected weights; the report names them (checkpoint, epoch, val score).
+"""
+
+import os
+import shutil
+import tempfile
+
+from absl import flags
+from absl import logging
+import keras
+from ml_collections import config_flags
+import numpy as np
+import tensorflow as tf
+
+from wsol_keras import cli
+from wsol_keras.training import config_checks
+from wsol_keras import configs
+from wsol_keras import data as data_lib
+from wsol_keras.evaluation import evaluator
+from wsol_keras.evaluation import multilabel
+from wsol_keras.training import precise_bn
+from wsol_keras.training import precision as precision_lib
+from wsol_keras.training import temp_files
+from wsol_keras.training import optimizers
+from wsol_keras.evaluation import report
+from wsol_keras.models import phases as method_phases
+from wsol_keras.training.strategies import is_chief, make_strategy
+from wsol_keras.training import checkpoint_selection
+from wsol_keras.training import workdir as workdir_lib
+from wsol_keras.models.registry import build_model
+
+
+def default_config_path():
+    """The package's configs/synthetic_dgl.py (checkout or installed alike)."""
+    return os.path.join(os.path.dirname(configs.__file__), "synthetic_dgl.py")
+
+
+def data_info_of(source, config):
+    return {
+        "num_classes": source.num_classes,
+        "class_names": list(source.class_names),
+        "hierarchy_sizes": [int(s) for s in source.hierarchy_sizes],
+        # [C, L] ancestors of each leaf class, nearest parent first (DANet).
+        "ancestors": np.asarray(source.hierarchy, np.int64).tolist(),
+        "image_size": int(config.data.image_size),
+        # VOC / COCO: multi-hot labels; single-label methods refuse it.
+        "multi_label": bool(getattr(source, "multi_label", False)),
+    }
+
+
+def make_train_dataset(source, config, global_batch_size, skip_batches=0):
+    """x = {"image", "label", "hierarchy"}, y = label, batched and augmented.
+
+    An endless stream whose order is a function of `config.seed` alone (up to
+    the parallel decoding order of file sources, see `data.train_loader`);
+    `skip_batches` drops its first batches before they are decoded or
+    augmented, so a resumed run continues with the batches the uninterrupted
+    run would have seen.
+    """
+    ds = source.train_dataset(
+        "train",
+        seed=config.seed,
+        scale=config.train.crop_scale,
+        flip=config.train.flip,
+        skip=skip_batches * global_batch_size,
+    )
+    ds = ds.batch(global_batch_size, drop_remainder=True)
+    ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
+    # Across workers, each global batch is split by position (worker i takes
+    # its slice of every batch), so a cluster trains on the batches a single
+    # machine would.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA
+    )
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_dataset(source, split, batch_size):
+    ds = source.dataset(split).batch(batch_size)
+    return ds.map(_to_xy).prefetch(tf.data.AUTOTUNE)
+
+
+def _to_xy(element):
+    x = {
+        "image": tf.cast(element["image"], tf.float32),
+        "label": element["label"],
+        "hierarchy": element["hierarchy"],
+    }
+    return x, element["label"]
+
+
+def make_optimizer(config, steps_per_epoch, model=None):
+    t = config.train
+    total = max(1, t.epochs * steps_per_epoch)
+    if t.lr_schedule == "cosine":
+        warmup = t.warmup_epochs * steps_per_epoch
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else t.learning_rate,
+            decay_steps=max(1, total - warmup),
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif t.lr_schedule == "step":
+        decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
+            t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
+        )
+        boundaries = [e * steps_per_epoch for e in decay_epochs if e < t.epochs]
+        values = [
+            t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
+        ]
+        lr = (
+            keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+            if boundaries
+            else t.learning_rate
+        )
+    elif t.lr_schedule == "constant":
+        lr = t.learning_rate
+    else:
+        raise ValueError(
+            f"config.train.lr_schedule={t.lr_schedule!r}: expected "
+            "cosine, step or constant"
+        )
+    return optimizers.build_optimizer(t, lr, model)
+
+
+def build_compiled_model(config, data_info, steps_per_epoch=1):
+    """`build_model`, then compiled with the configured optimizer (built)."""
+    model = build_model(config, data_info)
+    model.compile(
+        optimizer=make_optimizer(config, steps_per_epoch, model),
+        jit_compile=precision_lib.resolve_jit_compile(config.train.jit_compile),
+    )
+    # Optimizer variables now, not in `fit`: a checkpoint can then restore
+    # them, and `fit` has nothing left to build (see WSOLModel).
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def train(config, workdir, strategy=None, allow_config_change=False):
+    """Trains `config` into `workdir`; returns (model, source, data_info).
+
+    A workdir with a checkpoint resumes exactly where it stopped (weights,
+    optimizer state and schedule, epoch count, history, data order). Nothing
+    is written into `workdir` before every check passed; a workdir written by
+    a different config is refused unless `allow_config_change`
+    (`workdir.check_rerun_config`).
+
+    Under MultiWorkerMirroredStrategy every worker runs the same steps (saving
+    reads variables collectively), but only the chief (`is_chief`) writes into
+    `workdir`; the others write into a temporary directory, removed at the
+    end. All of them resume from `workdir` (shared storage across machines).
+    """
+    config_checks.check_config(config)  # before anything is written
+    pre_fit = _checked_pre_fit_phases(config)
+    strategy = strategy or tf.distribute.get_strategy()
+    keras.utils.set_random_seed(config.seed)
+    precision_lib.apply_precision(config)
+    source = data_lib.get_source(config.data)
+    data_info = data_info_of(source, config)
+
+    global_batch = config.train.batch_size
+    if global_batch % strategy.num_replicas_in_sync:
+        raise ValueError(
+            f"config.train.batch_size={global_batch} is not divisible "
+            f"by the {strategy.num_replicas_in_sync} replicas"
+        )
+    steps = source.num_examples("train") // global_batch
+    if steps == 0:
+        raise ValueError(
+            f"config.train.batch_size={global_batch} exceeds the "
+            f"{source.num_examples('train')} training images"
+        )
+    if config.train.steps_per_epoch:
+        steps = min(steps, config.train.steps_per_epoch)
+    checkpoint_selection.check_selection(config, source)
+    changes = workdir_lib.check_rerun_config(
+        workdir, config, data_info, allow_change=allow_config_change
+    )
+    with strategy.scope():
+        model = build_compiled_model(config, data_info, steps)
+        method_phases.prepare(model, config, data_info)
+        initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    record = workdir_lib.checkpoint_record(workdir)
+    scores = checkpoint_selection.SelectionState.from_checkpoint(record)
+    chief = is_chief(strategy)
+    out = workdir if chief else tempfile.mkdtemp(prefix="wsol-worker-")
+    try:
+        # Every check passed: from here on the workdir is written, starting
+        # with the leftovers of killed runs (our own temporary names only).
+        if chief:
+            for d in (out, os.path.join(out, workdir_lib.CHECKPOINT_DIR)):
+                temp_files.remove_orphans(d, folders=False)
+        workdir_lib.write_config(out, config, data_info, keep_previous=bool(changes))
+        if initial_epoch == 0:  # the method's own runs first
+            _run_pre_fit_phases(model, pre_fit, workdir, strategy, allow_config_change)
+        _fit(model, source, config, out, strategy, steps, initial_epoch, scores)
+        with strategy.scope():  # "best": the best epoch's weights
+            selection = checkpoint_selection.select_checkpoint(model, config, out, scores)
+        # Population statistics for inference (precise BN), before the final
+        # weights are written: every later evaluation uses them.
+        precise_bn.recompute_batch_norm_statistics(
+            model,
+            make_train_dataset(source, config, global_batch),
+            config.train.precise_bn_batches,
+        )
+        workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
+        checkpoint_selection.write_selection(out, selection)
+    finally:
+        if not chief:
+            shutil.rmtree(out, ignore_errors=True)
+    return model, source, data_info
+
+
+def _checked_pre_fit_phases(config):
+    """The method's pre-fit phases, each phase config checked before writing."""
+    phases = method_phases.pre_fit_phases(config)
+    for phase in phases:
+        try:
+            config_checks.check_config(phase.config)
+        except ValueError as e:
+            raise ValueError(
+                f"{e} ({phase.config_field} sets config.train of the "
+                f"{phase.name!r} run before the method's own fit)"
+            ) from e
+    return phases
+
+
+def _run_pre_fit_phases(model, phases, workdir, strategy, allow_config_change):
+    """Trains each phase in ``<workdir>/<phase.name>`` (resumable: a finished
+    phase reruns as a resume with no epochs left), then applies it."""
+    for phase in phases:
+        directory = os.path.join(workdir, phase.name)
+        trained, _, _ = train(
+            phase.config, directory, strategy, allow_config_change=allow_config_change
+        )
+        with strategy.scope():
+            phase.apply(model, trained, directory)
+
+
+def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores):
+    """`model.fit` from `initial_epoch` with the workdir's callbacks; the val
+    localization pass adds to `scores` (`checkpoint_selection.SelectionState`)."""
+    global_batch = config.train.batch_size
+    train_ds = make_train_dataset(
+        source, config, global_batch, skip_batches=initial_epoch * steps
+    )
+    val_ds = (
+        make_eval_dataset(source, "val", config.eval.batch_size)
+        if "val" in source.splits
+        else None
+    )
+    history = os.path.join(workdir, "history.csv")
+    workdir_lib.truncate_history(history, initial_epoch)
+    val_loc = checkpoint_selection.callbacks(source, config, workdir, scores, initial_epoch)
+    callbacks = [
+        # Logs first (the learning rate into the epoch logs, then the CSV
+        # row), checkpoint last: a kill in between redoes the epoch, and
+        # truncate_history drops its stale row. The val localization score
+        # joins the logs after TensorBoard (it writes its own summaries).
+        workdir_lib.LearningRateLogger(),
+        keras.callbacks.TensorBoard(
+            os.path.join(workdir, "logs"), update_freq=config.train.log_every_steps
+        ),
+        *val_loc,
+        keras.callbacks.CSVLogger(history, append=initial_epoch > 0),
+        workdir_lib.AtomicCheckpoint(workdir, *val_loc),
+    ]
+    logging.info(
+        "training %s / %s on %d images (%d classes), %d steps x %d "
+        "epochs, %d replica(s)",
+        config.method.name,
+        config.model.backbone,
+        source.num_examples("train"),
+        source.num_classes,
+        steps,
+        config.train.epochs,
+        strategy.num_replicas_in_sync,
+    )
+    if initial_epoch < config.train.epochs:
+        model.fit(
+            train_ds,
+            epochs=config.train.epochs,
+            steps_per_epoch=steps,
+            initial_epoch=initial_epoch,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=2 if os.environ.get("CI") else 1,
+        )
+
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values=FLAGS):
+    config_flags.DEFINE_config_file(
+        "config",
+        default_config_path(),
+        "Experiment config file (configs/*.py, ':smoke' appended shrinks the "
+        "run); fields can be overridden as --config.train.epochs=3.",
+        lock_config=True,
+        flag_values=flag_values,
+    )
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "Directory for checkpoints, logs and the report (required).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_enum(
+        "strategy",
+        "default",
+        ["default", "mirrored", "multiworker"],
+        "tf.distribute strategy.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_integer(
+        "cpu_replicas",
+        0,
+        "Split the CPU into this many "
+        "logical devices (to try --strategy=mirrored on CPU).",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "evaluate",
+        True,
+        "Evaluate the test split after training.",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "print_config",
+        False,
+        "Print the effective config (file + --config.* overrides) and exit.",
+        flag_values=flag_values,
+    )
+    flags.register_multi_flags_validator(
+        ["workdir", "print_config"],
+        lambda f: bool(f["workdir"] or f["print_config"]),
+        message="--workdir is required (where the run is written)",
+        flag_values=flag_values,
+    )
+    flags.DEFINE_bool(
+        "allow_config_change",
+        False,
+        "Continue an existing workdir although the requested config differs "
+        "from its config.json (the run refuses by default, naming the fields); "
+        "the old config.json is kept as config.previous-<time>.json.",
+        flag_values=flag_values,
+    )
+
+
+def main(argv):
+    del argv
+    config = FLAGS.config
+    if FLAGS.print_config:
+        cli.print_config(config)
+        return
+    strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+    model, source, data_info = train(
+        config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
+    )
+    if not FLAGS.evaluate or not is_chief(strategy):  # one evaluation per cluster
+        return
+    if getattr(source, "multi_label", False):
+        # VOC / COCO: SPN's own protocol (pointing game, CorLoc, mAP).
+        result = multilabel.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print("\n" + report.table_heading("test", config, "SPN multi-label protocol"))
+        print(multilabel.format_table(result))
+        files = "spn_protocol.json"
+    else:
+        metrics = evaluator.evaluate_and_report(model, source, config, FLAGS.workdir)
+        print("\n" + report.table_heading("test", config))
+        print(report.format_table(metrics))
+        files = "metrics.json, heatmaps.png, box_accuracy.png"
+    print(f"Report written to {os.path.abspath(FLAGS.workdir)}/ ({files})")
+
+
+def run_main():
+    cli.run(main, define_flags, __doc__, "wsol-train", config_flag=True)
+
+
+if __name__ == "__main__":
+    run_main()
