@@ -62,11 +62,12 @@ def main():
         workdir, map_method=args.map_method, dgl_layer=args.dgl_layer if gradient else None
     )
     paths, root = image_files.list_images(os.path.join(images, "list.txt"))
+    out = tempfile.mkdtemp(prefix="out-", dir=work)  # a fresh output folder per run
     rates = []
     for i in range(args.passes):
         start = time.perf_counter()
         summary = predict.predict_images(
-            predictor, paths, root, os.path.join(work, "out"),
+            predictor, paths, root, os.path.join(out, "predictions"),
             batch_size=args.batch_size, overwrite=i > 0, verbose=False,
         )
         seconds = time.perf_counter() - start
