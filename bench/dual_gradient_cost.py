@@ -9,6 +9,14 @@ the chosen layer), and prints the ratio DGL / forward. Target (issue 4): <= 3x.
     python bench/dual_gradient_cost.py --image_size=112 --batch=4 --repeats=2
     python bench/dual_gradient_cost.py --models=vgg16 --batches=1,2,4,8,16  # scaling curve
 
+With ``--map_step``, times the package's whole map step instead
+(`wsol_keras.evaluation.evaluator.make_map_fn`: model outputs + maps of the
+given classes, upsampled and normalized) against one forward pass of the same
+model, for every map method, on the DGL paper's CUB VGG16 classifier
+(configs/cub_vgg16_dgl.py, weights=None, 200 classes):
+
+    python bench/dual_gradient_cost.py --map_step --image_size=224 --batch=8 --repeats=5
+
 The last line is one JSON object; its "ratio" is the largest ratio measured.
 """
 
@@ -57,6 +65,73 @@ def timed_pair(fn_a, fn_b, repeats):
     return statistics.median(times_a), statistics.median(times_b)
 
 
+def _timed_pair_all(fn_a, fn_b, repeats):
+    """Like `timed_pair`, returning every interleaved time of each side."""
+    _run(fn_a)
+    _run(fn_b)
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        times_a.append(_run(fn_a))
+        times_b.append(_run(fn_b))
+    return times_a, times_b
+
+
+def map_step(args):
+    """Map step / forward for each map method on the CUB VGG16 DGL classifier."""
+    from wsol_keras.configs import cub_vgg16_dgl
+    from wsol_keras.evaluation import evaluator
+    from wsol_keras.models import registry
+
+    config = cub_vgg16_dgl.get_config()
+    with config.unlocked():
+        config.data.image_size = args.image_size
+        config.model.weights = None
+        config.eval.ten_crop = False
+    info = {"num_classes": 200, "hierarchy_sizes": [200], "image_size": args.image_size}
+    model = registry.build_model(config, info)
+    rng = np.random.default_rng(0)
+    images = tf.constant(
+        rng.uniform(0, 255, (args.batch, args.image_size, args.image_size, 3)).astype(np.float32)
+    )
+    labels = tf.constant(rng.integers(0, 200, args.batch).astype(np.int32))
+    forward = tf.function(lambda x: model(x, training=False))
+    layer = args.layer or config.eval.dgl_layer
+    results = []
+    for method in args.map_methods.split(","):
+        with config.unlocked():
+            config.eval.map_method = method
+            config.eval.dgl_layer = layer if method in ("dgl", "pcs", "gradcam") else ""
+        fn = evaluator.make_map_fn(model, config)
+        t_fwd, t_map = _timed_pair_all(
+            lambda: forward(images), lambda: fn(images, labels), args.repeats
+        )
+        row = {
+            "map_method": method,
+            "layer": config.eval.dgl_layer,
+            "forward_s": [round(t, 3) for t in t_fwd],
+            "map_step_s": [round(t, 3) for t in t_map],
+            "ratio_median": round(statistics.median(t_map) / statistics.median(t_fwd), 3),
+            "ratio_min": round(min(t_map) / min(t_fwd), 3),
+        }
+        results.append(row)
+        print(
+            f"{method:8s} forward min/median {min(t_fwd):.3f}/{statistics.median(t_fwd):.3f}s "
+            f"map step {min(t_map):.3f}/{statistics.median(t_map):.3f}s "
+            f"ratio {row['ratio_min']:.2f} (min) {row['ratio_median']:.2f} (median)",
+            flush=True,
+        )
+    print(json.dumps({
+        "benchmark": "dual_gradient_cost --map_step",
+        "model": "cub_vgg16_dgl (weights=None, 200 classes)",
+        "image_size": args.image_size,
+        "batch": args.batch,
+        "repeats": args.repeats,
+        "results": results,
+        "ratio": max(r["ratio_median"] for r in results),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="vgg16,resnet50")
@@ -73,7 +148,14 @@ def main(argv=None):
     parser.add_argument(
         "--layer", default=None, help="override the layer of every model"
     )
+    parser.add_argument(
+        "--map_step", action="store_true",
+        help="time the package's map step (every map method) against a forward pass",
+    )
+    parser.add_argument("--map_methods", default="cam,dgl,pcs,gradcam")
     args = parser.parse_args(argv)
+    if args.map_step:
+        return map_step(args)
 
     batches = [int(b) for b in args.batches.split(",") if b] or [args.batch]
     rng = np.random.default_rng(0)

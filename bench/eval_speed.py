@@ -8,11 +8,16 @@ counts must be equal (exit status 1 otherwise).
 
     python bench/eval_speed.py                 # 500 maps, V2 (all contours) and V1
     python bench/eval_speed.py --num_maps 50   # quicker
+    python bench/eval_speed.py --modes evaluator --batch_size 32
+        # the evaluator's box pass: MaxBoxAcc and MaxBoxAccV2 of each map, as
+        # BoxMetrics does in image_size_mode="fixed" (batches stacked, the two
+        # rules sharing each map's component tree) against the reference's two loops
 
 Last line: one JSON object; ``ratio`` = reference time / ours (wall clock, V2).
 """
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -139,6 +144,53 @@ def run(maps, gts, thresholds, iou_levels, multi_contour):
     }
 
 
+def run_evaluator(maps, gts, thresholds, batch_size):
+    """V1 (largest contour, IoU 50) + V2 (all contours, IoU 30/50/70) per map."""
+    rules = (((50,), False), ((30, 50, 70), True))
+    ref_counts = [{d: np.zeros(len(thresholds), np.int64) for d in lv} for lv, _ in rules]
+    ours = [metrics.BoxAccuracy(thresholds, lv, mc) for lv, mc in rules]
+    stacked = "shared" in inspect.signature(metrics.BoxAccuracy.update).parameters
+    t_ref = t_ours = c_ref = c_ours = 0.0
+    for s in range(0, len(maps), batch_size):  # interleaved batch by batch
+        bm, bg = maps[s : s + batch_size], gts[s : s + batch_size]
+        w0, c0 = time.perf_counter(), time.process_time()
+        for m, g in zip(bm, bg):
+            for (lv, mc), counts in zip(rules, ref_counts):
+                reference_accumulate(m, g, thresholds, lv, mc, counts)
+        w1, c1 = time.perf_counter(), time.process_time()
+        if stacked:
+            stack = np.stack(bm)
+            quantized = boxes_lib.quantize_scoremaps(stack)
+            shared = [{} for _ in bm]
+            for acc in ours:
+                acc.update(stack, bg, quantized, shared)
+        else:  # the per-image path (code without stacked updates)
+            for m, g in zip(bm, bg):
+                for acc in ours:
+                    acc.update(m[None], [g])
+        w2, c2 = time.perf_counter(), time.process_time()
+        t_ref += w1 - w0
+        t_ours += w2 - w1
+        c_ref += c1 - c0
+        c_ours += c2 - c1
+    equal = all(
+        np.array_equal(counts[d], acc.num_correct[d])
+        for counts, acc in zip(ref_counts, ours)
+        for d in counts
+    )
+    return {
+        "ref_s": t_ref,
+        "ours_s": t_ours,
+        "ref_cpu_s": c_ref,
+        "ours_cpu_s": c_ours,
+        "ratio": t_ref / t_ours,
+        "ratio_cpu": c_ref / c_ours,
+        "equal": equal,
+        "stacked": stacked,
+        "max_box_acc": ours[1].result()["max_box_acc"],
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num_maps", type=int, default=500)
@@ -149,8 +201,9 @@ def main():
         "--modes",
         default="v2,v1",
         help="comma list of v2 (all contours, "
-        "IoU 30/50/70) and v1 (largest contour, IoU 50)",
+        "IoU 30/50/70), v1 (largest contour, IoU 50) and evaluator (both per map)",
     )
+    parser.add_argument("--batch_size", type=int, default=32, help="evaluator mode's batch")
     args = parser.parse_args()
     maps, gts = make_maps(args.num_maps, args.size, args.seed)
     thresholds = np.arange(0, 1, args.interval)
@@ -162,7 +215,11 @@ def main():
     ok = True
     for mode in args.modes.split(","):
         iou_levels, mc = ((30, 50, 70), True) if mode == "v2" else ((50,), False)
-        r = run(maps, gts, thresholds, iou_levels, mc)
+        if mode == "evaluator":
+            r = run_evaluator(maps, gts, thresholds, args.batch_size)
+            out["batch_size"] = args.batch_size
+        else:
+            r = run(maps, gts, thresholds, iou_levels, mc)
         ok &= r["equal"]
         print(
             f"{mode}: reference {r['ref_s']:.2f} s ({1e3 * r['ref_s'] / args.num_maps:.1f} ms/map), "

@@ -98,10 +98,18 @@ class BoxAccuracy:
             d: np.zeros(len(self.cam_thresholds), np.int64) for d in self.iou_thresholds
         }
 
-    def max_iou_per_threshold(self, scoremap, gt_boxes):
-        """Best IoU over estimated boxes x GT boxes at every CAM threshold, [T]."""
-        levels, box_level, boxes = _boxes.level_boxes(
-            scoremap, self.cam_thresholds, self.multi_contour
+    def max_iou_per_threshold(self, scoremap, gt_boxes, quantized=None, shared=None):
+        """Best IoU over estimated boxes x GT boxes at every CAM threshold, [T].
+
+        `quantized` (the uint8 map, `quantize_scoremaps`) and `shared` (a
+        per-map dict, see `wsol_keras.localization.boxes.quantized_level_boxes`)
+        let a caller quantize a batch once and share the rule-independent work
+        between MaxBoxAcc and MaxBoxAccV2; the boxes are the same.
+        """
+        if quantized is None:
+            quantized = _boxes.quantize_scoremap(scoremap)
+        levels, box_level, boxes = _boxes.quantized_level_boxes(
+            quantized, self.cam_thresholds, self.multi_contour, shared
         )
         best = _boxes.iou_xyxy(boxes, gt_boxes).max(axis=1)
         # box_level is sorted: each level's boxes are one contiguous run
@@ -110,21 +118,35 @@ class BoxAccuracy:
         per_level = np.maximum.reduceat(best, start)
         return per_level[np.searchsorted(uniq, levels)]
 
-    def update(self, scoremaps, gt_boxes):
+    def update(self, scoremaps, gt_boxes, quantized=None, shared=None):
         """Accumulates a batch.
 
         Args:
             scoremaps: [B, H, W] float maps in [0, 1] (see ``normalize_scoremap``).
             gt_boxes: B entries, each [n_i, 4] xyxy in the map's pixels (rows of -1
                 are padding and ignored).
+            quantized: optional uint8 [B, H, W] ``quantize_scoremaps(scoremaps)``
+                (computed here when None: the whole batch at once).
+            shared: optional list of B dicts, one per map, reused by another
+                `BoxAccuracy` updated with the same maps and thresholds.
         """
         maps = _in.as_maps(scoremaps)
         _in.check_len("gt_boxes", gt_boxes, len(maps))
-        for i, (m, g) in enumerate(zip(maps, gt_boxes)):
-            iou = self.max_iou_per_threshold(m, _in.clean_gt(g, i, m.shape))
-            for d in self.iou_thresholds:
-                self.num_correct[d] += iou >= d / 100
-            self.num_images += 1
+        if quantized is None:
+            quantized = _boxes.quantize_scoremaps(maps)
+        if shared is None:
+            shared = [None] * len(maps)
+        hits = np.stack(
+            [
+                self.max_iou_per_threshold(
+                    m, _in.clean_gt(g, i, m.shape), quantized[i], shared[i]
+                )
+                for i, (m, g) in enumerate(zip(maps, gt_boxes))
+            ]
+        ) if len(maps) else np.zeros((0, len(self.cam_thresholds)))
+        for d in self.iou_thresholds:
+            self.num_correct[d] += (hits >= d / 100).sum(axis=0)
+        self.num_images += len(maps)
 
     def curves(self):
         """Box accuracy (percent) against CAM threshold: {iou level: array [T]}."""

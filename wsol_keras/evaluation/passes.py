@@ -70,8 +70,13 @@ def choose_cam_threshold(results_fn, source, config):
         results_fn, source, split, config.eval.batch_size, config.eval.max_images,
         desc=f"{split} (choosing the CAM threshold)", config=config,
     ):
-        for view in eval_protocol.views(batch, results, boxed_rows(batch), config):
-            acc.update(view.scoremap[None], [view.gt])
+        batch_views = eval_protocol.views(batch, results, boxed_rows(batch), config)
+        stack = eval_protocol.stacked_scoremaps(batch_views)
+        if stack is not None:  # one shape (image_size_mode="fixed"): one stacked update
+            acc.update(stack, [view.gt for view in batch_views])
+        for view in batch_views:
+            if stack is None:
+                acc.update(view.scoremap[None], [view.gt])
             if union:
                 sweep.update(view.scoremap, view.gt)
             seen += 1

@@ -285,6 +285,15 @@ def cam_thresholds(config):
     return np.arange(0.0, 1.0, float(config.eval.cam_threshold_step))
 
 
+def stacked_scoremaps(views_):
+    """float [n, H, W] of the views' score maps when they share one shape
+    (``image_size_mode="fixed"``), else None."""
+    if not views_ or len({v.scoremap.shape for v in views_}) != 1:
+        return None
+    stack = np.stack([np.asarray(v.scoremap) for v in views_])
+    return stack if np.issubdtype(stack.dtype, np.floating) else stack.astype(np.float64)
+
+
 class BoxMetrics:
     """MaxBoxAcc (V1, V2), Loc, CorLoc, Object Energy (and DANet's union-box
     sweep) over the `View`s of an evaluation.
@@ -309,15 +318,42 @@ class BoxMetrics:
         self.energy_map = None
 
     def update(self, views_, top1_ok, top5_ok, class_ids):
-        """Views of a batch's boxed rows with their bool [n] top-1/5 and int [n] classes."""
+        """Views of a batch's boxed rows with their bool [n] top-1/5 and int [n] classes.
+
+        Maps of one shape (``image_size_mode="fixed"``) are scored as one stack:
+        quantized once, the MaxBoxAcc and MaxBoxAccV2 passes sharing each map's
+        component tree, the Loc and CorLoc boxes counted in one call. The counts
+        are the per-image ones (`update_each`).
+        """
+        stack = stacked_scoremaps(views_)
+        if stack is None:
+            self.update_each(views_, top1_ok, top5_ok, class_ids)
+            return
+        gts = [view.gt for view in views_]
+        quantized = boxes_lib.quantize_scoremaps(stack)
+        shared = [{} for _ in views_]
+        self.v1.update(stack, gts, quantized, shared)
+        self.v2.update(stack, gts, quantized, shared)
+        for view in views_:
+            self._energy_and_sweep(view)
+        pred = np.stack([predicted_box(v, self.box_threshold, self.box_method) for v in views_])
+        shape = stack.shape[1:]
+        self.loc.update_boxes(pred, gts, top1_ok, top5_ok, shape)
+        self.corloc.update(pred, gts, class_ids, shape)
+
+    def _energy_and_sweep(self, view):
+        self.energy.append(object_energy(view))
+        self.energy_map = "localization map" if view.energy is view.scoremap else "proposal"
+        if self.box_method == "danet_union":
+            self.sweep.update(view.scoremap, view.gt)
+
+    def update_each(self, views_, top1_ok, top5_ok, class_ids):
+        """`update` one image at a time (maps of different sizes)."""
         for j, view in enumerate(views_):
             shape = view.scoremap.shape
             self.v1.update(view.scoremap[None], [view.gt])
             self.v2.update(view.scoremap[None], [view.gt])
-            self.energy.append(object_energy(view))
-            self.energy_map = "localization map" if view.energy is view.scoremap else "proposal"
-            if self.box_method == "danet_union":
-                self.sweep.update(view.scoremap, view.gt)
+            self._energy_and_sweep(view)
             box = predicted_box(view, self.box_threshold, self.box_method)[None]
             self.loc.update_boxes(box, [view.gt], top1_ok[j : j + 1], top5_ok[j : j + 1], shape)
             self.corloc.update(box, [view.gt], class_ids[j : j + 1], shape)

@@ -174,6 +174,10 @@ class DualGradient:
         method: overrides the default method for this call.
         return_logits: also return the logits (key ``"logits"``) and the target
             classes (key ``"target"``).
+        return_outputs: also return the model's outputs (key ``"outputs"``)
+            from the same recorded forward pass, so a caller that needs the
+            outputs (logits, class maps, boxes) and the maps runs the model
+            once per batch.
 
     Returns:
         dict ``layer_name -> float32 [B, H_l, W_l]`` (raw maps, not normalized;
@@ -310,7 +314,7 @@ class DualGradient:
                 ) - tf.math.l2_normalize(g, axis=[1, 2, 3])
                 m = tf.reduce_sum(gh * enhanced, axis=-1)
             maps[name] = m
-        return maps, logits, target
+        return maps, logits, target, outputs
 
     def _function(self, method, use_labels):
         key = (method, use_labels)
@@ -324,7 +328,9 @@ class DualGradient:
             )
         return self._functions[key]
 
-    def __call__(self, images, labels=None, method=None, return_logits=False):
+    def __call__(
+        self, images, labels=None, method=None, return_logits=False, return_outputs=False
+    ):
         method = method or self.method
         if method not in METHODS_DGL:
             raise ValueError(
@@ -338,11 +344,13 @@ class DualGradient:
             labels = tf.reshape(tf.cast(labels, tf.int32), [-1])
         else:
             labels = tf.zeros([tf.shape(images)[0]], tf.int32)
-        maps, logits, target = self._function(method, use_labels)(images, labels)
+        maps, logits, target, outputs = self._function(method, use_labels)(images, labels)
         maps = dict(maps)
         if return_logits:
             maps["logits"] = logits
             maps["target"] = target
+        if return_outputs:
+            maps["outputs"] = outputs
         return maps
 
     def cams(self, images, layer_name=None, labels=None, method=None):

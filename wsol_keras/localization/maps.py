@@ -235,6 +235,11 @@ class Localizer:
     def __call__(self, images, class_ids=None, outputs=None):
         """Runs the model (unless `outputs` are given) and computes the maps.
 
+        The gradient methods take the model's outputs from the forward pass
+        their tape records (`DualGradient` with ``return_outputs``): one
+        forward and one backward per batch, never a second forward for the
+        logits, class maps or boxes.
+
         Args:
             images: float [B, S, S, 3] in [0, 255].
             class_ids: int [B] classes of the maps (ground truth for GT-known);
@@ -247,13 +252,22 @@ class Localizer:
             upsampling), "maps" float32 [B, S, S] in [0, 1], and
             "boxes" float32 [B, 4] normalized xyxy for box regressors.
         """
-        if outputs is None:
-            outputs = self.model(images, training=False)
-        logits = ops.cast(outputs["logits"], "float32")
-        if class_ids is None:
-            class_ids = self.predicted_class_ids(outputs)
-        class_ids = ops.cast(ops.reshape(class_ids, (-1,)), "int32")
-        raw = self.raw_maps(images, outputs, class_ids)
+        if outputs is None and self.explainer is not None:
+            got = self.explainer(
+                images, labels=class_ids, return_logits=True, return_outputs=True
+            )
+            outputs = got["outputs"]
+            logits = ops.cast(got["logits"], "float32")
+            class_ids = ops.cast(got["target"], "int32")
+            raw = got[self.layers[0]]
+        else:
+            if outputs is None:
+                outputs = self.model(images, training=False)
+            logits = ops.cast(outputs["logits"], "float32")
+            if class_ids is None:
+                class_ids = self.predicted_class_ids(outputs)
+            class_ids = ops.cast(ops.reshape(class_ids, (-1,)), "int32")
+            raw = self.raw_maps(images, outputs, class_ids)
         result = {
             "outputs": outputs,
             "logits": logits,
@@ -261,6 +275,6 @@ class Localizer:
             "raw_maps": ops.cast(raw, "float32"),
             "maps": finish_maps(raw, self.image_size, self.upsample),
         }
-        if "boxes" in outputs:
+        if isinstance(outputs, dict) and "boxes" in outputs:
             result["boxes"] = ops.cast(outputs["boxes"], "float32")
         return result

@@ -15,11 +15,13 @@ Methods Right", CVPR 2020 (the box rule of MaxBoxAcc / MaxBoxAccV2).
 from wsol_keras.localization.boxes.component_tree import boxes_from_scoremap
 from wsol_keras.localization.boxes.component_tree import largest_contour_box
 from wsol_keras.localization.boxes.component_tree import level_boxes
+from wsol_keras.localization.boxes.component_tree import quantized_level_boxes
 from wsol_keras.localization.boxes.extent import extent_box_from_maps
 from wsol_keras.localization.boxes.graph import tf_largest_component_box
 from wsol_keras.localization.boxes.reference import iou_xyxy
 from wsol_keras.localization.boxes.reference import normalize_scoremap
 from wsol_keras.localization.boxes.reference import quantize_scoremap
+from wsol_keras.localization.boxes.reference import quantize_scoremaps
 from wsol_keras.localization.boxes.reference import reference_boxes_from_scoremap
 from wsol_keras.localization.boxes.reference import threshold_levels
 
@@ -31,6 +33,8 @@ __all__ = [
     "level_boxes",
     "normalize_scoremap",
     "quantize_scoremap",
+    "quantize_scoremaps",
+    "quantized_level_boxes",
     "reference_boxes_from_scoremap",
     "tf_largest_component_box",
     "threshold_levels",

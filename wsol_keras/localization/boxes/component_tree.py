@@ -149,7 +149,7 @@ def _segment_boxes(img, lab, n, bottom, top, quad_s34=None):
     return alive, boxes, area2
 
 
-def _fast_level_table(img, levels, multi_contour):
+def _fast_level_table(img, levels, multi_contour, shared=None):
     """Boxes for each distinct integer level, identical (as sets) to :func:`_cv2_level`.
 
     Why it is exact and cheap: components of ``img > L`` only appear (at regional
@@ -177,6 +177,10 @@ def _fast_level_table(img, levels, multi_contour):
         img: uint8 [H, W] quantized map.
         levels: sorted distinct integer levels.
         multi_contour: all contours or the largest one.
+        shared: optional dict kept by the caller for this one map: the work that
+            does not depend on the contour rule (regional maxima, Euler numbers,
+            component labellings) is stored there and reused by the next call
+            (MaxBoxAcc and MaxBoxAccV2 of the same map).
 
     Returns:
         (box_level int array [N], boxes int array [N, 4]); every level has >= 1 box,
@@ -203,7 +207,10 @@ def _fast_level_table(img, levels, multi_contour):
             out_bx.append(np.zeros((1, 4), np.int64))
         elif lv < 0:
             add_cv2(lv)
-    plateau_vals = _regional_maxima_values(img) if fast else None
+    shared = {} if shared is None else shared
+    if fast and "plateaus" not in shared:
+        shared["plateaus"] = _regional_maxima_values(img)
+    plateau_vals = shared["plateaus"] if fast else None
     if fast and len(plateau_vals) > _MAX_FAST_PLATEAUS:
         for lv in fast:
             add_cv2(lv)
@@ -211,15 +218,20 @@ def _fast_level_table(img, levels, multi_contour):
     if fast:
         born_above = np.cumsum(np.bincount(plateau_vals, minlength=257)[::-1])[::-1]
         lo_level, top = fast[0], m - 1
-        cache = {}
+        cache = shared.setdefault("probes", {})
 
-        # foreground bounding box at every level (labelling only that crop is cheaper)
-        lv_col = np.arange(m)[:, None]
-        rows_fg = img.max(axis=1)[None, :] > lv_col
-        cols_fg = img.max(axis=0)[None, :] > lv_col
-        ry0, rx0 = rows_fg.argmax(axis=1), cols_fg.argmax(axis=1)
-        ry1 = height - rows_fg[:, ::-1].argmax(axis=1)
-        rx1 = width - cols_fg[:, ::-1].argmax(axis=1)
+        if "fg_boxes" not in shared:
+            # foreground bounding box at every level (labelling only that crop is cheaper)
+            lv_col = np.arange(m)[:, None]
+            rows_fg = img.max(axis=1)[None, :] > lv_col
+            cols_fg = img.max(axis=0)[None, :] > lv_col
+            shared["fg_boxes"] = (
+                rows_fg.argmax(axis=1),
+                cols_fg.argmax(axis=1),
+                height - rows_fg[:, ::-1].argmax(axis=1),
+                width - cols_fg[:, ::-1].argmax(axis=1),
+            )
+        ry0, rx0, ry1, rx1 = shared["fg_boxes"]
 
         def probe(lv):
             if lv not in cache:
@@ -233,7 +245,9 @@ def _fast_level_table(img, levels, multi_contour):
         # Seed the bisection where merges are likely: without holes #components equals
         # the Euler number, so born - Euler (free for all levels) jumps at merges. The
         # bisection below still decides from real component counts only.
-        euler = _euler_numbers(img, m)
+        if "euler" not in shared:
+            shared["euler"] = _euler_numbers(img, m)
+        euler = shared["euler"]
         mhat = born_above[1 : m + 1] - euler
         cand = (
             np.flatnonzero(mhat[lo_level:top] != mhat[lo_level + 1 : top + 1])
@@ -316,7 +330,22 @@ def level_boxes(scoremap, thresholds, multi_contour=False):
         (levels int array [T] (cut level of each threshold), box_level int array [N],
         boxes int array [N, 4]) with boxes of a level contiguous, levels ascending.
     """
-    img = quantize_scoremap(scoremap)
+    return quantized_level_boxes(quantize_scoremap(scoremap), thresholds, multi_contour)
+
+
+def quantized_level_boxes(img, thresholds, multi_contour=False, shared=None):
+    """`level_boxes` of a map already quantized (`quantize_scoremaps`).
+
+    Args:
+        img: uint8 [H, W], ``(scoremap * 255)`` truncated.
+        thresholds: iterable of CAM thresholds.
+        multi_contour: all contours (MaxBoxAccV2) or the largest one (MaxBoxAcc).
+        shared: optional per-map dict reused across calls on the same `img`
+            and thresholds (see `_fast_level_table`).
+
+    Returns:
+        What `level_boxes` returns.
+    """
     levels = threshold_levels(img.max(), thresholds)
     if len(levels) == 0:
         return levels, np.zeros(0, np.int64), np.zeros((0, 4), np.int64)
@@ -325,7 +354,7 @@ def level_boxes(scoremap, thresholds, multi_contour=False):
         distinct = np.flatnonzero(np.bincount(levels - lo)) + lo
     else:
         distinct = np.unique(levels)
-    box_level, boxes = _fast_level_table(img, distinct.tolist(), multi_contour)
+    box_level, boxes = _fast_level_table(img, distinct.tolist(), multi_contour, shared)
     return levels, box_level, boxes
 
 

@@ -88,6 +88,31 @@ def quantize_scoremap(scoremap):
     return (_check_scoremap(scoremap).astype(np.float64) * 255).astype(np.uint8)
 
 
+def quantize_scoremaps(scoremaps):
+    """`quantize_scoremap` of a stack [B, H, W] at once (same values), checking
+    the whole stack and naming the first bad map's index."""
+    maps = np.asarray(scoremaps)
+    if maps.ndim != 3:
+        raise ValueError(f"scoremaps must be 3-D [B, H, W], got shape {maps.shape}")
+    if not np.issubdtype(maps.dtype, np.floating):
+        raise TypeError(f"scoremaps must be a float array, got dtype {maps.dtype}")
+    flat = maps.reshape(len(maps), -1)
+    bad = np.isnan(flat).any(axis=1)
+    if bad.any():
+        raise ValueError(
+            f"scoremaps[{int(np.flatnonzero(bad)[0])}] contains NaN (normalize it "
+            "with normalize_scoremap first)"
+        )
+    lo, hi = flat.min(axis=1, initial=0.0), flat.max(axis=1, initial=0.0)
+    bad = (hi > 1) | (lo < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"scoremaps[{i}] must lie in [0, 1]; min={lo[i]}, max={hi[i]}"
+        )
+    return (maps.astype(np.float64) * 255).astype(np.uint8)
+
+
 def threshold_levels(img_max, thresholds):
     """Integer cut level ``int(t * max)`` per CAM threshold (Python ``int`` truncation)."""
     # float64 product then truncation toward zero == Python int(np.float64 * np.uint8)
