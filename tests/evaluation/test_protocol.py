@@ -408,3 +408,29 @@ def test_workdirs_written_before_the_protocol_fields_get_the_defaults():
     assert got["gt_known_loc"] == pytest.approx(100 / 3)  # as the default case above
     # ... and configs/base.py states the same defaults.
     assert {k: base.base_config().eval[k] for k in eval_protocol.DEFAULTS} == eval_protocol.DEFAULTS
+
+
+def test_whole_image_regressor_boxes_are_flagged_in_the_metrics():
+    """A box regressor that learned whole-image boxes (SLT-Net on flat maps):
+    the metrics say so; object-sized boxes are not flagged."""
+    small = [[1, 1, 3, 3]] * 3  # 9 of 64 px
+
+    def regressor(box):
+        def results(batch):
+            n = int(batch["label"].shape[0])
+            return {"maps": np.stack([_two_blob_map()] * n),
+                    "boxes": np.tile(np.asarray(box, np.float32), (n, 1))}
+        return results
+
+    config = _config()
+    whole = evaluator.evaluate_model(
+        None, _Source(small, [0, 0, 1]), config, results_fn=regressor([0, 0, 1, 1])
+    )
+    assert whole["localization_collapsed"] is True
+    assert whole["loc_box_full_image"] == 100.0  # (0, 0, 7, 7): 64 of 64 px
+    assert "whole-image" in whole["localization_warning"]
+    tight = evaluator.evaluate_model(
+        None, _Source(small, [0, 0, 1]), config, results_fn=regressor([1 / 7, 1 / 7, 3 / 7, 3 / 7])
+    )
+    assert tight["localization_collapsed"] is False
+    assert tight["loc_box_area_mean"] == pytest.approx(100 * 9 / 64)

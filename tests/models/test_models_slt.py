@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from wsol_keras.training import trainer as train_lib
 from wsol_keras.configs import cub_vgg16_slt, synthetic_cam, synthetic_slt
+from wsol_keras.localization.boxes import extent_box_from_maps
 from wsol_keras.models import slt
 from wsol_keras.models.registry import build_model
 
@@ -45,7 +46,7 @@ def test_extent_box_normalization_hand_example():
     maps[0, 2:5, 1:7] = 1.0  # rows 2..4, cols 1..6
     maps[0, 6, 8] = 0.1  # below threshold
     # map 1 has no foreground -> full image
-    got = np.asarray(slt.extent_box_from_maps(maps, 0.5))
+    got = np.asarray(extent_box_from_maps(maps, 0.5))
     np.testing.assert_allclose(got[0], [1 / 9, 2 / 7, 6 / 9, 4 / 7], rtol=1e-6)
     np.testing.assert_allclose(got[1], [0, 0, 1, 1])
 

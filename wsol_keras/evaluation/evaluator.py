@@ -22,6 +22,11 @@ Protocol (wsolevaluation, Choe et al. CVPR 2020):
     * pointing game (SPN Sec. 4.2) and CorLoc.
 Models that output boxes directly (SLT-Net's regressor) get their Loc
 metrics from those boxes, while MaxBoxAcc / PxAP still measure their maps.
+Whole-image localization is flagged, not published silently: metrics.json
+records the Loc boxes' mean area, the share of whole-image boxes and the maps'
+coverage at the Loc threshold, and ``localization_collapsed`` with a warning
+when most Loc boxes cover the image and the objects do not
+(`wsol_keras.evaluation.coverage`).
 The papers' own protocols (ten-crop classification, maps and boxes at the
 original image size, SPN's and DANet's boxes, Object Energy) are
 ``config.eval`` options, see `wsol_keras.evaluation.protocol`. A multi-label
@@ -32,6 +37,7 @@ original image size, SPN's and DANet's boxes, Object Energy) are
 import os
 
 from absl import flags
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
@@ -174,6 +180,8 @@ def evaluate_model(model, source, config, split="test", on_batch=None, results_f
     if boxed:
         metrics.update(box_metrics.result())
         metrics.update(pointing.result())
+        if metrics.get("localization_collapsed"):
+            logging.warning("%s: %s", split, metrics["localization_warning"])
     if has_masks:
         metrics.update(pxap.result())
     if not classified:

@@ -37,6 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras.localization import boxes as boxes_lib
+from wsol_keras.evaluation import coverage as coverage_lib
 from wsol_keras.evaluation import metrics as metrics_lib
 from wsol_keras.evaluation import multilabel_metrics
 from wsol_keras.evaluation import paper_protocols
@@ -316,6 +317,7 @@ class BoxMetrics:
         self.sweep = paper_protocols.UnionBoxSweep()
         self.energy = []
         self.energy_map = None
+        self.coverage = coverage_lib.CoverageCheck(box_threshold)
 
     def update(self, views_, top1_ok, top5_ok, class_ids):
         """Views of a batch's boxed rows with their bool [n] top-1/5 and int [n] classes.
@@ -357,6 +359,7 @@ class BoxMetrics:
             box = predicted_box(view, self.box_threshold, self.box_method)[None]
             self.loc.update_boxes(box, [view.gt], top1_ok[j : j + 1], top5_ok[j : j + 1], shape)
             self.corloc.update(box, [view.gt], class_ids[j : j + 1], shape)
+            self.coverage.update(view.scoremap, box[0], view.gt)
 
     def curves(self):
         return self.v2.curves()
@@ -373,4 +376,5 @@ class BoxMetrics:
         out["object_energy_map"] = self.energy_map
         if self.box_method == "danet_union":
             out["danet_union_sweep"] = self.sweep.result()
+        out.update(self.coverage.result())
         return out

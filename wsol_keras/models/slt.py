@@ -38,9 +38,13 @@ Choices the paper leaves open (documented):
 
 * The pseudo box comes from the localizer's top-K ACAM (Eq. 9), upsampled to
   the input size S (bilinear), min-max normalized, thresholded at
-  ``box_threshold``; the box is the extent of all pixels above the threshold
-  (an in-graph stand-in for the largest connected component; a map with no
-  pixel above it yields the full image). Normalized as pixel / (S - 1).
+  ``box_threshold``; the box is that of the largest connected component
+  (``pseudo_box="component"``, the CAM rule of Sec. 3.2, the box the
+  evaluator draws from the same map), or the extent of all pixels above the
+  threshold (``"extent"``: cheaper, but one stray response in the clutter
+  stretches it to the whole image). A constant map yields the full image.
+  Normalized as pixel / (S - 1) of the model input, the frame in which the
+  evaluator scales the regressor's boxes.
 * The regressor's second FC has no ReLU during training (a ReLU output unit
   whose pre-activation goes negative never recovers); its output is clipped to
   [0, 1] in "boxes".
@@ -50,7 +54,7 @@ import types
 
 from keras import layers, ops
 
-from wsol_keras.localization.boxes import extent_box_from_maps
+from wsol_keras.localization.boxes import PSEUDO_BOX_RULES, pseudo_box_from_maps
 from wsol_keras.localization.primitives import normalize_maps, upsample_maps
 from wsol_keras.layers.cam_head import CAMHead, global_average_logits
 from wsol_keras.losses.class_tolerant import (
@@ -144,6 +148,9 @@ class SLTModel(WSOLModel):
         conv_filters: 3x3 conv widths of the localizer's CAM head.
         regressor_hidden: width of the regressor's hidden FC layer.
         box_threshold: threshold of the localizer map for the pseudo box.
+        pseudo_box: "component" (largest connected component above
+            ``box_threshold``, Sec. 3.2) or "extent" (extent of all pixels
+            above it).
         vst: mapping of `VisualStimulusTransform` arguments (g of Eq. 10);
             missing ones take the layer's defaults.
         seed: seed of the transform's random draws.
@@ -183,6 +190,7 @@ class SLTModel(WSOLModel):
         conv_filters=(),
         regressor_hidden=512,
         box_threshold=0.2,
+        pseudo_box="component",
         vst=VST_DEFAULTS,
         seed=None,
         classifier_lr_multiplier=1.0,
@@ -204,6 +212,12 @@ class SLTModel(WSOLModel):
                 f"SLTModel: box_threshold must be in [0, 1]; got {box_threshold!r}."
             )
         self.box_threshold = float(box_threshold)
+        if pseudo_box not in PSEUDO_BOX_RULES:
+            raise ValueError(
+                f"config.method.pseudo_box={pseudo_box!r}: expected one of "
+                f"{PSEUDO_BOX_RULES}"
+            )
+        self.pseudo_box = pseudo_box
         self.classifier_lr_multiplier = float(classifier_lr_multiplier)
         self.classifier_head_lr_multiplier = (
             None
@@ -303,7 +317,7 @@ class SLTModel(WSOLModel):
         size = tuple(int(v) for v in image_size)
         maps = topk_average_cams(cams, localizer_logits, self.top_k)
         maps = normalize_maps(upsample_maps(maps, size))
-        return extent_box_from_maps(maps, self.box_threshold)
+        return pseudo_box_from_maps(maps, self.box_threshold, self.pseudo_box)
 
     # -- WSOLModel hooks ----------------------------------------------------------
 
