@@ -342,6 +342,8 @@ class BoxMetrics:
         shape = stack.shape[1:]
         self.loc.update_boxes(pred, gts, top1_ok, top5_ok, shape)
         self.corloc.update(pred, gts, class_ids, shape)
+        for view, box in zip(views_, pred):
+            self.coverage.update(view.scoremap, box, view.gt)
 
     def _energy_and_sweep(self, view):
         self.energy.append(object_energy(view))
