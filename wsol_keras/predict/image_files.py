@@ -15,6 +15,8 @@ import glob
 import os
 import struct
 
+from absl import logging
+
 import tensorflow as tf
 
 from wsol_keras.data.pipeline import resize_image
@@ -68,12 +70,18 @@ def list_images(spec, image_root=None):
     """
     if os.path.isdir(spec):
         root = os.path.abspath(spec)
-        paths = []
+        paths, other = [], []
         for folder, dirs, files in os.walk(root):
             dirs.sort()
             for name in files:
                 if name.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(folder, name))
+                    p = os.path.join(folder, name)
+                    # A FIFO or device would block or fail the decoder.
+                    (paths if os.path.isfile(p) else other).append(p)
+        if other:
+            logging.warning(
+                "--images=%s: skipped %d non-regular file(s) (FIFO, socket, "
+                "device), e.g. %s", spec, len(other), sorted(other)[0])
     elif _is_glob(spec):
         parts = []
         for part in os.path.abspath(spec).split(os.sep):
