@@ -63,6 +63,8 @@ def make_cub(root, corrupt=True):
             3,
             0,
         ),
+        # every class needs a training image (a class without one is refused)
+        ("002.Laysan_Albatross/b_2.png", _png(rgb), 2, 1),
     ]
     for rel, blob, _, _ in files:
         _write(os.path.join(root, "images", rel), blob)
@@ -78,7 +80,7 @@ def make_cub(root, corrupt=True):
         # x y w h
         f.write(
             "1 3.0 4.0 12.0 8.0\n2 0.0 0.0 29.0 19.0\n3 6.0 2.0 15.0 10.0\n"
-            "4 1.0 1.0 5.0 5.0\n5 2.0 2.0 3.0 3.0\n"
+            "4 1.0 1.0 5.0 5.0\n5 2.0 2.0 3.0 3.0\n6 1.0 1.0 4.0 4.0\n"
         )
     seg = np.zeros((20, 30), np.uint8)
     seg[:10] = 200  # top half: foreground (> 127)
@@ -119,6 +121,7 @@ def test_structure_splits_and_classes(tmp_path):
         "001.Black_footed_Albatross/a_1.png",
         "001.Black_footed_Albatross/a_2.jpg",
         "003.Groove_billed_Ani/c_1.jpg",
+        "002.Laysan_Albatross/b_2.png",
     }
     test = _by_id(src, "test")  # the corrupt c_2.jpg is skipped
     assert set(test) == {"002.Laysan_Albatross/b_1.png"}
@@ -195,17 +198,17 @@ def test_val_modes(tmp_path):
     root = make_cub(tmp_path / "CUB", corrupt=False)
     sub = wdata.get_source(_config(root, val_per_class=1))
     val = set(_by_id(sub, "val"))
-    # One training image per class that has training images (classes 1 and 3).
-    assert len(val) == 2
-    assert sub.num_examples("train") == 3  # train_subset: val stays in train
+    # One training image per class.
+    assert len(val) == 3
+    assert sub.num_examples("train") == 4  # train_subset: val stays in train
     default = wdata.default_data_config()
     assert default.cub_val == "holdout"  # issue 9: val held out by default
     hold = wdata.get_source(_config(root, val_per_class=1, cub_val="holdout"))
     # Holdout keeps one training image per class: class 1 (2 images) gives
-    # one to val, class 3 (1 image) none.
+    # one to val, classes 2 and 3 (1 image each) none.
     hold_val = set(_by_id(hold, "val"))
     assert len(hold_val) == 1 and hold_val < val
-    assert hold.num_examples("train") == 2
+    assert hold.num_examples("train") == 3
     assert not hold_val & set(_by_id(hold, "train"))
     test = wdata.get_source(_config(root, cub_val="test"))
     assert set(_by_id(test, "val")) == set(_by_id(test, "test"))
@@ -225,8 +228,8 @@ def test_malformed_line_names_file_and_line(tmp_path):
 def test_wrong_field_count_names_file_and_line(tmp_path):
     root = make_cub(tmp_path / "CUB")
     with open(os.path.join(root, "train_test_split.txt"), "a") as f:
-        f.write("6\n")
-    with pytest.raises(ValueError, match=r"train_test_split\.txt:6"):
+        f.write("7\n")
+    with pytest.raises(ValueError, match=r"train_test_split\.txt:7"):
         wdata.get_source(_config(root))
 
 

@@ -76,3 +76,22 @@ def test_list_images_folder_glob_and_list_file(tmp_path):
         image_files.list_images(str(listing))
     with pytest.raises(ValueError, match="outside the image root"):
         image_files.list_images(str(root), image_root=str(root / "a"))
+
+
+@pytest.mark.parametrize(
+    "sizes", [[(300, 200)], [(10, 10), (300, 200)], [(10, 10), (10, 1200)]]
+)
+def test_gif_pixel_cap_uses_the_decoded_canvas(tmp_path, sizes):
+    """TF decodes a GIF to its largest frame, not its logical screen: a 10 x 10
+    screen must not let a 300 x 200 frame past --max_pixels."""
+    import tensorflow as tf
+
+    from tests import gif_frames
+
+    path = tmp_path / "frames.gif"
+    path.write_bytes(gif_frames.frames(10, 10, sizes))
+    h, w = tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False).shape[:2]
+    assert (h, w) == (max(s[0] for s in sizes), max(s[1] for s in sizes))
+    assert image_files.header_size(str(path)) == (w, h)
+    with pytest.raises(image_files.ImageError, match=rf"frames\.gif: {w}x{h} .* --max_pixels=10000"):
+        image_files.load_image(str(path), 8, max_pixels=10000)

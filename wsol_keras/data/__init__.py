@@ -62,6 +62,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       val_per_class: CUB only: images per class in val.
       allow_outside_root: accept metadata paths that are absolute or leave the
         root with "..".
+      allow_data_change: resume a workdir although the data set's fingerprint
+        (ids, labels, boxes, masks, splits) differs from the one it was
+        trained on (refused by default).
       strict_boxes: raise on a box outside the decoded image or of zero area
         instead of clipping / dropping it with a counted warning.
       train_resize_antialias: file sources' training resize of the original
@@ -99,6 +102,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.cub_val = "holdout"
     c.val_per_class = 5
     c.allow_outside_root = False
+    c.allow_data_change = False
     c.strict_boxes = False
     c.tfds_name = ""
     c.data_dir = ""

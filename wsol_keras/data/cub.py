@@ -167,6 +167,11 @@ class CUBSource(pipeline.FileSource):
             )
             per_split["train" if is_train else "test"].append(iid)
 
+        checks.check_train_classes(
+            [info[i]["label"] for i in per_split["train"]],
+            names,
+            [f"{j('classes.txt')}:{classes[c][-1]}" for c in class_ids],
+        )
         checks.warn_duplicate_files(
             [info[i]["path"] for i in sorted(info)],
             [info[i]["origin"] for i in sorted(info)],
@@ -196,8 +201,11 @@ class CUBSource(pipeline.FileSource):
                 image_ids=[r["image_id"] for r in rows],
                 origin=[r["origin"] for r in rows],
             )
-            checks.check_files_exist(rec.paths, rec.origin, "image")
-            records[name] = rec
+            regular = checks.scan_files(
+                rec.paths, rec.origin, "image", root,
+                bool(data_config.get("allow_outside_root", False)),
+            )
+            records[name] = checks.skip_non_regular(rec, regular, f"split {name}")
 
         hierarchy = hier_lib.resolve_hierarchy(
             class_ids, names, str(data_config.hierarchy_file), [root]

@@ -8,8 +8,11 @@ instance masks resized with nearest neighbour, OR-ed, ignore pixels 255.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 MAX_BOXES = 16
 
@@ -128,3 +131,56 @@ def records_tensors(rec):
     )
 
 
+
+
+def mask_sizes(mask_paths: tf.Tensor, ignore_path: tf.Tensor) -> tf.Tensor:
+    """int32 [M + 1, 2]: decoded (height, width) of each listed mask and of the
+    ignore mask; (0, 0) where none is listed."""
+
+    def size(p):
+        return tf.cond(
+            tf.strings.length(p) > 0,
+            lambda: tf.shape(
+                tf.io.decode_image(tf.io.read_file(p), channels=1, expand_animations=False)
+            )[:2],
+            lambda: tf.zeros([2], tf.int32),
+        )
+
+    paths = tf.concat([mask_paths, ignore_path[None]], 0)
+    return tf.map_fn(size, paths, fn_output_signature=tf.TensorSpec([2], tf.int32))
+
+
+def decode_pass(paths: Sequence[str], origin: Sequence[str], fatal: bool, scope: str):
+    """Decodes every image once (in parallel, errors caught): (ok [N] bool,
+    sizes [N, 2] decoded (height, width)). A failure is logged naming the
+    file, its metadata line and the decoder's reason, and counted (or raises
+    with ``fatal``), so an epoch never stops half-way on a bad file."""
+    n = len(paths)
+    ds = tf.data.Dataset.zip(
+        (tf.data.Dataset.range(n), tf.data.Dataset.from_tensor_slices(tf.constant(list(paths) or [""])).take(n))
+    ).map(lambda i, p: (i, tf.shape(decode_rgb(p))[:2]), num_parallel_calls=tf.data.AUTOTUNE)
+    ok = np.zeros((n,), bool)
+    sizes = np.zeros((n, 2), np.int64)
+    for i, hw in ds.ignore_errors().as_numpy_iterator():
+        ok[i], sizes[i] = True, hw
+    bad = np.flatnonzero(~ok)
+    for i in bad:
+        msg = (f"cannot decode image {paths[i]} (listed at {origin[i]}): "
+               f"{_decode_error(paths[i], [], '')}")
+        if fatal:
+            raise ValueError(msg + " [data.fatal_decode_errors=True]")
+        logging.warning("skipping %s", msg)
+    if len(bad):
+        logging.warning("%s: skipped %d undecodable image(s) of %d", scope, len(bad), n)
+    return ok, sizes
+
+
+def _decode_error(path: str, mask_paths, ignore_path: str) -> str:
+    """Eagerly re-decodes one failing example to report why (images and masks)."""
+    for p in [path] + [m for m in list(mask_paths) + [ignore_path] if m]:
+        try:
+            tf.io.decode_image(tf.io.read_file(p), expand_animations=False)
+        except (tf.errors.OpError, ValueError) as e:  # noqa: PERF203
+            what = "image" if p == path else f"mask {p}"
+            return f"{what}: {getattr(e, 'message', str(e)).strip()}"
+    return "unknown decode error"

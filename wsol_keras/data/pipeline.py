@@ -44,6 +44,9 @@ from wsol_keras.data.loaders import has_any_mask
 from wsol_keras.data.loaders import hierarchy_table  # noqa: F401
 from wsol_keras.data.loaders import make_loader
 from wsol_keras.data.loaders import make_mask_loader  # noqa: F401
+from wsol_keras.data.loaders import mask_sizes
+from wsol_keras.data.loaders import decode_pass  # noqa: F401  (re-exported)
+from wsol_keras.data.loaders import _decode_error
 from wsol_keras.data.loaders import records_tensors
 from wsol_keras.data.loaders import resize_image  # noqa: F401
 from wsol_keras.data.loaders import scale_boxes  # noqa: F401
@@ -118,6 +121,13 @@ class DataSource:
         """Images left out because they could not be decoded (0 for synthetic)."""
         return 0
 
+    def fingerprint(self) -> Optional[str]:
+        """A short hash of the data set's listing (ids, labels, boxes, masks,
+        splits; :func:`wsol_keras.data.checks.fingerprint`), stored in a
+        workdir so that a resume on changed data is refused; None where the
+        data is a function of the config alone (synthetic)."""
+        return None
+
     def train_dataset(self, split: str, seed: int, scale: float, flip: bool, skip: int = 0):
         """Endless shuffled, augmented, unbatched training elements of ``split``.
 
@@ -150,7 +160,9 @@ class Records:
 
     Boxes are in the original image's pixels; ``mask_paths`` is [N, M] padded with
     "" (M >= 1); ``origin`` names the metadata file and line of each image, for
-    error messages; ``box_origin`` (optional) the file and line of each box.
+    error messages; ``box_origin`` (optional) the file and line of each box;
+    ``mask_origin`` (optional) the line of each mask of the row, then of the
+    ignore mask.
     """
 
     paths: List[str]
@@ -162,6 +174,7 @@ class Records:
     image_ids: List[str]
     origin: List[str]
     box_origin: Optional[List[List[str]]] = None
+    mask_origin: Optional[List[List[str]]] = None
 
     def __len__(self):
         return len(self.paths)
@@ -178,6 +191,7 @@ class Records:
             [self.image_ids[i] for i in index],
             [self.origin[i] for i in index],
             None if self.box_origin is None else [self.box_origin[i] for i in index],
+            None if self.mask_origin is None else [self.mask_origin[i] for i in index],
         )
 
 
@@ -232,6 +246,7 @@ class FileSource(DataSource):
             class_names, hierarchy, tuple(records), int(data_config.image_size)
         )
         self._records = records
+        self._root = str(data_config.root)
         self._fatal = bool(data_config.fatal_decode_errors)
         self._validate = bool(data_config.validate_images) or self._fatal
         self._strict_boxes = bool(data_config.get("strict_boxes", False))
@@ -254,6 +269,15 @@ class FileSource(DataSource):
         checks.warn_split_overlap(
             {k: r.paths for k, r in records.items()}, declared_overlap
         )
+
+    def fingerprint(self) -> str:
+        rel = lambda p: os.path.relpath(p, self._root) if p else ""  # noqa: E731
+        parts = [self.class_names]
+        for split, rec in self._records.items():
+            parts += [split, rec.image_ids, rec.labels, rec.boxes, rec.num_boxes,
+                      [[rel(m) for m in row] for row in rec.mask_paths],
+                      [rel(m) for m in rec.ignore_paths]]
+        return checks.fingerprint(parts)
 
     @property
     def validates_images(self) -> bool:
@@ -282,15 +306,21 @@ class FileSource(DataSource):
         ds = tf.data.Dataset.zip((tf.data.Dataset.range(n), records_dataset(rec)))
         # The output must depend on the decoded pixels, or graph pruning drops the
         # decode ops and nothing is checked.
+        with_masks = has_any_mask(rec)
         ds = ds.map(
-            lambda i, r: (i, _checksum(self._loader(*r))),
+            lambda i, r: (
+                i,
+                _checksum(self._loader(*r)),
+                mask_sizes(r[4], r[5]) if with_masks else tf.zeros([0, 2], tf.int32),
+            ),
             num_parallel_calls=tf.data.AUTOTUNE,
         ).ignore_errors()
         ok = np.zeros((n,), bool)
         sizes = np.zeros((n, 2), np.int64)
-        for i, (_, hw) in ds.as_numpy_iterator():
+        for i, (_, hw), msz in ds.as_numpy_iterator():
             ok[i] = True
             sizes[i] = hw
+            _check_mask_sizes(rec, i, hw, msz)
         bad = np.flatnonzero(~ok)
         skipped = []
         for i in bad:
@@ -345,23 +375,26 @@ class FileSource(DataSource):
         return ds
 
 
+def _check_mask_sizes(rec: Records, i: int, hw, msz) -> None:
+    """A mask must have its image's size: resizing a mismatched one would
+    silently misplace the ground truth. Raises naming the mask file."""
+    masks = list(rec.mask_paths[i]) + [rec.ignore_paths[i]]
+    for k, (m, (mh, mw)) in enumerate(zip(masks, msz)):
+        if m and (mh, mw) != tuple(hw):
+            listed = rec.mask_origin[i][k] if rec.mask_origin else rec.origin[i]
+            raise ValueError(
+                f"mask {m} (listed at {listed}) is {mh} x {mw} but its image "
+                f"{rec.paths[i]} is {hw[0]} x {hw[1]} (height x width); masks must "
+                "have their image's size"
+            )
+
+
 def _checksum(element) -> tf.Tensor:
     """(pixel checksum, decoded (h, w)); the checksum keeps the decode ops alive."""
     total = tf.reduce_sum(tf.cast(element["image"], tf.int64)) + tf.reduce_sum(
         tf.cast(element["mask"], tf.int64)
     )
     return total, element["original_size"]
-
-
-def _decode_error(path: str, mask_paths, ignore_path: str) -> str:
-    """Eagerly re-decodes one failing example to report why (images and masks)."""
-    for p in [path] + [m for m in list(mask_paths) + [ignore_path] if m]:
-        try:
-            tf.io.decode_image(tf.io.read_file(p), expand_animations=False)
-        except (tf.errors.OpError, ValueError) as e:  # noqa: PERF203
-            what = "image" if p == path else f"mask {p}"
-            return f"{what}: {getattr(e, 'message', str(e)).strip()}"
-    return "unknown decode error"
 
 
 def relpath_join(root: str, rel: str) -> str:

@@ -31,9 +31,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from wsol_keras.data import checks
 from wsol_keras.data import multilabel as ml
 from wsol_keras.data.pipeline import DataSource
+from wsol_keras.data.loaders import decode_pass
 from wsol_keras.data.textfiles import read_lines
+from wsol_keras.data.textfiles import safe_join
 
 DEFAULT_SPLIT_MAP = "train=trainval,val=val,test=test"
 
@@ -133,33 +136,61 @@ class VOCSource(DataSource):
         split_map = parse_split_map(
             str(data_config.split_map or DEFAULT_SPLIT_MAP), "data.split_map"
         )
+        self._allow = bool(data_config.get("allow_outside_root", False))
+        self._fatal = bool(data_config.fatal_decode_errors)
+        self._strict = bool(data_config.get("strict_boxes", False))
+        self._raw: Dict[str, dict] = {}
         self._rows: Dict[str, dict] = {}
+        self._skipped: Dict[str, int] = {}
         for split, image_set in split_map.items():
-            self._rows[split] = self._read_split(root, image_set, class_index)
+            self._raw[split] = self._read_split(root, image_set, class_index, self._allow)
         super().__init__(
             names, np.zeros((len(names), 0), np.int32), tuple(split_map), int(data_config.image_size)
         )
         self.root = root
 
     @staticmethod
-    def _read_split(root: str, image_set: str, class_index) -> dict:
+    def _read_split(root: str, image_set: str, class_index, allow_outside=False) -> dict:
         list_file = os.path.join(root, "ImageSets", "Main", image_set + ".txt")
-        ids, origin = [], []
+        ids, origin, line_of = [], [], {}
         for ln, line in read_lines(list_file):
-            ids.append(line.split()[0])
-            origin.append(f"{list_file}:{ln}")
-        paths, labels, boxes, difficult = [], [], [], []
+            iid = line.split()[0]
+            where = f"{list_file}:{ln}"
+            if iid in line_of:
+                raise ValueError(
+                    f"{where}: image id {iid!r} listed twice (first at line {line_of[iid]})"
+                )
+            safe_join(os.path.join(root, "JPEGImages"), iid, where, allow_outside)
+            line_of[iid] = ln
+            ids.append(iid)
+            origin.append(where)
+        paths, xmls, labels, boxes, difficult = [], [], [], [], []
         for iid, o in zip(ids, origin):
             xml = os.path.join(root, "Annotations", iid + ".xml")
             img = os.path.join(root, "JPEGImages", iid + ".jpg")
-            for p, what in ((xml, "annotation"), (img, "image")):
+            for p, what in ((xml, "annotation"),):
                 if not os.path.isfile(p):
                     raise FileNotFoundError(f"{what} {p} of image id {iid!r} (listed at {o}) does not exist")
             lab, box, dif = parse_annotation(xml, class_index)
             paths.append(img)
+            xmls.append(xml)
             labels.append(lab)
             boxes.append(box)
             difficult.append(dif)
+        regular = checks.scan_files(
+            paths, origin, "image", os.path.join(root, "JPEGImages"), allow_outside
+        )
+        if not regular.all():
+            bad = np.flatnonzero(~regular)
+            logging.warning(
+                "%s: skipped %d non-regular file(s) (FIFO, socket, device), e.g. %s",
+                list_file, len(bad), paths[bad[0]],
+            )
+            keep = np.flatnonzero(regular)
+            ids, origin, paths, xmls, labels, boxes, difficult = (
+                [x[i] for i in keep]
+                for x in (ids, origin, paths, xmls, labels, boxes, difficult)
+            )
         n_trunc = ml.truncation_note([len(x) for x in labels])
         if n_trunc:
             logging.warning(
@@ -167,24 +198,55 @@ class VOCSource(DataSource):
                 "boxes are dropped from object_* (labels keep every class)",
                 list_file, n_trunc, ml.MAX_OBJECTS,
             )
-        return dict(ids=ids, paths=paths, labels=labels, boxes=boxes, difficult=difficult)
+        return dict(ids=ids, paths=paths, labels=labels, boxes=boxes,
+                    difficult=difficult, origin=origin, xmls=xmls)
+
+    def _validated(self, split: str) -> dict:
+        """The split after one decode pass (undecodable images skipped with a
+        count and their names, or raised) and boxes fitted to the decoded
+        sizes (clipped with a count, or raised), as the CUB / metadata
+        sources do (:mod:`wsol_keras.data.checks`)."""
+        self._check_split(split)
+        if split not in self._rows:
+            r = self._raw[split]
+            ok, sizes = decode_pass(r["paths"], r["origin"], self._fatal, f"split {split}")
+            keep = np.flatnonzero(ok)
+            r = {k: [v[i] for i in keep] for k, v in r.items()}
+            boxes, kept = checks.clip_box_lists(
+                r["boxes"], sizes[keep], r["xmls"], self._strict, f"split {split}"
+            )
+            r["boxes"] = boxes
+            r["difficult"] = [d[k] for d, k in zip(r["difficult"], kept)]
+            r["labels"] = [lab[k] for lab, k in zip(r["labels"], kept)]
+            self._skipped[split] = int(len(ok) - len(keep))
+            self._rows[split] = r
+        return self._rows[split]
+
+    def num_skipped(self, split=None) -> int:
+        if split is not None:
+            self._validated(split)
+            return self._skipped[split]
+        return sum(self._skipped.values())
+
+    def fingerprint(self) -> str:
+        parts = [self.class_names]
+        for split, r in self._raw.items():
+            parts += [split, r["ids"], r["labels"], r["boxes"], r["difficult"]]
+        return checks.fingerprint(parts)
 
     def num_examples(self, split: str) -> int:
-        self._check_split(split)
-        return len(self._rows[split]["ids"])
+        return len(self._validated(split)["ids"])
 
     def annotations(self, split: str) -> List[dict]:
         """Per image: {"image_id", "labels", "boxes" (original px), "difficult"}."""
-        self._check_split(split)
-        r = self._rows[split]
+        r = self._validated(split)
         return [
             {"image_id": i, "labels": l, "boxes": b, "difficult": d}
             for i, l, b, d in zip(r["ids"], r["labels"], r["boxes"], r["difficult"])
         ]
 
     def dataset(self, split: str) -> tf.data.Dataset:
-        self._check_split(split)
-        r = self._rows[split]
+        r = self._validated(split)
         size, c = self.image_size, self.num_classes
         ragged = lambda xs, dt: tf.ragged.constant([x.tolist() for x in xs], dtype=dt)  # noqa: E731
         boxes = tf.RaggedTensor.from_row_lengths(

@@ -185,6 +185,8 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
     box_where: Dict[str, List[str]] = {p: [] for p in paths}
     masks: Dict[str, List[str]] = {p: [] for p in paths}
     ignore: Dict[str, str] = {p: "" for p in paths}
+    mask_where: Dict[str, List[str]] = {p: [] for p in paths}
+    ignore_where: Dict[str, str] = {p: "" for p in paths}
     loc_file = os.path.join(d, "localization.txt")
     kind = None
     if os.path.isfile(loc_file):
@@ -220,6 +222,7 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
                         f"mask {mp} listed at {loc_file}:{ln} does not exist"
                     )
                 masks[f[0]].append(mp)
+                mask_where[f[0]].append(f"{loc_file}:{ln}")
                 if len(f) == 3 and f[2]:
                     ip = safe_join(mask_root, f[2], f"{loc_file}:{ln}", allow_outside)
                     if not os.path.isfile(ip):
@@ -227,9 +230,11 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
                             f"ignore mask {ip} listed at {loc_file}:{ln} does not exist"
                         )
                     ignore[f[0]] = ip
+                    ignore_where[f[0]] = f"{loc_file}:{ln}"
 
     origin = [f"{ids_file}:{line_of[p]}" for p in paths]
     b, nb = pipeline.pad_boxes([boxes[p] for p in paths], origin)
+    mask_paths = pipeline.pad_paths([masks[p] for p in paths])
     rec = pipeline.Records(
         paths=[
             safe_join(root, p, f"{ids_file}:{line_of[p]}", allow_outside) for p in paths
@@ -237,14 +242,20 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
         labels=np.asarray([labels[p] for p in paths], np.int32).reshape(-1),
         boxes=b,
         num_boxes=nb,
-        mask_paths=pipeline.pad_paths([masks[p] for p in paths]),
+        mask_paths=mask_paths,
         ignore_paths=np.asarray([ignore[p] for p in paths], object).reshape(-1),
         image_ids=list(paths),
         origin=origin,
         box_origin=[box_where[p][: pipeline.MAX_BOXES] for p in paths],
+        mask_origin=[
+            (mask_where[p] + [""] * mask_paths.shape[1])[: mask_paths.shape[1]]
+            + [ignore_where[p]]
+            for p in paths
+        ],
     )
-    checks.check_files_exist(rec.paths, rec.origin, "image")
-    return rec, [f"{lab_file}:{label_line[p]}" for p in paths]
+    regular = checks.scan_files(rec.paths, rec.origin, "image", root, allow_outside)
+    rec = checks.skip_non_regular(rec, regular, ids_file)
+    return rec, [f"{lab_file}:{label_line[p]}" for p in rec.image_ids]
 
 
 def _class_names(dirs: List[str], num_labels: int) -> List[str]:

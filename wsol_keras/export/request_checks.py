@@ -8,27 +8,28 @@ reaches a Python caller as a UnicodeDecodeError instead of INVALID_ARGUMENT.
 So each element is checked here first, from its header alone:
 
     length -> format (magic number) -> header (height x width, read without
-    decoding: JPEG frame header, PNG IHDR, GIF logical screen, BMP info
-    header, WebP VP8 / VP8L / VP8X) -> size >= 1 x 1 -> H x W <= the pixel
+    decoding: JPEG frame header, PNG IHDR, BMP info header, WebP VP8 /
+    VP8L / VP8X; GIF: the largest image descriptor of any frame, the canvas
+    TF decodes to, never the logical screen) -> size >= 1 x 1 -> H x W <= the pixel
     limit -> the data is complete (JPEG: an end-of-image marker after the
     first scan; PNG: an IEND chunk; BMP: every row its header declares;
     WebP: the RIFF size; GIF: a walk of its blocks reaches the end of the
     first image block, which is what the TF decoder needs, see
-    `wsol_keras.export.gif_blocks`; linear in bytes, a bounded block count).
+    `wsol_keras.export.gif_blocks`; linear in bytes; a GIF of more blocks
+    than the walk's bound is refused, its canvas being unknown).
 
 and a failed check raises InvalidArgumentError whose message names the batch
 position, the size and what is wrong, in printable ASCII only (at most the
 hex of the first 8 bytes). Damage these checks cannot see (a corrupt
 entropy-coded segment inside a complete JPEG, a bad zlib stream inside a
 complete PNG, bad LZW data inside a complete GIF image block, a GIF with no
-image block or over 256 blocks before its first image) still ends in the
-decoder's own InvalidArgumentError, which names no batch position (a graph
+image block) still ends in the decoder's own InvalidArgumentError, which names no batch position (a graph
 cannot catch an op's error to add one).
 
 Format layouts: JPEG (ITU-T T.81, Annex B: marker segments, SOFn carries
 height then width), PNG (RFC 2083 / ISO 15948: IHDR width then height,
-big-endian), GIF89a (logical screen width then height, little-endian; sections 17-20
-for the block structure), BMP
+big-endian), GIF89a (sections 17-20: the block structure; each image descriptor's
+width then height, little-endian), BMP
 (BITMAPCOREHEADER / BITMAPINFOHEADER), WebP (RIFF container; VP8 key frame
 header, VP8L header bits, VP8X canvas size).
 """
@@ -50,7 +51,7 @@ _TRUNCATION = (
 )
 _HEX = [f"{i:02x}" for i in range(256)]
 # Status of a header (see `_header_*`).
-OK, CUT, DAMAGED = 0, 1, 2
+OK, CUT, DAMAGED, UNBOUNDED = 0, 1, 2, 3
 _MAX_JPEG_SEGMENTS = 4096  # a real JPEG has a few dozen marker segments
 # Only TF ops and Python loops over constants here: AutoGraph has nothing to
 # convert (and re-reading this file's source while it is edited can break it).
@@ -168,9 +169,19 @@ def _header_png(data, n):
 
 
 def _header_gif(data, n):
+    """The canvas TF decodes to (the largest frame), not the logical screen."""
+    complete, h, w, bounded = gif_blocks.walk(data, n)
+    # A GIF cut before its first image is refused as truncated; its logical
+    # screen only names a size in that message.
     b = _bytes_at(data, 0, 10)
-    status = tf.where(n < 13, tf.constant(CUT, tf.int64), tf.constant(OK, tf.int64))
-    return _le(b, 8, 9), _le(b, 6, 7), status, gif_blocks.first_image_complete(data, n)
+    h = tf.where(complete, h, tf.maximum(h, _le(b, 8, 9)))
+    w = tf.where(complete, w, tf.maximum(w, _le(b, 6, 7)))
+    status = tf.where(
+        n < 13,
+        tf.constant(CUT, tf.int64),
+        tf.where(bounded, tf.constant(OK, tf.int64), tf.constant(UNBOUNDED, tf.int64)),
+    )
+    return h, w, status, complete
 
 
 def _header_bmp(data, n):
@@ -309,6 +320,14 @@ def check_encoded_image(data, index, max_pixels):
             tf.strings.join(
                 [where, ": damaged ", name, " header (", size,
                  "): no readable image size"]
+            ),
+        ),
+        (
+            tf.equal(status, UNBOUNDED),
+            tf.strings.join(
+                [where, ": ", name, " (", size, ") with more than ",
+                 _s(gif_blocks.MAX_BLOCKS), " blocks: its frame sizes cannot be "
+                 "checked before decoding"]
             ),
         ),
         (

@@ -5,7 +5,7 @@
   ``<image_id>.npy`` with ``image_id`` the image path relative to the image root).
 * `header_size`: (width, height) from the file header (JPEG, PNG, GIF, BMP,
   WebP) without decoding, so a decompression bomb is refused before any pixel
-  is allocated.
+  is allocated (for a GIF: the largest frame, the size TF decodes to).
 * `load_image`: header check, then the data pipeline's own decode
   (``tf.io.decode_image``, RGB) and resize (`wsol_keras.data.pipeline.resize_image`),
   so a predicted map sees the pixels the evaluator would have seen.
@@ -14,6 +14,8 @@
 import glob
 import os
 import struct
+
+from absl import logging
 
 import tensorflow as tf
 
@@ -68,12 +70,18 @@ def list_images(spec, image_root=None):
     """
     if os.path.isdir(spec):
         root = os.path.abspath(spec)
-        paths = []
+        paths, other = [], []
         for folder, dirs, files in os.walk(root):
             dirs.sort()
             for name in files:
                 if name.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(folder, name))
+                    p = os.path.join(folder, name)
+                    # A FIFO or device would block or fail the decoder.
+                    (paths if os.path.isfile(p) else other).append(p)
+        if other:
+            logging.warning(
+                "--images=%s: skipped %d non-regular file(s) (FIFO, socket, "
+                "device), e.g. %s", spec, len(other), sorted(other)[0])
     elif _is_glob(spec):
         parts = []
         for part in os.path.abspath(spec).split(os.sep):
@@ -153,6 +161,37 @@ def _webp_size(head):
     return None
 
 
+def _gif_canvas(data):
+    """(width, height) TF decodes a GIF to: the largest image descriptor over
+    every frame (GIF89a sections 17-20; TF's decoder ignores the logical
+    screen, even with ``expand_animations=False``), None without one.
+
+    Blocks are walked as the decoder reads them: 0x21 extension (label, then
+    sub-blocks closed by a 0-length one), 0x2C image (9 descriptor bytes, a
+    local color table if flagged, LZW code size, sub-blocks), up to the
+    trailer, an unknown byte or the end of the data.
+    """
+
+    def table(packed):
+        return 3 * 2 ** ((packed & 7) + 1) if packed & 0x80 else 0
+
+    n, width, height = len(data), 0, 0
+    pos = 13 + table(data[10]) if n > 10 else n
+    while pos < n and data[pos] in (0x21, 0x2C):
+        if data[pos] == 0x2C:
+            if pos + 10 > n:
+                break
+            w, h = struct.unpack("<HH", data[pos + 5 : pos + 9])
+            width, height = max(width, w), max(height, h)
+            pos += 11 + table(data[pos + 9])
+        else:
+            pos += 2
+        while pos < n and data[pos]:
+            pos += 1 + data[pos]
+        pos += 1
+    return (width, height) if width or height else None
+
+
 def header_size(path):
     """(width, height) read from the header of a JPEG/PNG/GIF/BMP/WebP file.
 
@@ -165,7 +204,8 @@ def header_size(path):
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
             size = struct.unpack(">II", head[16:24])
         elif head[:6] in (b"GIF87a", b"GIF89a"):
-            size = struct.unpack("<HH", head[6:10])
+            f.seek(0)
+            size = _gif_canvas(f.read())
         elif head[:2] == b"BM" and len(head) >= 26:
             if struct.unpack("<I", head[14:18])[0] == 12:  # OS/2 BITMAPCOREHEADER
                 size = struct.unpack("<HH", head[18:22])

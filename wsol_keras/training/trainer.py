@@ -67,6 +67,8 @@ def data_info_of(source, config):
         "image_size": int(config.data.image_size),
         # VOC / COCO: multi-hot labels; single-label methods refuse it.
         "multi_label": bool(getattr(source, "multi_label", False)),
+        # Compared on resume (workdir.check_rerun_config); None: synthetic.
+        "data_fingerprint": source.fingerprint(),
     }
 
 

@@ -66,7 +66,8 @@ def save_weights_atomic(model, path):
 # Fields a rerun may change without refusing: they steer only the evaluation
 # that follows training, never the weights (the rewritten config.json records
 # the new values, which the new report used).
-RERUN_MAY_CHANGE = ("config.eval.",)
+RERUN_MAY_CHANGE = ("config.eval.", "config.data.allow_data_change")
+FINGERPRINT = "data_info.data_fingerprint"
 
 
 def write_config(workdir, config, data_info, keep_previous=False):
@@ -133,7 +134,18 @@ def check_rerun_config(workdir, config, data_info, allow_change=False):
         `allow_change`.
     """
     changes = config_changes(workdir, config, data_info)
-    blocking = [c for c in changes if not c[0].startswith(RERUN_MAY_CHANGE)]
+    data = [c for c in changes if c[0] == FINGERPRINT and c[1] != "<absent>"]
+    if data and not config.data.get("allow_data_change", False):
+        raise ValueError(
+            f"the data set has changed since {workdir!r} was trained on it "
+            f"(fingerprint {data[0][1]} -> {data[0][2]}: images added, removed, "
+            "relabelled or re-boxed); use another --workdir, or set "
+            "--config.data.allow_data_change=True to resume on the new data"
+        )
+    blocking = [
+        c for c in changes
+        if not c[0].startswith(RERUN_MAY_CHANGE) and c[0] != FINGERPRINT
+    ]
     if blocking and not allow_change:
         lines = "\n".join(f"  {k}: {old!r} -> {new!r}" for k, old, new in blocking)
         raise ValueError(
