@@ -20,6 +20,7 @@ A new tool (e.g. wsol-predict) needs only::
         cli.run(main, define_flags, __doc__, "wsol-predict")
 """
 
+import difflib
 import os
 import sys
 
@@ -43,6 +44,73 @@ CONFIG_FIELDS_HELP = (
     "wsol_keras/configs/base.py (shared) and the experiment file; "
     "--print_config prints the effective config and exits."
 )
+
+
+# The installed experiment configs: this package's configs/ folder (found
+# from this file, so resolving a name imports nothing).
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+_CONFIGS_MODULE = "wsol_keras.configs."
+
+
+def available_configs():
+    """Names of the installed experiment configs (``configs/<name>.py``)."""
+    return sorted(
+        f[:-3]
+        for f in os.listdir(CONFIGS_DIR)
+        if f.endswith(".py") and f not in ("__init__.py", "base.py")
+    )
+
+
+def resolve_config(spec):
+    """``--config`` value -> path of the config file (``:arg`` kept).
+
+    Accepted, in this order: an existing file path; an installed config's name
+    (``synthetic_spn``), module (``wsol_keras.configs.synthetic_spn``) or
+    checkout path (``configs/synthetic_spn.py``, which then works from any
+    folder). ``:smoke`` (or any ``:arg``) after any of them is passed on to
+    the config's ``get_config(arg)``.
+
+    Raises:
+      UserError: nothing matches; the message lists the installed configs.
+    """
+    path, sep, arg = str(spec).partition(":")
+    if os.path.isfile(path):
+        return str(spec)
+    name = path
+    if name.startswith(_CONFIGS_MODULE):
+        name = name[len(_CONFIGS_MODULE):]
+    elif name.endswith(".py"):
+        name = os.path.basename(name)[:-3]
+    candidate = os.path.join(CONFIGS_DIR, name + ".py")
+    if name in available_configs() and os.path.isfile(candidate):
+        return candidate + sep + arg
+    names = available_configs()
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UserError(
+        f"--config={spec}: no such file or installed config{hint}; a path to a "
+        f"config file, or one of: {', '.join(names)}"
+    )
+
+
+def define_config_flag(name, default, help_string, flag_values=flags.FLAGS):
+    """An ml_collections config-file flag whose value may also be a config's
+    name (`resolve_config`); overrides as ``--<name>.SECTION.FIELD=VALUE``."""
+    from ml_collections.config_flags import config_flags  # pylint: disable=g-import-not-at-top
+
+    class _Parser(config_flags.ConfigFileFlagParser):
+        def parse(self, path):
+            return super().parse(resolve_config(path))
+
+    flag = config_flags._ConfigFlag(  # pylint: disable=protected-access
+        parser=_Parser(name=name, lock_config=True),
+        serializer=flags.ArgumentSerializer(),
+        name=name,
+        default=default,
+        help_string=help_string,
+        flag_values=flag_values,
+    )
+    return flags.DEFINE_flag(flag, flag_values)
 
 
 def define_common_flags(flag_values=flags.FLAGS):

@@ -29,7 +29,6 @@ import sys
 from absl import flags
 from absl import logging
 import cv2
-from ml_collections import config_flags
 import numpy as np
 
 from wsol_keras import cli
@@ -112,9 +111,10 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=flags.FLAGS):
-    config_flags.DEFINE_config_file(
+    cli.define_config_flag(
         "config", None,
-        "Experiment config naming the data source (configs/*.py); fields as "
+        "Experiment config naming the data source (an installed config's name "
+        "or a config file); fields as "
         "--config.data.root=...", flag_values=flag_values)
     flags.DEFINE_string("scoremap_root", None, "Folder of <image_id>.npy maps.", flag_values=flag_values)
     flags.DEFINE_string("split", "test", "Split to score.", flag_values=flag_values)

@@ -30,7 +30,6 @@ import tempfile
 from absl import flags
 from absl import logging
 import keras
-from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
@@ -316,12 +315,12 @@ FLAGS = flags.FLAGS
 
 
 def define_flags(flag_values=FLAGS):
-    config_flags.DEFINE_config_file(
+    cli.define_config_flag(
         "config",
         default_config_path(),
-        "Experiment config file (configs/*.py, ':smoke' appended shrinks the "
-        "run); fields can be overridden as --config.train.epochs=3.",
-        lock_config=True,
+        "Experiment config: an installed config's name (synthetic_spn, "
+        "cub_vgg16_cam, ...) or a config file; ':smoke' appended shrinks the "
+        "run; fields can be overridden as --config.train.epochs=3.",
         flag_values=flag_values,
     )
     flags.DEFINE_string(
