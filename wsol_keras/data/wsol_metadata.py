@@ -123,6 +123,72 @@ def _fast_sizes_ok(size_file: str, line_of: Dict[str, int]) -> bool:
     )
 
 
+def read_localization(loc_file, paths, check_known, mask_root, allow_outside):
+    """Boxes or masks of ``paths`` from a localization.txt (when it exists).
+
+    Lines: ``path,x0,y0,x1,y1`` (one line per box, original-image pixels) or
+    ``path,mask_path,ignore_path`` (one line per instance mask; ignore path may
+    be empty; mask paths relative to ``mask_root``); one kind per file.
+
+    Args:
+      loc_file: the file (absent: no boxes, no masks).
+      paths: the image paths the lines may name.
+      check_known: fn(path, file, line) raising for a path not in ``paths``.
+      mask_root: folder mask paths are relative to.
+      allow_outside: accept mask paths leaving ``mask_root``.
+
+    Returns:
+      (boxes, box_where, masks, ignore): dicts keyed by path.
+    """
+    boxes: Dict[str, List[Tuple[float, ...]]] = {p: [] for p in paths}
+    box_where: Dict[str, List[str]] = {p: [] for p in paths}
+    masks: Dict[str, List[str]] = {p: [] for p in paths}
+    ignore: Dict[str, str] = {p: "" for p in paths}
+    kind = None
+    if os.path.isfile(loc_file):
+        for ln, line in read_lines(loc_file):
+            f = split_fields(line, ",")
+            expect_fields(
+                f,
+                (2, 3, 5),
+                loc_file,
+                ln,
+                "'path,x0,y0,x1,y1' or 'path,mask_path,ignore_path'",
+            )
+            this = "box" if len(f) == 5 else "mask"
+            if kind is None:
+                kind = this
+            elif kind != this:
+                raise ValueError(f"{loc_file}:{ln}: mixes {this} and {kind} lines")
+            check_known(f[0], loc_file, ln)
+            if this == "box":
+                b = tuple(
+                    parse_number(v, loc_file, ln, n, float)
+                    for v, n in zip(f[1:], ("x0", "y0", "x1", "y1"))
+                )
+                check_box(b, loc_file, ln)
+                boxes[f[0]].append(b)
+                box_where[f[0]].append(f"{loc_file}:{ln}")
+            else:
+                if not f[1]:
+                    raise ValueError(f"{loc_file}:{ln}: empty mask path")
+                mp = safe_join(mask_root, f[1], f"{loc_file}:{ln}", allow_outside)
+                if not os.path.isfile(mp):
+                    raise FileNotFoundError(
+                        f"mask {mp} listed at {loc_file}:{ln} does not exist"
+                    )
+                masks[f[0]].append(mp)
+                if len(f) == 3 and f[2]:
+                    ip = safe_join(mask_root, f[2], f"{loc_file}:{ln}", allow_outside)
+                    if not os.path.isfile(ip):
+                        raise FileNotFoundError(
+                            f"ignore mask {ip} listed at {loc_file}:{ln} does not exist"
+                        )
+                    ignore[f[0]] = ip
+
+    return boxes, box_where, masks, ignore
+
+
 def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False):
     ids_file = os.path.join(d, "image_ids.txt")
     lab_file = os.path.join(d, "class_labels.txt")
@@ -181,52 +247,9 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
                         f"{size_file}:{ln}: {what} must be positive, got {v}"
                     )
 
-    boxes: Dict[str, List[Tuple[float, ...]]] = {p: [] for p in paths}
-    box_where: Dict[str, List[str]] = {p: [] for p in paths}
-    masks: Dict[str, List[str]] = {p: [] for p in paths}
-    ignore: Dict[str, str] = {p: "" for p in paths}
-    loc_file = os.path.join(d, "localization.txt")
-    kind = None
-    if os.path.isfile(loc_file):
-        for ln, line in read_lines(loc_file):
-            f = split_fields(line, ",")
-            expect_fields(
-                f,
-                (2, 3, 5),
-                loc_file,
-                ln,
-                "'path,x0,y0,x1,y1' or 'path,mask_path,ignore_path'",
-            )
-            this = "box" if len(f) == 5 else "mask"
-            if kind is None:
-                kind = this
-            elif kind != this:
-                raise ValueError(f"{loc_file}:{ln}: mixes {this} and {kind} lines")
-            check_known(f[0], loc_file, ln)
-            if this == "box":
-                b = tuple(
-                    parse_number(v, loc_file, ln, n, float)
-                    for v, n in zip(f[1:], ("x0", "y0", "x1", "y1"))
-                )
-                check_box(b, loc_file, ln)
-                boxes[f[0]].append(b)
-                box_where[f[0]].append(f"{loc_file}:{ln}")
-            else:
-                if not f[1]:
-                    raise ValueError(f"{loc_file}:{ln}: empty mask path")
-                mp = safe_join(mask_root, f[1], f"{loc_file}:{ln}", allow_outside)
-                if not os.path.isfile(mp):
-                    raise FileNotFoundError(
-                        f"mask {mp} listed at {loc_file}:{ln} does not exist"
-                    )
-                masks[f[0]].append(mp)
-                if len(f) == 3 and f[2]:
-                    ip = safe_join(mask_root, f[2], f"{loc_file}:{ln}", allow_outside)
-                    if not os.path.isfile(ip):
-                        raise FileNotFoundError(
-                            f"ignore mask {ip} listed at {loc_file}:{ln} does not exist"
-                        )
-                    ignore[f[0]] = ip
+    boxes, box_where, masks, ignore = read_localization(
+        os.path.join(d, "localization.txt"), paths, check_known, mask_root, allow_outside
+    )
 
     origin = [f"{ids_file}:{line_of[p]}" for p in paths]
     b, nb = pipeline.pad_boxes([boxes[p] for p in paths], origin)
