@@ -9,7 +9,7 @@ import sys
 import pytest
 from absl import flags
 
-from wsol_keras import cli
+from wsol_keras import config_flag
 
 
 def _parse(args, monkeypatch, define):
@@ -34,7 +34,7 @@ def test_config_by_name_from_another_folder(spec, tmp_path, monkeypatch):
     fv = _parse(
         [f"--config={spec}", "--config.train.epochs=7"],
         monkeypatch,
-        lambda fv: cli.define_config_flag("config", None, "h", flag_values=fv),
+        lambda fv: config_flag.define_config_flag("config", None, "h", flag_values=fv),
     )
     assert fv.config.method.name == "spn"
     assert fv.config.train.epochs == 7
@@ -51,15 +51,15 @@ def test_config_file_path_still_works(tmp_path, monkeypatch):
     fv = _parse(
         [f"--config={path}:hello"],
         monkeypatch,
-        lambda fv: cli.define_config_flag("config", None, "h", flag_values=fv),
+        lambda fv: config_flag.define_config_flag("config", None, "h", flag_values=fv),
     )
     assert fv.config.x == 1 and fv.config.arg == "hello"
 
 
 def test_unknown_config_name_lists_the_installed_ones(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(cli.UserError) as info:
-        cli.resolve_config("synthetic_spm")
+    with pytest.raises(config_flag.UserError) as info:
+        config_flag.resolve_config("synthetic_spm")
     message = str(info.value)
     assert "\n" not in message
     assert "did you mean synthetic_spn" in message

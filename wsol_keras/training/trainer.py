@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import cli
+from wsol_keras import cli_flags
 from wsol_keras.training import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
@@ -314,61 +315,7 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores)
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=FLAGS):
-    cli.define_config_flag(
-        "config",
-        default_config_path(),
-        "Experiment config: an installed config's name (synthetic_spn, "
-        "cub_vgg16_cam, ...) or a config file; ':smoke' appended shrinks the "
-        "run; fields can be overridden as --config.train.epochs=3.",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_string(
-        "workdir",
-        None,
-        "Directory for checkpoints, logs and the report (required).",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_enum(
-        "strategy",
-        "default",
-        ["default", "mirrored", "multiworker"],
-        "tf.distribute strategy.",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_integer(
-        "cpu_replicas",
-        0,
-        "Split the CPU into this many "
-        "logical devices (to try --strategy=mirrored on CPU).",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_bool(
-        "evaluate",
-        True,
-        "Evaluate the test split after training.",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_bool(
-        "print_config",
-        False,
-        "Print the effective config (file + --config.* overrides) and exit.",
-        flag_values=flag_values,
-    )
-    flags.register_multi_flags_validator(
-        ["workdir", "print_config"],
-        lambda f: bool(f["workdir"] or f["print_config"]),
-        message="--workdir is required (where the run is written)",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_bool(
-        "allow_config_change",
-        False,
-        "Continue an existing workdir although the requested config differs "
-        "from its config.json (the run refuses by default, naming the fields); "
-        "the old config.json is kept as config.previous-<time>.json.",
-        flag_values=flag_values,
-    )
+define_flags = cli_flags.train_flags
 
 
 def main(argv):
