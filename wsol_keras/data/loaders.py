@@ -8,10 +8,24 @@ instance masks resized with nearest neighbour, OR-ed, ignore pixels 255.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import tensorflow as tf
 
 MAX_BOXES = 16
+
+# TensorFlow's wrapping of an op's error: "{{function_node __wrapped__Op_device_
+# /job:...}} <what happened> [Op:DecodeImage] name: ".
+_TF_ERROR_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\](\s*name:.*)?")
+
+
+def decode_error_text(error) -> str:
+    """The reason of a failed decode, as one line without TF's op wrapping."""
+    text = str(getattr(error, "message", "") or error)
+    text = _TF_ERROR_WRAPPING.sub(" ", text)
+    text = " ".join(text.split()).strip()
+    return text or type(error).__name__
 
 
 def decode_rgb(path: tf.Tensor) -> tf.Tensor:

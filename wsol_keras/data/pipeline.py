@@ -39,6 +39,7 @@ from wsol_keras.data import augment
 from wsol_keras.data import checks
 from wsol_keras.data import train_loader
 from wsol_keras.data.loaders import MAX_BOXES
+from wsol_keras.data.loaders import decode_error_text
 from wsol_keras.data.loaders import decode_rgb  # noqa: F401  (re-exported)
 from wsol_keras.data.loaders import has_any_mask
 from wsol_keras.data.loaders import hierarchy_table  # noqa: F401
@@ -360,7 +361,7 @@ def _decode_error(path: str, mask_paths, ignore_path: str) -> str:
             tf.io.decode_image(tf.io.read_file(p), expand_animations=False)
         except (tf.errors.OpError, ValueError) as e:  # noqa: PERF203
             what = "image" if p == path else f"mask {p}"
-            return f"{what}: {getattr(e, 'message', str(e)).strip()}"
+            return f"{what}: {decode_error_text(e)}"
     return "unknown decode error"
 
 

@@ -42,13 +42,24 @@ from wsol_keras.data.textfiles import safe_join
 from wsol_keras.data.textfiles import split_fields
 
 _SPLIT_ORDER = ("train", "val", "test")
+# Where a user gets the metadata and the images (errors of missing ones say it).
+METADATA_DOWNLOAD = (
+    "the metadata/<DATASET> folders (CUB, ILSVRC, OpenImages) come with "
+    "https://github.com/clovaai/wsolevaluation (its metadata/ folder)"
+)
+IMAGES_DOWNLOAD = (
+    "images: CUB_200_2011 from https://www.vision.caltech.edu/datasets/cub_200_2011/ "
+    "(and wsolevaluation's CUBV2 val images), ILSVRC 2012 from "
+    "https://image-net.org, OpenImages30k with wsolevaluation's "
+    "dataset/prepare_openimages.sh"
+)
 
 
 def _find_splits(meta: str) -> List[str]:
     if not meta or not os.path.isdir(meta):
         raise FileNotFoundError(
             f"data.metadata={meta!r} is not a directory "
-            "(expected metadata/<DATASET> with one folder per split)"
+            f"(expected metadata/<DATASET> with one folder per split); {METADATA_DOWNLOAD}"
         )
     found = [
         d
@@ -319,7 +330,8 @@ class WSOLMetadataSource(pipeline.FileSource):
         root = str(data_config.root)
         if not root or not os.path.isdir(root):
             raise FileNotFoundError(
-                f"data.root={root!r} is not a directory (the image root)"
+                f"data.root={root!r} is not a directory (the image root); "
+                f"{IMAGES_DOWNLOAD}"
             )
         mask_root = str(data_config.mask_root) or root
         allow = bool(data_config.get("allow_outside_root", False))

@@ -17,6 +17,7 @@ import struct
 
 import tensorflow as tf
 
+from wsol_keras.data.loaders import decode_error_text
 from wsol_keras.data.pipeline import resize_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -212,8 +213,7 @@ def load_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
             data, channels=3, expand_animations=False, dtype=tf.uint8
         )
     except (tf.errors.OpError, ValueError) as e:
-        message = getattr(e, "message", str(e)).strip().splitlines()[0]
-        raise ImageError(f"{path}: cannot decode ({message})") from None
+        raise ImageError(f"{path}: cannot decode ({decode_error_text(e)})") from None
     original = image.numpy()
     if original.shape[0] == 0 or original.shape[1] == 0:
         raise ImageError(f"{path}: empty image")
