@@ -193,6 +193,15 @@ def export_tflite_flags(flag_values=flags.FLAGS):
         "WSOL_TFLITE_VERBOSE=1 shows the converter's diagnostics).",
         **fv,
     )
+    flags.DEFINE_enum(
+        "map_method",
+        "auto",
+        ["auto"] + list(MAP_METHODS),
+        "The map the models carry: auto = the workdir's map when its ops "
+        "convert to TFLite, else CAM (gradient maps such as dgl need ops "
+        "LiteRT lacks); the manifest says which (map_method, map_fallback).",
+        **fv,
+    )
     flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 
 

@@ -33,7 +33,9 @@ def main(argv):
         variants=tuple(FLAGS.variants),
         num_calibration=FLAGS.num_calibration,
         postprocess=FLAGS.postprocess,
+        map_method=FLAGS.map_method,
     )
+    print(f"map: {manifest['map_method']} ({manifest['heatmap']})")
     for info in manifest["variants"].values():
         print(tflite_lib.describe_variant(info))
     print(f"manifest: {tflite_lib.MANIFEST_FILE} in {FLAGS.output}")
