@@ -39,6 +39,7 @@ from wsol_keras.training import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import evaluator
+from wsol_keras.evaluation import records as eval_records
 from wsol_keras.evaluation import multilabel
 from wsol_keras.training import precise_bn
 from wsol_keras.training import precision as precision_lib
@@ -203,6 +204,13 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         model = build_compiled_model(config, data_info, steps)
         method_phases.prepare(model, config, data_info)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    if _finished(workdir, config, initial_epoch) and not changes:
+        # A rerun of a finished run: its final weights (selected checkpoint,
+        # precise BN) are the result; nothing is trained or written.
+        logging.info("%s: training finished before; using its %s", workdir,
+                     os.path.basename(workdir_lib.final_weights_path(workdir)))
+        model.load_weights(workdir_lib.final_weights_path(workdir))
+        return model, source, data_info
     record = workdir_lib.checkpoint_record(workdir)
     scores = checkpoint_selection.SelectionState.from_checkpoint(record)
     chief = is_chief(strategy)
@@ -232,6 +240,16 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
     return model, source, data_info
+
+
+def _finished(workdir, config, initial_epoch):
+    """Whether `workdir` holds the finished run of `config` (every epoch,
+    then the final weights and their selected_checkpoint.json)."""
+    return (
+        initial_epoch >= config.train.epochs
+        and os.path.isfile(workdir_lib.final_weights_path(workdir))
+        and os.path.isfile(os.path.join(workdir, eval_records.SELECTED_CHECKPOINT_FILE))
+    )
 
 
 def _checked_pre_fit_phases(config):
@@ -337,7 +355,15 @@ def main(argv):
         print(multilabel.format_table(result))
         files = "spn_protocol.json"
     else:
-        metrics = evaluator.evaluate_and_report(model, source, config, FLAGS.workdir)
+        metrics = eval_records.finished_report(FLAGS.workdir, config)
+        if metrics is not None:
+            print(
+                f"The test evaluation of these weights and this config is in "
+                f"{os.path.join(FLAGS.workdir, eval_records.REPORT_FILE)}: not "
+                "evaluated again (wsol-eval re-runs it; --noevaluate skips it)."
+            )
+        else:
+            metrics = evaluator.evaluate_and_report(model, source, config, FLAGS.workdir)
         print("\n" + report.table_heading("test", config))
         print(report.format_table(metrics))
         files = "metrics.json, heatmaps.png, box_accuracy.png"
