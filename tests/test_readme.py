@@ -202,6 +202,8 @@ def console_scripts():
         if "=" in line:
             name, target = (part.strip() for part in line.split("=", 1))
             scripts[name] = target.split(":")[0]
+            if scripts[name] == "wsol_keras.cli":  # the light entry point
+                scripts[name] = cli.TOOLS[name][0]  # the tool's module
     return scripts
 
 

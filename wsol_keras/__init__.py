@@ -10,16 +10,17 @@ models' GradientTape train step, tf.distribute, CAM/DGL extraction, export) need
 TensorFlow: under the TensorFlow backend it is imported with the package as
 before; under another backend it is imported on first use (attribute access), so
 `import wsol_keras.layers` works where TensorFlow is not installed.
+
+The package's console scripts (``wsol-train``, ...) parse their flags before
+any of this is imported, so ``--help`` and command-line mistakes answer at
+once; they call :func:`load_deferred` once the flags are parsed.
 """
 
 import importlib
-
-import keras
+import os
+import sys
 
 __version__ = "0.1.0"
-
-from wsol_keras import layers  # noqa: E402
-from wsol_keras import losses  # noqa: E402
 
 # name -> (module, attribute or None for the module itself); need TensorFlow.
 _TF_PARTS = {
@@ -36,6 +37,8 @@ _TF_PARTS = {
 
 
 def __getattr__(name):
+    if name in ("layers", "losses"):  # deferred by a console script
+        return importlib.import_module(f"wsol_keras.{name}")
     if name not in _TF_PARTS:
         raise AttributeError(f"module 'wsol_keras' has no attribute {name!r}")
     module_name, attr = _TF_PARTS[name]
@@ -45,8 +48,23 @@ def __getattr__(name):
     return value
 
 
-if keras.backend.backend() == "tensorflow":
-    # Eagerly, as before: registers the models' serializables on import.
-    for _name in _TF_PARTS:
-        __getattr__(_name)
-    del _name
+def load_deferred():
+    """Imports the layers, losses and (TensorFlow backend) the rest, which
+    registers every serializable with Keras; idempotent."""
+    import keras  # pylint: disable=g-import-not-at-top
+
+    importlib.import_module("wsol_keras.layers")
+    importlib.import_module("wsol_keras.losses")
+    if keras.backend.backend() == "tensorflow":
+        # Eagerly, as before: registers the models' serializables on import.
+        for name in _TF_PARTS:
+            __getattr__(name)
+
+
+def _started_by_console_script():
+    """A ``wsol-*`` console script (wsol_keras.cli.console) defers the import."""
+    return os.path.basename(sys.argv[0] if sys.argv else "").startswith("wsol-")
+
+
+if not _started_by_console_script():
+    load_deferred()

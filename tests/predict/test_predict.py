@@ -129,14 +129,14 @@ def test_existing_output_is_refused(workdir, tmp_path):
     assert os.path.getmtime(os.path.join(out, "predictions.jsonl")) == before
     main.predict_images(predictor, paths, root, out, overwrite=True, verbose=False)
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-")]
-    # The CLI: one line on stderr, exit status 2, nothing loaded.
+    # The CLI: one line on stderr, exit status 1 (as every tool), nothing loaded.
     proc = subprocess.run(
         [sys.executable, "-m", "wsol_keras.predict.main", f"--workdir={workdir}",
          f"--images={tmp_path / 'im'}", f"--output={out}"],
         capture_output=True, text=True, cwd=REPO,
         env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"),
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert "wsol-predict: error: --output=" in proc.stderr
     assert "Traceback" not in proc.stderr
 

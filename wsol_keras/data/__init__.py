@@ -12,8 +12,9 @@ Pick a source with ``get_source(data_config)``; ``data_config.name`` is one of
 ``"synthetic"`` (built-in benchmark, :mod:`wsol_keras.data.synthetic`), ``"cub"``
 (CUB-200-2011 as released, :mod:`wsol_keras.data.cub`), ``"wsol_metadata"``
 (wsolevaluation's metadata layout, :mod:`wsol_keras.data.wsol_metadata`),
-``"tfds"`` (a TensorFlow Datasets builder, :mod:`wsol_keras.data.tfds_source`) or
-``"voc"`` (a PASCAL VOC folder, :mod:`wsol_keras.data.voc`).
+``"tfds"`` (a TensorFlow Datasets builder, :mod:`wsol_keras.data.tfds_source`),
+``"voc"`` (a PASCAL VOC folder, :mod:`wsol_keras.data.voc`) or ``"folder"``
+(your own images, one folder per class, :mod:`wsol_keras.data.folder`).
 
 VOC / COCO data (``voc``, and ``tfds`` with a voc/coco builder) is multi-label
 (``source.multi_label``): "label" is multi-hot [C] and the element carries the
@@ -35,16 +36,17 @@ from wsol_keras.data.cub import CUBSource
 from wsol_keras.data.synthetic_source import SyntheticSource
 from wsol_keras.data.wsol_metadata import WSOLMetadataSource
 
-SOURCES = ("synthetic", "cub", "wsol_metadata", "tfds", "voc")
+SOURCES = ("synthetic", "cub", "wsol_metadata", "tfds", "voc", "folder")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
     """Defaults: the built-in synthetic benchmark at 64 x 64 (trains on a CPU).
 
     Fields (all overridable as ``--config.data.<field>=...``):
-      name: "synthetic" | "cub" | "wsol_metadata" | "tfds" | "voc".
+      name: "synthetic" | "cub" | "wsol_metadata" | "tfds" | "voc" | "folder".
       root: image root (CUB: the folder holding images/ and the *.txt files;
-        wsol_metadata: the folder image paths are relative to).
+        wsol_metadata: the folder image paths are relative to; folder: the
+        folder of class folders, or of train/ val/ test/ holding them).
       metadata: wsol_metadata only: the metadata/<DATASET> folder with one
         sub-folder per split.
       mask_root: folder that mask paths are relative to ("" = root).
@@ -60,6 +62,12 @@ def default_data_config() -> ml_collections.ConfigDict:
         class, fixed seed, removed from train), "train_subset" (the same images
         kept in train too) or "test".
       val_per_class: CUB only: images per class in val.
+      val_fraction, test_fraction: folder only: the share of each class's
+        images carved out (fixed seed) as val / test when the root has no
+        val/ or test/ folder (0: no such split).
+      localization_file: folder only: boxes or masks of the images
+        (wsolevaluation's localization.txt format; "" = <root>/localization.txt
+        when it exists).
       allow_outside_root: accept metadata paths that are absolute or leave the
         root with "..".
       allow_data_change: resume a workdir although the data set's fingerprint
@@ -101,6 +109,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.hierarchy_file = ""
     c.cub_val = "holdout"
     c.val_per_class = 5
+    c.val_fraction = 0.1
+    c.test_fraction = 0.1
+    c.localization_file = ""
     c.allow_outside_root = False
     c.allow_data_change = False
     c.strict_boxes = False
@@ -161,6 +172,10 @@ def get_source(data_config) -> DataSource:
         from wsol_keras.data.voc import VOCSource
 
         return VOCSource(cfg)
+    if name == "folder":
+        from wsol_keras.data.folder import FolderSource
+
+        return FolderSource(cfg)
     raise ValueError(f"data.name must be one of {SOURCES}, got {name!r}")
 
 

@@ -50,6 +50,12 @@ from wsol_keras.data.textfiles import read_lines
 from wsol_keras.data.textfiles import safe_join
 
 CUB_VAL_MODES = ("train_subset", "holdout", "test")
+# Where a user gets the data (the error of a missing root says it).
+CUB_DOWNLOAD = (
+    "download CUB_200_2011.tgz (Caltech-UCSD Birds-200-2011, "
+    "https://www.vision.caltech.edu/datasets/cub_200_2011/) and unpack it; "
+    "segmentations.tgz (optional) adds the masks of PxAP"
+)
 _VAL_SEED = 20110611
 
 
@@ -80,10 +86,12 @@ class CUBSource(pipeline.FileSource):
 
     def __init__(self, data_config):
         root = str(data_config.root)
-        if not root or not os.path.isdir(root):
+        if not root or not os.path.isdir(root) or not os.path.isfile(
+            os.path.join(root, "images.txt")
+        ):
             raise FileNotFoundError(
-                f"data.root={root!r} is not a directory "
-                "(expected the CUB_200_2011 folder)"
+                f"data.root={root!r} is not the CUB_200_2011 folder (no "
+                f"images.txt there); {CUB_DOWNLOAD}"
             )
         mode = str(data_config.cub_val)
         if mode not in CUB_VAL_MODES:

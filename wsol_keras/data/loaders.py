@@ -8,6 +8,7 @@ instance masks resized with nearest neighbour, OR-ed, ignore pixels 255.
 
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import numpy as np
@@ -15,6 +16,18 @@ import tensorflow as tf
 from absl import logging
 
 MAX_BOXES = 16
+
+# TensorFlow's wrapping of an op's error: "{{function_node __wrapped__Op_device_
+# /job:...}} <what happened> [Op:DecodeImage] name: ".
+_TF_ERROR_WRAPPING = re.compile(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\](\s*name:.*)?")
+
+
+def decode_error_text(error) -> str:
+    """The reason of a failed decode, as one line without TF's op wrapping."""
+    text = str(getattr(error, "message", "") or error)
+    text = _TF_ERROR_WRAPPING.sub(" ", text)
+    text = " ".join(text.split()).strip()
+    return text or type(error).__name__
 
 
 def decode_rgb(path: tf.Tensor) -> tf.Tensor:
@@ -182,5 +195,5 @@ def _decode_error(path: str, mask_paths, ignore_path: str) -> str:
             tf.io.decode_image(tf.io.read_file(p), expand_animations=False)
         except (tf.errors.OpError, ValueError) as e:  # noqa: PERF203
             what = "image" if p == path else f"mask {p}"
-            return f"{what}: {getattr(e, 'message', str(e)).strip()}"
+            return f"{what}: {decode_error_text(e)}"
     return "unknown decode error"

@@ -39,6 +39,7 @@ from wsol_keras.data import augment
 from wsol_keras.data import checks
 from wsol_keras.data import train_loader
 from wsol_keras.data.loaders import MAX_BOXES
+from wsol_keras.data.loaders import decode_error_text
 from wsol_keras.data.loaders import decode_rgb  # noqa: F401  (re-exported)
 from wsol_keras.data.loaders import has_any_mask
 from wsol_keras.data.loaders import hierarchy_table  # noqa: F401

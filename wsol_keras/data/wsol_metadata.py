@@ -42,13 +42,24 @@ from wsol_keras.data.textfiles import safe_join
 from wsol_keras.data.textfiles import split_fields
 
 _SPLIT_ORDER = ("train", "val", "test")
+# Where a user gets the metadata and the images (errors of missing ones say it).
+METADATA_DOWNLOAD = (
+    "the metadata/<DATASET> folders (CUB, ILSVRC, OpenImages) come with "
+    "https://github.com/clovaai/wsolevaluation (its metadata/ folder)"
+)
+IMAGES_DOWNLOAD = (
+    "images: CUB_200_2011 from https://www.vision.caltech.edu/datasets/cub_200_2011/ "
+    "(and wsolevaluation's CUBV2 val images), ILSVRC 2012 from "
+    "https://image-net.org, OpenImages30k with wsolevaluation's "
+    "dataset/prepare_openimages.sh"
+)
 
 
 def _find_splits(meta: str) -> List[str]:
     if not meta or not os.path.isdir(meta):
         raise FileNotFoundError(
             f"data.metadata={meta!r} is not a directory "
-            "(expected metadata/<DATASET> with one folder per split)"
+            f"(expected metadata/<DATASET> with one folder per split); {METADATA_DOWNLOAD}"
         )
     found = [
         d
@@ -123,6 +134,77 @@ def _fast_sizes_ok(size_file: str, line_of: Dict[str, int]) -> bool:
     )
 
 
+def read_localization(loc_file, paths, check_known, mask_root, allow_outside):
+    """Boxes or masks of ``paths`` from a localization.txt (when it exists).
+
+    Lines: ``path,x0,y0,x1,y1`` (one line per box, original-image pixels) or
+    ``path,mask_path,ignore_path`` (one line per instance mask; ignore path may
+    be empty; mask paths relative to ``mask_root``); one kind per file.
+
+    Args:
+      loc_file: the file (absent: no boxes, no masks).
+      paths: the image paths the lines may name.
+      check_known: fn(path, file, line) raising for a path not in ``paths``.
+      mask_root: folder mask paths are relative to.
+      allow_outside: accept mask paths leaving ``mask_root``.
+
+    Returns:
+      (boxes, box_where, masks, ignore, mask_where, ignore_where): dicts keyed
+      by path; the ``*_where`` values are the ``file:line`` of each entry.
+    """
+    boxes: Dict[str, List[Tuple[float, ...]]] = {p: [] for p in paths}
+    box_where: Dict[str, List[str]] = {p: [] for p in paths}
+    masks: Dict[str, List[str]] = {p: [] for p in paths}
+    ignore: Dict[str, str] = {p: "" for p in paths}
+    mask_where: Dict[str, List[str]] = {p: [] for p in paths}
+    ignore_where: Dict[str, str] = {p: "" for p in paths}
+    kind = None
+    if os.path.isfile(loc_file):
+        for ln, line in read_lines(loc_file):
+            f = split_fields(line, ",")
+            expect_fields(
+                f,
+                (2, 3, 5),
+                loc_file,
+                ln,
+                "'path,x0,y0,x1,y1' or 'path,mask_path,ignore_path'",
+            )
+            this = "box" if len(f) == 5 else "mask"
+            if kind is None:
+                kind = this
+            elif kind != this:
+                raise ValueError(f"{loc_file}:{ln}: mixes {this} and {kind} lines")
+            check_known(f[0], loc_file, ln)
+            if this == "box":
+                b = tuple(
+                    parse_number(v, loc_file, ln, n, float)
+                    for v, n in zip(f[1:], ("x0", "y0", "x1", "y1"))
+                )
+                check_box(b, loc_file, ln)
+                boxes[f[0]].append(b)
+                box_where[f[0]].append(f"{loc_file}:{ln}")
+            else:
+                if not f[1]:
+                    raise ValueError(f"{loc_file}:{ln}: empty mask path")
+                mp = safe_join(mask_root, f[1], f"{loc_file}:{ln}", allow_outside)
+                if not os.path.isfile(mp):
+                    raise FileNotFoundError(
+                        f"mask {mp} listed at {loc_file}:{ln} does not exist"
+                    )
+                masks[f[0]].append(mp)
+                mask_where[f[0]].append(f"{loc_file}:{ln}")
+                if len(f) == 3 and f[2]:
+                    ip = safe_join(mask_root, f[2], f"{loc_file}:{ln}", allow_outside)
+                    if not os.path.isfile(ip):
+                        raise FileNotFoundError(
+                            f"ignore mask {ip} listed at {loc_file}:{ln} does not exist"
+                        )
+                    ignore[f[0]] = ip
+                    ignore_where[f[0]] = f"{loc_file}:{ln}"
+
+    return boxes, box_where, masks, ignore, mask_where, ignore_where
+
+
 def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False):
     ids_file = os.path.join(d, "image_ids.txt")
     lab_file = os.path.join(d, "class_labels.txt")
@@ -181,56 +263,9 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
                         f"{size_file}:{ln}: {what} must be positive, got {v}"
                     )
 
-    boxes: Dict[str, List[Tuple[float, ...]]] = {p: [] for p in paths}
-    box_where: Dict[str, List[str]] = {p: [] for p in paths}
-    masks: Dict[str, List[str]] = {p: [] for p in paths}
-    ignore: Dict[str, str] = {p: "" for p in paths}
-    mask_where: Dict[str, List[str]] = {p: [] for p in paths}
-    ignore_where: Dict[str, str] = {p: "" for p in paths}
-    loc_file = os.path.join(d, "localization.txt")
-    kind = None
-    if os.path.isfile(loc_file):
-        for ln, line in read_lines(loc_file):
-            f = split_fields(line, ",")
-            expect_fields(
-                f,
-                (2, 3, 5),
-                loc_file,
-                ln,
-                "'path,x0,y0,x1,y1' or 'path,mask_path,ignore_path'",
-            )
-            this = "box" if len(f) == 5 else "mask"
-            if kind is None:
-                kind = this
-            elif kind != this:
-                raise ValueError(f"{loc_file}:{ln}: mixes {this} and {kind} lines")
-            check_known(f[0], loc_file, ln)
-            if this == "box":
-                b = tuple(
-                    parse_number(v, loc_file, ln, n, float)
-                    for v, n in zip(f[1:], ("x0", "y0", "x1", "y1"))
-                )
-                check_box(b, loc_file, ln)
-                boxes[f[0]].append(b)
-                box_where[f[0]].append(f"{loc_file}:{ln}")
-            else:
-                if not f[1]:
-                    raise ValueError(f"{loc_file}:{ln}: empty mask path")
-                mp = safe_join(mask_root, f[1], f"{loc_file}:{ln}", allow_outside)
-                if not os.path.isfile(mp):
-                    raise FileNotFoundError(
-                        f"mask {mp} listed at {loc_file}:{ln} does not exist"
-                    )
-                masks[f[0]].append(mp)
-                mask_where[f[0]].append(f"{loc_file}:{ln}")
-                if len(f) == 3 and f[2]:
-                    ip = safe_join(mask_root, f[2], f"{loc_file}:{ln}", allow_outside)
-                    if not os.path.isfile(ip):
-                        raise FileNotFoundError(
-                            f"ignore mask {ip} listed at {loc_file}:{ln} does not exist"
-                        )
-                    ignore[f[0]] = ip
-                    ignore_where[f[0]] = f"{loc_file}:{ln}"
+    boxes, box_where, masks, ignore, mask_where, ignore_where = read_localization(
+        os.path.join(d, "localization.txt"), paths, check_known, mask_root, allow_outside
+    )
 
     origin = [f"{ids_file}:{line_of[p]}" for p in paths]
     b, nb = pipeline.pad_boxes([boxes[p] for p in paths], origin)
@@ -307,7 +342,8 @@ class WSOLMetadataSource(pipeline.FileSource):
         root = str(data_config.root)
         if not root or not os.path.isdir(root):
             raise FileNotFoundError(
-                f"data.root={root!r} is not a directory (the image root)"
+                f"data.root={root!r} is not a directory (the image root); "
+                f"{IMAGES_DOWNLOAD}"
             )
         mask_root = str(data_config.mask_root) or root
         allow = bool(data_config.get("allow_outside_root", False))

@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from wsol_keras import cli
+from wsol_keras import cli_flags
 from wsol_keras.training import config_checks
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import layer_sweep
@@ -275,59 +276,7 @@ def evaluate_and_record(
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=FLAGS):
-    fv = {"flag_values": flag_values}
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir (required).", **fv)
-    flags.DEFINE_string("split", "test", "Split to evaluate.", **fv)
-    flags.DEFINE_string(
-        "map_method",
-        None,
-        "cam | topk | dgl | pcs | gradcam (default: the workdir's config).",
-        **fv,
-    )
-    flags.DEFINE_string(
-        "dgl_layer",
-        None,
-        "Full layer path for dgl / pcs / gradcam maps, e.g. "
-        "backbone/small_cnn_features/stage3_relu1 (see --list_layers).",
-        **fv,
-    )
-    flags.DEFINE_float(
-        "cam_threshold", None, "Fixed CAM threshold (default: chosen on val).", **fv
-    )
-    flags.DEFINE_integer("max_images", None, "Evaluate at most this many.", **fv)
-    flags.DEFINE_enum(
-        "box_method", None, list(eval_protocol.BOX_METHODS),
-        "Box of the Loc metrics and CorLoc (default: the workdir's config).", **fv,
-    )
-    flags.DEFINE_enum(
-        "image_size_mode", None, list(eval_protocol.IMAGE_SIZE_MODES),
-        "Score maps and boxes at data.image_size or each image's original size.", **fv,
-    )
-    flags.DEFINE_bool("ten_crop", None, "Ten-crop classification (and DGL maps).", **fv)
-    flags.DEFINE_list(
-        "sweep_layers",
-        None,
-        "Instead of the full protocol, sweep DGL (or --map_method=gradcam) maps "
-        "of these layer paths in one pass and print GT-known Loc / MaxBoxAccV2 "
-        "per layer (DGL Table 1); writes layer_sweep.json.",
-        **fv,
-    )
-    flags.DEFINE_bool(
-        "list_layers",
-        False,
-        "Print the model's layer paths (marking those usable as --dgl_layer / "
-        "--sweep_layers) and exit.",
-        **fv,
-    )
-    flags.DEFINE_bool(
-        "print_config",
-        False,
-        "Print the effective config (the workdir's, with these flags applied) "
-        "and exit.",
-        **fv,
-    )
-    flags.mark_flags_as_required(["workdir"], flag_values=flag_values)
+define_flags = cli_flags.eval_flags
 
 
 def _apply_flags(config):

@@ -286,6 +286,26 @@ def _mismatch(record, config, weights_hash):
     return None
 
 
+def finished_report(workdir, config):
+    """W/metrics.json when it evaluated `config`'s test protocol on the
+    workdir's current weights (same map, layer, K, weights sha256, image
+    limit and threshold rule), else None: a rerun of a finished wsol-train
+    reuses it instead of evaluating again."""
+    path = os.path.join(workdir, REPORT_FILE)
+    weights = os.path.join(workdir, WEIGHTS_FILE)
+    if not (os.path.isfile(path) and os.path.isfile(weights)):
+        return None
+    try:
+        record = _read(path)
+    except ValueError:
+        return None
+    if is_legacy(record) or record.get("split") != "test":
+        return None
+    if _mismatch(record, config, weights_sha256(weights)):
+        return None
+    return record
+
+
 def find_export_record(workdir, config, weights_hash):
     """The evaluation record whose threshold an export of `config` uses.
 

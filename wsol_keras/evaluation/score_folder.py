@@ -24,15 +24,14 @@ else 0.2 (the CAM paper's) with a warning.
 """
 
 import os
-import sys
 
 from absl import flags
 from absl import logging
 import cv2
-from ml_collections import config_flags
 import numpy as np
 
 from wsol_keras import cli
+from wsol_keras import cli_flags
 from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import evaluator as evaluate
@@ -111,18 +110,7 @@ def score(scoremap_root, source, config, split="test"):
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=flags.FLAGS):
-    config_flags.DEFINE_config_file(
-        "config", None,
-        "Experiment config naming the data source (configs/*.py); fields as "
-        "--config.data.root=...", flag_values=flag_values)
-    flags.DEFINE_string("scoremap_root", None, "Folder of <image_id>.npy maps.", flag_values=flag_values)
-    flags.DEFINE_string("split", "test", "Split to score.", flag_values=flag_values)
-    flags.DEFINE_float("cam_threshold", None, "CAM threshold of GT-known Loc.", flag_values=flag_values)
-    flags.DEFINE_integer("max_images", None, "Score at most this many images.", flag_values=flag_values)
-    flags.DEFINE_string("output", None, "Folder for metrics.json and box_accuracy.png.", flag_values=flag_values)
-    flags.DEFINE_bool("overwrite", False, "Replace an existing metrics.json in --output.", flag_values=flag_values)
-    flags.mark_flags_as_required(["config", "scoremap_root"], flag_values=flag_values)
+define_flags = cli_flags.score_flags
 
 
 def main(argv):
@@ -133,16 +121,13 @@ def main(argv):
             if getattr(FLAGS, field) is not None:
                 config.eval[field] = getattr(FLAGS, field)
     out = FLAGS.output
-    try:
-        if out and os.path.exists(os.path.join(out, "metrics.json")) and not FLAGS.overwrite:
-            raise FileExistsError(
-                f"{os.path.join(out, 'metrics.json')} exists; pass --overwrite"
-            )
-        source = data_lib.get_source(config.data)
-        metrics = score(FLAGS.scoremap_root, source, config, FLAGS.split)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"wsol-score: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    # Bad input raises; cli.guarded prints one line and exits 1.
+    if out and os.path.exists(os.path.join(out, "metrics.json")) and not FLAGS.overwrite:
+        raise FileExistsError(
+            f"{os.path.join(out, 'metrics.json')} exists; pass --overwrite"
+        )
+    source = data_lib.get_source(config.data)
+    metrics = score(FLAGS.scoremap_root, source, config, FLAGS.split)
     curves, thresholds = metrics.pop("_curves"), metrics.pop("_thresholds")
     if out:
         workdir_lib.write_json_atomic(os.path.join(out, "metrics.json"), metrics)

@@ -12,41 +12,13 @@ Signatures: serving_default / image_bytes (encoded images) and image_tensor
 from absl import flags
 
 from wsol_keras import cli
-from wsol_keras.export import inference
+from wsol_keras import cli_flags
 from wsol_keras.export import saved_model_lib
 
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=FLAGS):
-    fv = {"flag_values": flag_values}
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir.", **fv)
-    flags.DEFINE_string(
-        "output",
-        None,
-        "Export base folder (TF Serving's model base path parent).",
-        **fv,
-    )
-    flags.DEFINE_string(
-        "model_name", None, "Served model name (default: <method>_<backbone>).", **fv
-    )
-    flags.DEFINE_integer(
-        "version", None, "Version number (default: next free one).", **fv
-    )
-    flags.DEFINE_integer("top_k", 5, "Classes returned per image.", **fv)
-    flags.DEFINE_integer(
-        "heatmap_size", None, "Heat map side (default: input size).", **fv
-    )
-    flags.DEFINE_integer(
-        "max_image_pixels",
-        inference.DEFAULT_MAX_IMAGE_PIXELS,
-        "Largest height x width of a request image; larger ones get "
-        "INVALID_ARGUMENT from their header, before decoding (model card).",
-        lower_bound=1,
-        **fv,
-    )
-    flags.DEFINE_bool("overwrite", False, "Replace an existing version folder.", **fv)
-    flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
+define_flags = cli_flags.export_flags
 
 
 def main(argv):

@@ -14,35 +14,13 @@ import logging
 from absl import flags
 
 from wsol_keras import cli
+from wsol_keras import cli_flags
 from wsol_keras.export import tflite_lib
 
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=FLAGS):
-    fv = {"flag_values": flag_values}
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir.", **fv)
-    flags.DEFINE_string("output", None, "Output folder for the .tflite files.", **fv)
-    flags.DEFINE_list(
-        "variants",
-        ["float32", "float16", "dynamic_int8", "int8"],
-        "Variants to write.",
-        **fv,
-    )
-    flags.DEFINE_integer(
-        "num_calibration", 64, "Training images for int8 calibration.", **fv
-    )
-    flags.DEFINE_enum(
-        "postprocess",
-        "box",
-        ["box", "heatmap", "none"],
-        "Most post-processing to put in the float models' graphs; a level whose "
-        "ops do not convert to TFLite builtins falls back to the next one and "
-        "the host computes the rest (one line per variant says which; "
-        "WSOL_TFLITE_VERBOSE=1 shows the converter's diagnostics).",
-        **fv,
-    )
-    flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
+define_flags = cli_flags.export_tflite_flags
 
 
 def main(argv):
@@ -55,7 +33,9 @@ def main(argv):
         variants=tuple(FLAGS.variants),
         num_calibration=FLAGS.num_calibration,
         postprocess=FLAGS.postprocess,
+        map_method=FLAGS.map_method,
     )
+    print(f"map: {manifest['map_method']} ({manifest['heatmap']})")
     for info in manifest["variants"].values():
         print(tflite_lib.describe_variant(info))
     print(f"manifest: {tflite_lib.MANIFEST_FILE} in {FLAGS.output}")

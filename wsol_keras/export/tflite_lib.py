@@ -27,7 +27,15 @@ into the graph; when those gradient ops convert, the TFLite heat map is the real
 gradient map. When they do not, the model carries no heat map, the manifest's
 ``heatmap`` says so, and `postprocess` refuses (it cannot compute gradients
 from ``cams``): a gradient model never silently gets CAM maps.
+`export_tflite` with ``map_method="auto"`` (wsol-export-tflite's default)
+therefore ships the config's map when it converts, else the CAM map of the same
+weights (the predicted class's class activation map, Zhou et al. 2016, Eq. 2)
+with the threshold of its own evaluation record; the manifest's
+``map_method``, ``config_map_method``, ``map_fallback`` and ``heatmap`` say
+which map the files carry and why.
 """
+
+import copy
 
 import contextlib
 import os
@@ -38,13 +46,14 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import records as eval_records
 from wsol_keras.localization import maps as localization
 from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
+from wsol_keras.export.tflite_host import LiteRTModel  # noqa: F401  (re-exported)
+from wsol_keras.export.tflite_host import postprocess  # noqa: F401  (re-exported)
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 MANIFEST_FILE = "tflite_manifest.json"
@@ -164,6 +173,14 @@ def describe_variant(info):
         "heatmap": "the box (wsol_keras.export.tflite_lib.postprocess)",
         "none": "heat map and box (wsol_keras.export.tflite_lib.postprocess)",
     }[level]
+    map_method = info.get("map_method", "cam")
+    if level == "none" and map_method in localization.GRADIENT_MAP_METHODS:
+        host = (
+            f"no heat map and no box: the {map_method} map needs gradients, "
+            "which this variant does not carry"
+        )
+    elif map_method:
+        host += f"; map: {map_method}"
     line = (
         f"{info['file']}: {info['bytes'] / 1024:.1f} KiB, input "
         f"{info['input_dtype']}, outputs {', '.join(info['outputs'])}; on the host: {host}"
@@ -206,102 +223,6 @@ def _configure_and_convert(converter, variant, calibration_images):
     return converter.convert()
 
 
-class LiteRTModel:
-    """Runs a converted model with the LiteRT interpreter (`ai_edge_litert`).
-
-    Args:
-        model_content: flatbuffer bytes, or a path to a .tflite file.
-        num_threads: interpreter threads.
-    """
-
-    def __init__(self, model_content, num_threads=1):
-        # LiteRT is an optional dependency (extras "test"): imported on use.
-        from ai_edge_litert.interpreter import (  # pylint: disable=g-import-not-at-top
-            Interpreter,
-        )
-
-        if isinstance(model_content, (str, os.PathLike)):
-            self.interpreter = Interpreter(
-                model_path=os.fspath(model_content), num_threads=num_threads
-            )
-        else:
-            self.interpreter = Interpreter(
-                model_content=model_content, num_threads=num_threads
-            )
-        self.runner = self.interpreter.get_signature_runner()
-        details = self.runner.get_input_details()
-        if list(details) != ["image"]:
-            raise ValueError(f"expected one input named 'image', got {list(details)}")
-        self.input_dtype = details["image"]["dtype"]
-        self.input_shape = tuple(details["image"]["shape"])
-
-    def __call__(self, image):
-        """image: [S, S, 3] or [1, S, S, 3] in [0, 255] -> dict of numpy outputs."""
-        image = np.asarray(image)
-        if image.ndim == 3:
-            image = image[None]
-        if tuple(image.shape) != self.input_shape:
-            raise ValueError(
-                f"TFLite model takes {self.input_shape} images, got {image.shape}"
-            )
-        if self.input_dtype == np.uint8:
-            image = np.clip(np.round(image), 0, 255).astype(np.uint8)
-        return self.runner(image=image.astype(self.input_dtype))
-
-
-def postprocess(
-    outputs, image_size, cam_threshold, map_method="cam", topk=1, class_ids=None
-):
-    """Host-side heat map and box from TFLite outputs (the evaluator's path).
-
-    Args:
-        outputs: the LiteRT outputs of one image: "cams" [1, h, w, C],
-            "logits" [1, C], "localizer_logits" for SLT-Net; with a
-            "heatmap" (and no `class_ids`) only the box is computed here.
-        image_size: S.
-        cam_threshold: CAM threshold.
-        map_method: `localization.MAP_METHODS`; gradient methods raise
-            unless the model's own "heatmap" is used (their maps cannot be
-            rebuilt from "cams").
-        topk: K of the "topk" map.
-        class_ids: classes of the "cam" map (e.g. the ground truth for
-            GT-known); default the predicted top-1 class.
-
-    Returns:
-        (heatmap [S, S] float32 in [0, 1], box [4] xyxy in the S x S frame).
-    """
-    if class_ids is None and "heatmap" in outputs:
-        # The graph's own map (any map method): only the box step is left.
-        heat = np.asarray(outputs["heatmap"], np.float32).reshape(
-            np.shape(outputs["heatmap"])[-2:]
-        )
-        box = boxes_lib.largest_contour_box(heat, cam_threshold)
-        return heat, np.asarray(box, np.float32)
-    if map_method in localization.GRADIENT_MAP_METHODS:
-        raise ValueError(
-            f"map_method={map_method!r} needs gradients of the model; they "
-            "cannot be computed from the TFLite outputs (cams, logits)"
-            + ("" if "heatmap" in outputs else " and this model has no heatmap")
-        )
-    tensors = {
-        k: tf.constant(np.asarray(v, np.float32).reshape((1,) + np.shape(v)[-3:]))
-        if k == "cams"
-        else tf.constant(np.asarray(v, np.float32).reshape(1, -1))
-        for k, v in outputs.items()
-        if k in ("cams", "logits", "localizer_logits")
-    }
-    localizer = localization.Localizer(
-        None, image_size, map_method=map_method, topk=topk
-    )
-    if class_ids is None:
-        class_ids = localizer.predicted_class_ids(tensors)
-    class_ids = tf.reshape(tf.constant(class_ids, tf.int32), [-1])
-    heat = localizer.maps(None, tensors, class_ids).numpy()[0]
-    return heat, np.asarray(
-        boxes_lib.largest_contour_box(heat, cam_threshold), np.float32
-    )
-
-
 def _heatmap_note(map_method, topk, levels):
     """Manifest line: which map the TFLite models carry."""
     if map_method == "topk":
@@ -320,8 +241,17 @@ def _heatmap_note(map_method, topk, levels):
     return what
 
 
+def _with_map(config, map_method):
+    """A copy of `config` whose evaluation (and export) map is `map_method`."""
+    out = copy.deepcopy(config)
+    with out.unlocked():
+        out.eval.map_method = map_method
+    return out
+
+
 def export_tflite(
-    workdir, output_dir, variants=VARIANTS, num_calibration=64, postprocess="box"
+    workdir, output_dir, variants=VARIANTS, num_calibration=64, postprocess="box",
+    map_method="auto",
 ):
     """Converts a workdir's model to every variant; writes a manifest.
 
@@ -337,6 +267,9 @@ def export_tflite(
         variants: subset of VARIANTS.
         num_calibration: training images for ``int8`` calibration.
         postprocess: most in-graph post-processing to try (see `convert`).
+        map_method: the map the models carry: "auto" (the config's map when
+            its ops convert to TFLite, else CAM) or one of
+            `localization.MAP_METHODS`.
 
     Returns:
         The manifest dict.
@@ -345,13 +278,40 @@ def export_tflite(
     if unknown:
         raise ValueError(f"unknown TFLite variants {unknown}; expected {VARIANTS}")
     saved_model_lib.check_local_output(output_dir)
+    if map_method not in ("auto",) + tuple(localization.MAP_METHODS):
+        raise ValueError(
+            f"map_method={map_method!r}: expected auto or one of {localization.MAP_METHODS}"
+        )
     config, _ = workdir_lib.read_config(workdir)
+    config_map = config.eval.get("map_method", "cam")
+    if map_method != "auto":
+        config = _with_map(config, map_method)
     # The threshold of the map these models output (its evaluation record).
     threshold, source_name, (record, record_path) = saved_model_lib.workdir_threshold(
         workdir, config
     )
-    model, config, data_info = workdir_lib.load_model(workdir)
+    model, _, data_info = workdir_lib.load_model(workdir)
     module = inference.InferenceModule(model, config, threshold)
+    fallback = None
+    if map_method == "auto" and config_map in localization.GRADIENT_MAP_METHODS:
+        # Probe: do this map's gradient ops convert (float32, heat map level)?
+        _, probe = convert(module, "float32", postprocess="heatmap")
+        if probe["postprocess_in_graph"] == "none":
+            fallback = (
+                f"the config's {config_map} map does not convert to TFLite "
+                f"({probe['conversion_fallback']})"
+            )
+            config = _with_map(config, "cam")
+            try:
+                threshold, source_name, (record, record_path) = (
+                    saved_model_lib.workdir_threshold(workdir, config)
+                )
+            except LookupError as e:
+                raise LookupError(
+                    f"{fallback}: the TFLite models carry the CAM map instead, "
+                    f"whose threshold comes from its own evaluation. {e}"
+                ) from None
+            module = inference.InferenceModule(model, config, threshold)
     calibration = None
     if "int8" in variants:
         calibration = representative_images(
@@ -359,7 +319,7 @@ def export_tflite(
         )
     os.makedirs(output_dir, exist_ok=True)
     name = saved_model_lib.default_model_name(config)
-    map_method = config.eval.get("map_method", "cam")
+    shipped = config.eval.get("map_method", "cam")
     manifest = {
         "model_name": name,
         "input_size": module.image_size,
@@ -368,14 +328,17 @@ def export_tflite(
         "cam_threshold_source": source_name,
         # The threshold belongs to this map: the models' "heatmap" output (or
         # `postprocess` with this map_method / topk); not to other maps.
-        "cam_threshold_map_method": map_method,
+        "cam_threshold_map_method": shipped,
         "cam_threshold_layer": eval_records.layer_of(config),
         "eval_record": {
             "path": os.path.relpath(record_path, workdir),
             "split": record.get("split"),
             "weights_sha256": record.get("weights_sha256"),
         },
-        "map_method": map_method,
+        # The map the models carry, the config's, and why they differ.
+        "map_method": shipped,
+        "config_map_method": config_map,
+        "map_fallback": fallback,
         "topk": config.eval.get("topk", 1),
         "variants": {},
     }
@@ -393,13 +356,16 @@ def export_tflite(
                 "bytes": len(content),
                 "input_dtype": np.dtype(lite.input_dtype).name,
                 "outputs": sorted(lite.runner.get_output_details()),
+                "map_method": shipped,
             }
         )
         manifest["variants"][variant] = info
     manifest["heatmap"] = _heatmap_note(
-        map_method,
+        shipped,
         manifest["topk"],
         [v["postprocess_in_graph"] for v in manifest["variants"].values()],
     )
+    if fallback:
+        manifest["heatmap"] += f" (CAM: {fallback})"
     workdir_lib.write_json_atomic(os.path.join(output_dir, MANIFEST_FILE), manifest)
     return manifest

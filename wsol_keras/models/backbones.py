@@ -269,7 +269,8 @@ def normalize_weights(weights):
     return weights
 
 
-def _is_download_failure(error):
+def is_download_failure(error):
+    """Whether `error` (or its cause) is a failed download (offline, DNS, HTTP)."""
     # keras.utils.get_file raises Exception("URL fetch failure on ...") wrapping
     # urllib's URLError / HTTPError; socket errors come through as OSError.
     import urllib.error  # pylint: disable=g-import-not-at-top
@@ -336,7 +337,7 @@ def build_backbone(
     try:
         net = spec.constructor((*size, 3), weights)
     except Exception as error:  # pylint: disable=broad-except
-        if weights == "imagenet" and _is_download_failure(error):
+        if weights == "imagenet" and is_download_failure(error):
             raise OSError(
                 f"could not download the ImageNet weights of backbone {name!r} "
                 f"({type(error).__name__}: {error}). Offline, pass a local "

@@ -19,6 +19,7 @@ from absl import logging
 
 import tensorflow as tf
 
+from wsol_keras.data.loaders import decode_error_text
 from wsol_keras.data.pipeline import resize_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -252,8 +253,7 @@ def load_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
             data, channels=3, expand_animations=False, dtype=tf.uint8
         )
     except (tf.errors.OpError, ValueError) as e:
-        message = getattr(e, "message", str(e)).strip().splitlines()[0]
-        raise ImageError(f"{path}: cannot decode ({message})") from None
+        raise ImageError(f"{path}: cannot decode ({decode_error_text(e)})") from None
     original = image.numpy()
     if original.shape[0] == 0 or original.shape[1] == 0:
         raise ImageError(f"{path}: empty image")

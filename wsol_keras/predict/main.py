@@ -24,7 +24,6 @@ temporary name and renamed.
 import concurrent.futures
 import json
 import os
-import sys
 
 from absl import flags
 from absl import logging
@@ -33,10 +32,10 @@ import keras
 import numpy as np
 
 from wsol_keras import cli
+from wsol_keras import cli_flags
 from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras.predict import image_files
-from wsol_keras.localization import maps as localization
 from wsol_keras.predict import predictors
 OUTPUT_FILES = ("predictions.jsonl", "skipped.jsonl", "run.json", "scoremaps", "overlays")
 
@@ -260,35 +259,7 @@ def _imwrite(path, rgb):
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=flags.FLAGS):
-    flags.DEFINE_string("workdir", None, "A wsol-train workdir (or use --classifier).", flag_values=flag_values)
-    flags.DEFINE_string(
-        "classifier", None,
-        "Instead of --workdir: a keras.applications name (VGG16, ResNet50, ...) "
-        "or a .keras file; needs --layer.", flag_values=flag_values)
-    flags.DEFINE_string(
-        "weights", "imagenet",
-        "keras.applications weights: imagenet, a weights file, or none.", flag_values=flag_values)
-    flags.DEFINE_string("layer", None, "Layer path of the DGL / Grad-CAM maps.", flag_values=flag_values)
-    flags.DEFINE_enum(
-        "map_method", None, list(localization.MAP_METHODS),
-        "Map method (workdir default: its config; classifier default: dgl).", flag_values=flag_values)
-    flags.DEFINE_float("cam_threshold", None, "Box threshold (default: the workdir's).", flag_values=flag_values)
-    flags.DEFINE_integer("image_size", None, "Classifier input side (default: the model's).", flag_values=flag_values)
-    flags.DEFINE_enum(
-        "preprocess", "auto", list(predictors.PREPROCESS_MODES),
-        "Classifier input preprocessing (auto: keras.applications' own).", flag_values=flag_values)
-    flags.DEFINE_string("class_names", None, "Text file, one class name per line.", flag_values=flag_values)
-    flags.DEFINE_string("images", None, "Folder (recursive), glob pattern or list file.", flag_values=flag_values)
-    flags.DEFINE_string("image_root", None, "Folder image ids are relative to.", flag_values=flag_values)
-    flags.DEFINE_string("output", None, "Output folder.", flag_values=flag_values)
-    flags.DEFINE_bool("overwrite", False, "Replace the files of a previous run.", flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 16, "Images per model call.", flag_values=flag_values)
-    flags.DEFINE_integer(
-        "max_pixels", image_files.DEFAULT_MAX_PIXELS,
-        "Skip images with more pixels (read from the header before decoding).", flag_values=flag_values)
-    flags.DEFINE_integer("overlay_max_side", 1024, "Longest overlay side (0: original).", flag_values=flag_values)
-    flags.mark_flags_as_required(["images", "output"], flag_values=flag_values)
+define_flags = cli_flags.predict_flags
 
 
 def build_predictor():
@@ -314,13 +285,10 @@ def build_predictor():
 
 def main(argv):
     del argv
-    try:
-        check_output(FLAGS.output, FLAGS.overwrite)
-        paths, root = image_files.list_images(FLAGS.images, FLAGS.image_root)
-        predictor = build_predictor()
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"wsol-predict: error: {e}", file=sys.stderr)
-        sys.exit(2)
+    # Bad input raises; cli.guarded prints one line and exits 1.
+    check_output(FLAGS.output, FLAGS.overwrite)
+    paths, root = image_files.list_images(FLAGS.images, FLAGS.image_root)
+    predictor = build_predictor()
     print(
         f"{len(paths)} images under {root}; {predictor.description}; map "
         f"{predictor.map_method}; CAM threshold {predictor.cam_threshold:.3f} "

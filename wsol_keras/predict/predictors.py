@@ -25,6 +25,7 @@ import ml_collections
 import tensorflow as tf
 
 from wsol_keras.localization import maps as localization
+from wsol_keras.models import backbones
 from wsol_keras.training import workdir as workdir_lib
 PREPROCESS_MODES = ("auto", "none", "caffe", "tf", "torch")
 
@@ -165,7 +166,18 @@ def keras_application(name, weights=None, image_size=None):
     kwargs = {"weights": parse_weights(weights), "include_top": True}
     if image_size:
         kwargs["input_shape"] = (int(image_size), int(image_size), 3)
-    model = builder(**kwargs)
+    try:
+        model = builder(**kwargs)
+    except Exception as error:  # pylint: disable=broad-except
+        if kwargs["weights"] == "imagenet" and backbones.is_download_failure(error):
+            raise OSError(
+                f"could not download the ImageNet weights of keras.applications."
+                f"{name} ({type(error).__name__}: {error}). Offline, pass a local "
+                f"weights file (--weights=/path/to/weights.h5, the keras.applications "
+                "file of this model with its top) or --weights=none (random "
+                "weights: the maps then mean nothing)."
+            ) from error
+        raise
     module = sys.modules[builder.__module__]
     return model, getattr(module, "preprocess_input")
 

@@ -30,15 +30,16 @@ import tempfile
 from absl import flags
 from absl import logging
 import keras
-from ml_collections import config_flags
 import numpy as np
 import tensorflow as tf
 
 from wsol_keras import cli
+from wsol_keras import cli_flags
 from wsol_keras.training import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import evaluator
+from wsol_keras.evaluation import records as eval_records
 from wsol_keras.evaluation import multilabel
 from wsol_keras.training import precise_bn
 from wsol_keras.training import precision as precision_lib
@@ -205,6 +206,13 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         model = build_compiled_model(config, data_info, steps)
         method_phases.prepare(model, config, data_info)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    if _finished(workdir, config, initial_epoch) and not changes:
+        # A rerun of a finished run: its final weights (selected checkpoint,
+        # precise BN) are the result; nothing is trained or written.
+        logging.info("%s: training finished before; using its %s", workdir,
+                     os.path.basename(workdir_lib.final_weights_path(workdir)))
+        model.load_weights(workdir_lib.final_weights_path(workdir))
+        return model, source, data_info
     record = workdir_lib.checkpoint_record(workdir)
     scores = checkpoint_selection.SelectionState.from_checkpoint(record)
     chief = is_chief(strategy)
@@ -234,6 +242,16 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
     return model, source, data_info
+
+
+def _finished(workdir, config, initial_epoch):
+    """Whether `workdir` holds the finished run of `config` (every epoch,
+    then the final weights and their selected_checkpoint.json)."""
+    return (
+        initial_epoch >= config.train.epochs
+        and os.path.isfile(workdir_lib.final_weights_path(workdir))
+        and os.path.isfile(os.path.join(workdir, eval_records.SELECTED_CHECKPOINT_FILE))
+    )
 
 
 def _checked_pre_fit_phases(config):
@@ -317,61 +335,7 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores)
 FLAGS = flags.FLAGS
 
 
-def define_flags(flag_values=FLAGS):
-    config_flags.DEFINE_config_file(
-        "config",
-        default_config_path(),
-        "Experiment config file (configs/*.py, ':smoke' appended shrinks the "
-        "run); fields can be overridden as --config.train.epochs=3.",
-        lock_config=True,
-        flag_values=flag_values,
-    )
-    flags.DEFINE_string(
-        "workdir",
-        None,
-        "Directory for checkpoints, logs and the report (required).",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_enum(
-        "strategy",
-        "default",
-        ["default", "mirrored", "multiworker"],
-        "tf.distribute strategy.",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_integer(
-        "cpu_replicas",
-        0,
-        "Split the CPU into this many "
-        "logical devices (to try --strategy=mirrored on CPU).",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_bool(
-        "evaluate",
-        True,
-        "Evaluate the test split after training.",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_bool(
-        "print_config",
-        False,
-        "Print the effective config (file + --config.* overrides) and exit.",
-        flag_values=flag_values,
-    )
-    flags.register_multi_flags_validator(
-        ["workdir", "print_config"],
-        lambda f: bool(f["workdir"] or f["print_config"]),
-        message="--workdir is required (where the run is written)",
-        flag_values=flag_values,
-    )
-    flags.DEFINE_bool(
-        "allow_config_change",
-        False,
-        "Continue an existing workdir although the requested config differs "
-        "from its config.json (the run refuses by default, naming the fields); "
-        "the old config.json is kept as config.previous-<time>.json.",
-        flag_values=flag_values,
-    )
+define_flags = cli_flags.train_flags
 
 
 def main(argv):
@@ -393,7 +357,15 @@ def main(argv):
         print(multilabel.format_table(result))
         files = "spn_protocol.json"
     else:
-        metrics = evaluator.evaluate_and_report(model, source, config, FLAGS.workdir)
+        metrics = eval_records.finished_report(FLAGS.workdir, config)
+        if metrics is not None:
+            print(
+                f"The test evaluation of these weights and this config is in "
+                f"{os.path.join(FLAGS.workdir, eval_records.REPORT_FILE)}: not "
+                "evaluated again (wsol-eval re-runs it; --noevaluate skips it)."
+            )
+        else:
+            metrics = evaluator.evaluate_and_report(model, source, config, FLAGS.workdir)
         print("\n" + report.table_heading("test", config))
         print(report.format_table(metrics))
         files = "metrics.json, heatmaps.png, box_accuracy.png"
