@@ -274,13 +274,14 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_string(
         "map_method",
         None,
-        "cam | topk | dgl | pcs | gradcam (default: the workdir's config).",
+        "cam | topk | dgl | pcs | gradcam | gradcam++ | xgradcam | layercam | "
+        "hirescam | eigencam | scorecam (default: the workdir's config).",
         **fv,
     )
     flags.DEFINE_string(
         "dgl_layer",
         None,
-        "Full layer path for dgl / pcs / gradcam maps, e.g. "
+        "Full layer path of the layer map methods (dgl, pcs, the CAM family), e.g. "
         "backbone/small_cnn_features/stage3_relu1 (see --list_layers).",
         **fv,
     )
@@ -288,6 +289,11 @@ def define_flags(flag_values=FLAGS):
         "cam_threshold", None, "Fixed CAM threshold (default: chosen on val).", **fv
     )
     flags.DEFINE_integer("max_images", None, "Evaluate at most this many.", **fv)
+    flags.DEFINE_integer(
+        "scorecam_channels", None,
+        "Score-CAM: channels used (top-N by mean activation; N masked forward "
+        "passes per image; default: the workdir's config).", **fv,
+    )
     flags.DEFINE_enum(
         "box_method", None, list(eval_protocol.BOX_METHODS),
         "Box of the Loc metrics and CorLoc (default: the workdir's config).", **fv,
@@ -300,7 +306,7 @@ def define_flags(flag_values=FLAGS):
     flags.DEFINE_list(
         "sweep_layers",
         None,
-        "Instead of the full protocol, sweep DGL (or --map_method=gradcam) maps "
+        "Instead of the full protocol, sweep DGL (or --map_method=gradcam, ...) maps "
         "of these layer paths in one pass and print GT-known Loc / MaxBoxAccV2 "
         "per layer (DGL Table 1); writes layer_sweep.json.",
         **fv,
@@ -325,7 +331,7 @@ def define_flags(flag_values=FLAGS):
 def _apply_flags(config):
     with config.unlocked():
         for field in ("map_method", "dgl_layer", "cam_threshold", "max_images",
-                      "box_method", "image_size_mode", "ten_crop"):
+                      "box_method", "image_size_mode", "ten_crop", "scorecam_channels"):
             value = getattr(FLAGS, field)
             if value is not None:
                 config.eval[field] = value
@@ -362,6 +368,9 @@ def main(argv):
             method=method,
             batch_size=config.eval.batch_size,
             max_images=FLAGS.max_images,
+            scorecam_channels=config.eval.get(
+                "scorecam_channels", localization.cam_family.SCORECAM_DEFAULT_CHANNELS
+            ),
         )
         workdir_lib.write_json_atomic(
             os.path.join(FLAGS.workdir, "dgl_sweep.json"), results

@@ -269,7 +269,7 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string(
         "weights", "imagenet",
         "keras.applications weights: imagenet, a weights file, or none.", flag_values=flag_values)
-    flags.DEFINE_string("layer", None, "Layer path of the DGL / Grad-CAM maps.", flag_values=flag_values)
+    flags.DEFINE_string("layer", None, "Layer path of the DGL / CAM-family maps.", flag_values=flag_values)
     flags.DEFINE_enum(
         "map_method", None, list(localization.MAP_METHODS),
         "Map method (workdir default: its config; classifier default: dgl).", flag_values=flag_values)
