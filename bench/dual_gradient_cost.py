@@ -16,6 +16,11 @@ model, for every map method, on the DGL paper's CUB VGG16 classifier
 (configs/cub_vgg16_dgl.py, weights=None, 200 classes):
 
     python bench/dual_gradient_cost.py --map_step --image_size=224 --batch=8 --repeats=5
+    python bench/dual_gradient_cost.py --map_step --image_size=112 --batch=4 --repeats=3 \
+        --map_methods=cam,gradcam,gradcam++,xgradcam,layercam,hirescam,eigencam,scorecam
+
+Score-CAM's cost grows with ``--scorecam_channels`` (N masked forward passes
+per image on top of the recording forward).
 
 The last line is one JSON object; its "ratio" is the largest ratio measured.
 """
@@ -80,6 +85,7 @@ def map_step(args):
     """Map step / forward for each map method on the CUB VGG16 DGL classifier."""
     from wsol_keras.configs import cub_vgg16_dgl
     from wsol_keras.evaluation import evaluator
+    from wsol_keras.localization import maps as localization
     from wsol_keras.models import registry
 
     config = cub_vgg16_dgl.get_config()
@@ -87,6 +93,7 @@ def map_step(args):
         config.data.image_size = args.image_size
         config.model.weights = None
         config.eval.ten_crop = False
+        config.eval.scorecam_channels = args.scorecam_channels
     info = {"num_classes": 200, "hierarchy_sizes": [200], "image_size": args.image_size}
     model = registry.build_model(config, info)
     rng = np.random.default_rng(0)
@@ -100,7 +107,9 @@ def map_step(args):
     for method in args.map_methods.split(","):
         with config.unlocked():
             config.eval.map_method = method
-            config.eval.dgl_layer = layer if method in ("dgl", "pcs", "gradcam") else ""
+            config.eval.dgl_layer = (
+                layer if method in localization.GRADIENT_MAP_METHODS else ""
+            )
         fn = evaluator.make_map_fn(model, config)
         t_fwd, t_map = _timed_pair_all(
             lambda: forward(images), lambda: fn(images, labels), args.repeats
@@ -108,6 +117,7 @@ def map_step(args):
         row = {
             "map_method": method,
             "layer": config.eval.dgl_layer,
+            "scorecam_channels": args.scorecam_channels if method == "scorecam" else None,
             "forward_s": [round(t, 3) for t in t_fwd],
             "map_step_s": [round(t, 3) for t in t_map],
             "ratio_median": round(statistics.median(t_map) / statistics.median(t_fwd), 3),
@@ -115,7 +125,7 @@ def map_step(args):
         }
         results.append(row)
         print(
-            f"{method:8s} forward min/median {min(t_fwd):.3f}/{statistics.median(t_fwd):.3f}s "
+            f"{method:9s} forward min/median {min(t_fwd):.3f}/{statistics.median(t_fwd):.3f}s "
             f"map step {min(t_map):.3f}/{statistics.median(t_map):.3f}s "
             f"ratio {row['ratio_min']:.2f} (min) {row['ratio_median']:.2f} (median)",
             flush=True,
@@ -144,7 +154,11 @@ def main(argv=None):
         "(overrides --batch)",
     )
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--method", default="dgl", choices=("dgl", "pcs", "gradcam"))
+    parser.add_argument(
+        "--method", default="dgl",
+        choices=("dgl", "pcs", "gradcam", "gradcam++", "xgradcam", "layercam",
+                 "hirescam", "eigencam", "scorecam"),
+    )
     parser.add_argument(
         "--layer", default=None, help="override the layer of every model"
     )
@@ -152,7 +166,14 @@ def main(argv=None):
         "--map_step", action="store_true",
         help="time the package's map step (every map method) against a forward pass",
     )
-    parser.add_argument("--map_methods", default="cam,dgl,pcs,gradcam")
+    parser.add_argument(
+        "--map_methods",
+        default="cam,dgl,pcs,gradcam,gradcam++,xgradcam,layercam,hirescam,eigencam,scorecam",
+    )
+    parser.add_argument(
+        "--scorecam_channels", type=int, default=32,
+        help="Score-CAM channel cap N (N masked forward passes per image)",
+    )
     args = parser.parse_args(argv)
     if args.map_step:
         return map_step(args)

@@ -42,7 +42,7 @@ def main():
     parser.add_argument("--num_images", type=int, default=500)
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--passes", type=int, default=3)
-    parser.add_argument("--map_method", default="cam", help="cam, topk, dgl, pcs or gradcam")
+    parser.add_argument("--map_method", default="cam", help="cam, topk or a layer map method (dgl, pcs, gradcam, gradcam++, ...)")
     parser.add_argument("--dgl_layer", default=DGL_LAYER)
     parser.add_argument(
         "--work", default="", help="folder kept between runs (workdir and images made once)"
@@ -57,7 +57,7 @@ def main():
     if not os.path.exists(os.path.join(images, "list.txt")):
         train.train(config, workdir)
         write_synthetic_images.write_images(config.data, images, "test", args.num_images)
-    gradient = args.map_method in ("dgl", "pcs", "gradcam")
+    gradient = args.map_method not in ("cam", "topk")
     predictor = predictors.from_workdir(
         workdir, map_method=args.map_method, dgl_layer=args.dgl_layer if gradient else None
     )

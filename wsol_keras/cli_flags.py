@@ -19,7 +19,10 @@ DEFAULT_TRAIN_CONFIG = config_flag.resolve_config("synthetic_dgl")
 BOX_METHODS = ("largest_contour", "spn", "danet_union")
 IMAGE_SIZE_MODES = ("fixed", "original")
 # wsol_keras.localization.maps
-MAP_METHODS = ("cam", "topk", "dgl", "pcs", "gradcam")
+MAP_METHODS = (
+    "cam", "topk", "dgl", "pcs", "gradcam",
+    "gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam",
+)
 # wsol_keras.predict.predictors, wsol_keras.predict.image_files
 PREPROCESS_MODES = ("auto", "none", "caffe", "tf", "torch")
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -91,13 +94,14 @@ def eval_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string(
         "map_method",
         None,
-        "cam | topk | dgl | pcs | gradcam (default: the workdir's config).",
+        "cam | topk | dgl | pcs | gradcam | gradcam++ | xgradcam | layercam | "
+        "hirescam | eigencam | scorecam (default: the workdir's config).",
         **fv,
     )
     flags.DEFINE_string(
         "dgl_layer",
         None,
-        "Full layer path for dgl / pcs / gradcam maps, e.g. "
+        "Full layer path of the layer map methods (dgl, pcs, the CAM family), e.g. "
         "backbone/small_cnn_features/stage3_relu1 (see --list_layers).",
         **fv,
     )
@@ -105,6 +109,11 @@ def eval_flags(flag_values=flags.FLAGS):
         "cam_threshold", None, "Fixed CAM threshold (default: chosen on val).", **fv
     )
     flags.DEFINE_integer("max_images", None, "Evaluate at most this many.", **fv)
+    flags.DEFINE_integer(
+        "scorecam_channels", None,
+        "Score-CAM: channels used (top-N by mean activation; N masked forward "
+        "passes per image; default: the workdir's config).", **fv,
+    )
     flags.DEFINE_enum(
         "box_method", None, list(BOX_METHODS),
         "Box of the Loc metrics and CorLoc (default: the workdir's config).", **fv,
@@ -117,7 +126,7 @@ def eval_flags(flag_values=flags.FLAGS):
     flags.DEFINE_list(
         "sweep_layers",
         None,
-        "Instead of the full protocol, sweep DGL (or --map_method=gradcam) maps "
+        "Instead of the full protocol, sweep DGL (or --map_method=gradcam, ...) maps "
         "of these layer paths in one pass and print GT-known Loc / MaxBoxAccV2 "
         "per layer (DGL Table 1); writes layer_sweep.json.",
         **fv,
@@ -214,7 +223,7 @@ def predict_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string(
         "weights", "imagenet",
         "keras.applications weights: imagenet, a weights file, or none.", flag_values=flag_values)
-    flags.DEFINE_string("layer", None, "Layer path of the DGL / Grad-CAM maps.", flag_values=flag_values)
+    flags.DEFINE_string("layer", None, "Layer path of the DGL / CAM-family maps.", flag_values=flag_values)
     flags.DEFINE_enum(
         "map_method", None, list(MAP_METHODS),
         "Map method (workdir default: its config; classifier default: dgl).", flag_values=flag_values)

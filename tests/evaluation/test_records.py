@@ -307,3 +307,21 @@ def test_export_refuses_a_threshold_searched_on_original_size_or_crop_averaged_m
     workdir_lib.write_json_atomic(folder, record)
     path, found = eval_records.find_export_record(wd, config, digest)
     assert found["cam_threshold"] == 0.3
+
+
+def test_scorecam_records_name_their_channel_cap():
+    # Score-CAM maps of N=8 and N=32 channels are different maps: separate
+    # folders, and an export with N=32 does not take the N=8 threshold.
+    config = config_base.base_config()
+    config.eval.map_method = "scorecam"
+    config.eval.dgl_layer = "backbone/x"
+    config.eval.scorecam_channels = 8
+    assert eval_records.record_key("val", config) == "val-scorecam-backbone_x-n8"
+    record = {"map_method": "scorecam", "layer": "backbone/x", "topk": None,
+              "scorecam_channels": 8, "weights_sha256": "h", "split": "val"}
+    assert eval_records._mismatch(record, config, "h") is None
+    config.eval.scorecam_channels = 32
+    assert "scorecam_channels=8" in eval_records._mismatch(record, config, "h")
+    assert "--scorecam_channels=32" in eval_records.eval_command("W", config)
+    config.eval.map_method = "gradcam++"  # its own folder, not Grad-CAM's
+    assert eval_records.record_key("val", config) == "val-gradcampp-backbone_x"

@@ -55,11 +55,14 @@ DATA_INFO = {
 # taken on the classifier's backbone.
 GRADIENT_LAYER = {"slt": "classifier_backbone/small_cnn_features/stage3_relu3"}
 DEFAULT_LAYER = "backbone/small_cnn_features/stage3_relu3"
+# The CAM family (wsol_keras.localization.cam_family) on the CAM model only:
+# its maps go through the same DualGradient recorder as dgl / pcs / gradcam.
+FAMILY = ("gradcam++", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam")
 CASES = [
     (method, map_method)
     for method in sorted(methods.METHODS)
     for map_method in ("cam", "topk", "dgl", "pcs", "gradcam")
-]
+] + [("cam", map_method) for map_method in FAMILY]
 
 
 def make_model(method, map_method):
@@ -96,7 +99,7 @@ def evaluator_boxes(results):
 
 ROUND_TRIP_CASES = [
     (method, "topk" if method == "slt" else "cam") for method in sorted(methods.METHODS)
-] + [("cam", map_method) for map_method in ("dgl", "pcs", "gradcam")]
+] + [("cam", map_method) for map_method in ("dgl", "pcs", "gradcam") + FAMILY]
 IMAGES = make_images()
 _MODELS = {}
 
@@ -122,8 +125,9 @@ def evaluator_results(model, config, classes):
 def check_tflite_outputs(got, info, map_method, topk, want_maps, want_boxes):
     """TFLite (or its graph) outputs of IMAGES against the evaluator's."""
     if "heatmap" not in got[0]:
-        # Only gradient maps may be missing, and then nothing stands in for them.
-        assert map_method in ("dgl", "pcs", "gradcam"), info
+        # Only gradient maps may be missing, and then nothing stands in for
+        # them; eigencam and scorecam need no gradient ops and always convert.
+        assert map_method in ("dgl", "pcs", "gradcam") + FAMILY[:4], info
         assert info["postprocess_in_graph"] == "none"
         with pytest.raises(ValueError, match="gradients"):
             tflite_lib.postprocess(got[0], S, THRESHOLD, map_method=map_method)

@@ -95,11 +95,27 @@ def _op_counts(model, method):
     return counts
 
 
-@pytest.mark.parametrize("method", ["cam", "dgl", "pcs", "gradcam"])
+@pytest.mark.parametrize(
+    "method",
+    ["cam", "dgl", "pcs", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
+     "eigencam"],
+)
 def test_traced_map_step_holds_one_forward(model, method):
     convs = sum(isinstance(l, keras.layers.Conv2D) for l in model._flatten_layers())
     assert convs >= 4
     counts = _op_counts(model, method)
     assert counts["Conv2D"] == convs, counts
-    if method != "cam":  # and the backward of the gradient maps
+    if method not in ("cam", "eigencam"):  # and the backward of the gradient maps
         assert counts["Conv2DBackpropInput"] > 0, counts
+    else:
+        assert counts["Conv2DBackpropInput"] == 0, counts
+
+
+def test_scorecam_adds_one_looped_forward_and_no_backward(model):
+    # Score-CAM: the recording forward, plus one forward in the body of the
+    # loop over the N channels (run N times, batched over the images).
+    convs = sum(isinstance(l, keras.layers.Conv2D) for l in model._flatten_layers())
+    counts = _op_counts(model, "scorecam")
+    assert counts["Conv2D"] == 2 * convs, counts
+    assert counts["Conv2DBackpropInput"] == 0, counts
+    assert counts["While"] + counts["StatelessWhile"] >= 1, counts

@@ -104,9 +104,13 @@ def base_config():
     c.eval.iou_thresholds = (30, 50, 70)
     # Map upsampling: "cv2_bicubic" (wsolevaluation's cv2.INTER_CUBIC) or "bilinear".
     c.eval.upsample = "cv2_bicubic"
-    c.eval.map_method = "cam"  # cam | topk | dgl | gradcam
+    # cam | topk | dgl | pcs | gradcam | gradcam++ | xgradcam | layercam | hirescam
+    # | eigencam | scorecam (wsol_keras.localization.maps.MAP_METHODS)
+    c.eval.map_method = "cam"
     c.eval.topk = 1  # classes averaged by the topk map (SLT Eq. 9)
-    c.eval.dgl_layer = ""  # layer path for dgl / gradcam
+    c.eval.dgl_layer = ""  # layer path of dgl / pcs / the CAM family
+    # Score-CAM: top-N channels by mean activation (N masked forwards per image).
+    c.eval.scorecam_channels = 32
     c.eval.pointing_tolerance = 15
     # The papers' protocol options (wsol_keras.evaluation.protocol); the defaults are
     # wsolevaluation's. Box of Loc / CorLoc: largest_contour | spn | danet_union.

@@ -282,7 +282,7 @@ define_flags = cli_flags.eval_flags
 def _apply_flags(config):
     with config.unlocked():
         for field in ("map_method", "dgl_layer", "cam_threshold", "max_images",
-                      "box_method", "image_size_mode", "ten_crop"):
+                      "box_method", "image_size_mode", "ten_crop", "scorecam_channels"):
             value = getattr(FLAGS, field)
             if value is not None:
                 config.eval[field] = value
@@ -319,6 +319,9 @@ def main(argv):
             method=method,
             batch_size=config.eval.batch_size,
             max_images=FLAGS.max_images,
+            scorecam_channels=config.eval.get(
+                "scorecam_channels", localization.cam_family.SCORECAM_DEFAULT_CHANNELS
+            ),
         )
         workdir_lib.write_json_atomic(
             os.path.join(FLAGS.workdir, "dgl_sweep.json"), results

@@ -44,13 +44,15 @@ def layer_sweep(
             ``num_examples(split)``).
         layer_names: layer paths.
         split: split to evaluate.
-        method: "dgl", "pcs" or "gradcam".
+        method: one of `localization.GRADIENT_MAP_METHODS` (dgl, pcs,
+            gradcam, gradcam++, xgradcam, layercam, hirescam, eigencam, scorecam).
         alpha: Eq. 7 constant.
         batch_size: images per DualGradient call.
         max_images: optional cap on the number of images.
         cam_threshold_step: threshold grid step.
         iou_thresholds: IoU levels (percent) of MaxBoxAccV2.
-        **kwargs: more `DualGradient` arguments (``logits_fn``, ``output_key``).
+        **kwargs: more `Localizer` / `DualGradient` arguments
+            (``scorecam_channels``, ``logits_fn``, ``output_key``).
 
     Returns:
         dict layer -> dict of the metrics above (percent) and ``num_images``.

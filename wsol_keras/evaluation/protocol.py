@@ -43,6 +43,7 @@ from wsol_keras.evaluation import multilabel_metrics
 from wsol_keras.evaluation import paper_protocols
 from wsol_keras.data import loaders as data_loaders
 from wsol_keras.data import pipeline as data_pipeline
+from wsol_keras.localization.maps import MAP_METHODS
 
 BOX_METHODS = ("largest_contour", "spn", "danet_union")
 IMAGE_SIZE_MODES = ("fixed", "original")
@@ -69,6 +70,11 @@ def option(config, name):
 def check_config(config):
     """Raises ValueError naming the ``config.eval`` field that is invalid."""
     box, mode = option(config, "box_method"), option(config, "image_size_mode")
+    method = config.eval.get("map_method", "cam")
+    if method not in MAP_METHODS:
+        raise ValueError(
+            f"config.eval.map_method={method!r}: expected one of {', '.join(MAP_METHODS)}"
+        )
     if box not in BOX_METHODS:
         raise ValueError(f"config.eval.box_method={box!r}: expected one of {BOX_METHODS}")
     if mode not in IMAGE_SIZE_MODES:

@@ -7,13 +7,14 @@ Layout of a workdir (``W``):
         writes it;
     W/eval/<key>/metrics.json, heatmaps.png, box_accuracy.png
         one folder per evaluation, ``<key>`` = ``<split>-<map_method>``
-        [``-<layer>``] [``-top<K>``] [``-<box_method>``] [``-original``]
+        [``-<layer>``] [``-n<scorecam_channels>``] [``-top<K>``] [``-<box_method>``] [``-original``]
         [``-tencrop``] [``-thr<fixed threshold>``]
         [``-max<max_images>``] (`record_key`); the training report's evaluation
         is also recorded there (``eval/test-<map_method>...``).
 
 Every record states what was measured and with what: ``split``,
-``map_method``, ``layer`` (gradient maps; else None), ``topk`` (top-K maps),
+``map_method``, ``layer`` (layer maps; else None), ``topk`` (top-K maps),
+``scorecam_channels`` (Score-CAM's channel cap; else None),
 ``cam_threshold`` and ``cam_threshold_source`` (`VAL_SEARCH`: box accuracy
 argmax on ``threshold_split``; `FIXED`: config / ``--cam_threshold``;
 `FALLBACK`: no boxes to search on), ``num_images`` (all images evaluated) and
@@ -49,6 +50,7 @@ import tempfile
 
 from absl import logging
 
+from wsol_keras.localization.cam_family import SCORECAM_DEFAULT_CHANNELS
 from wsol_keras.localization.dual_gradient import METHODS_DGL
 
 EVAL_DIR = "eval"
@@ -101,6 +103,14 @@ def layer_of(config):
     return None
 
 
+def scorecam_channels_of(config):
+    """Score-CAM's channel cap N (part of the map's identity), else None."""
+    e = config.eval
+    if e.get("map_method", "cam") != "scorecam":
+        return None
+    return int(e.get("scorecam_channels", SCORECAM_DEFAULT_CHANNELS))
+
+
 def topk_of(config):
     e = config.eval
     return e.get("topk", 1) if e.get("map_method", "cam") == "topk" else None
@@ -117,10 +127,13 @@ def record_key(split, config, max_images=None):
     folder); the config's own ``eval.max_images`` is not part of the key.
     """
     e = config.eval
-    parts = [_slug(split), _slug(e.get("map_method", "cam"))]
+    # "+" -> "p": "gradcam++" must not share "gradcam"'s folder.
+    parts = [_slug(split), _slug(str(e.get("map_method", "cam")).replace("+", "p"))]
     layer = layer_of(config)
     if layer:
         parts.append(_slug(layer))
+    if scorecam_channels_of(config) is not None:
+        parts.append(f"n{scorecam_channels_of(config)}")
     if topk_of(config) is not None:
         parts.append(f"top{_slug(topk_of(config))}")
     # The papers' protocol options (wsol_keras.evaluation.protocol), when not the default.
@@ -195,6 +208,7 @@ def provenance(split, config, max_images_override, weights_hash, weights_file):
         "map_method": config.eval.get("map_method", "cam"),
         "layer": layer_of(config),
         "topk": topk_of(config),
+        "scorecam_channels": scorecam_channels_of(config),
         "max_images": int(max_images) if max_images else None,
         "weights_file": os.path.basename(weights_file) if weights_file else None,
         "weights_sha256": weights_hash,
@@ -234,6 +248,8 @@ def eval_command(workdir, config, split="test"):
     parts.append(f"--map_method={e.get('map_method', 'cam')}")
     if layer_of(config):
         parts.append(f"--dgl_layer={layer_of(config)}")
+    if scorecam_channels_of(config) is not None:
+        parts.append(f"--scorecam_channels={scorecam_channels_of(config)}")
     if _export_protocol_differs(e):
         parts.append("--image_size_mode=fixed --ten_crop=false")
     return " ".join(parts)
@@ -254,6 +270,7 @@ def _mismatch(record, config, weights_hash):
         "map_method": e.get("map_method", "cam"),
         "layer": layer_of(config),
         "topk": topk_of(config),
+        "scorecam_channels": scorecam_channels_of(config),
         "weights_sha256": weights_hash,
     }
     for field, value in want.items():

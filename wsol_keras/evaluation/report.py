@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 
 from wsol_keras.localization import boxes as boxes_lib
+from wsol_keras.localization.cam_family import SCORECAM_DEFAULT_CHANNELS
+from wsol_keras.localization.dual_gradient import METHODS_DGL
 def _mpl():
     # Deferred on purpose (no cycle): matplotlib is heavy and only the report
     # figures need it, and the Agg backend must be chosen before pyplot loads.
@@ -21,7 +23,9 @@ def describe_map(config):
     """The map method in words: ``dgl on backbone/.../stage3_relu1``, ``topk (K=2)``."""
     e = config.eval
     method = str(e.get("map_method", "cam"))
-    if method in ("dgl", "pcs", "gradcam"):
+    if method in METHODS_DGL:
+        if method == "scorecam":
+            method += f" (top-{e.get('scorecam_channels', SCORECAM_DEFAULT_CHANNELS)} channels)"
         return f"{method} on layer {e.get('dgl_layer', '') or '(none)'}"
     if method == "topk":
         return f"topk (K={e.get('topk', '?')})"

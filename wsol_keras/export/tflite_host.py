@@ -82,8 +82,13 @@ def postprocess(
         box = boxes_lib.largest_contour_box(heat, cam_threshold)
         return heat, np.asarray(box, np.float32)
     if map_method in localization.GRADIENT_MAP_METHODS:
+        need = (
+            "the layer's activations"
+            if map_method in localization.LAYER_MAP_METHODS_WITHOUT_GRADIENTS
+            else "gradients of the model"
+        )
         raise ValueError(
-            f"map_method={map_method!r} needs gradients of the model; they "
+            f"map_method={map_method!r} needs {need}; they "
             "cannot be computed from the TFLite outputs (cams, logits)"
             + ("" if "heatmap" in outputs else " and this model has no heatmap")
         )

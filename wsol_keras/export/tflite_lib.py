@@ -22,13 +22,18 @@ ops), plus the regressor's box for models that have one. `postprocess`
 computes heat map and box on the host from those outputs with the evaluator's
 own map path and cv2 box.
 
-Gradient maps (``dgl``, ``pcs``, ``gradcam``): their tf.GradientTape is traced
-into the graph; when those gradient ops convert, the TFLite heat map is the real
-gradient map. When they do not, the model carries no heat map, the manifest's
-``heatmap`` says so, and `postprocess` refuses (it cannot compute gradients
-from ``cams``): a gradient model never silently gets CAM maps.
+Gradient maps (``dgl``, ``pcs``, ``gradcam``, ``gradcam++``, ``xgradcam``,
+``layercam``, ``hirescam``): their tf.GradientTape is traced into the graph;
+when those gradient ops convert (they do for the package's small CNN with TF
+2.21: the backward of a convolution is a TRANSPOSE_CONV), the TFLite heat map
+is the real gradient map. When they do not, the model carries no heat map, the
+manifest's ``heatmap`` says so, and `postprocess` refuses (it cannot compute
+gradients from ``cams``): a gradient model never silently gets CAM maps.
+``eigencam`` (matrix products, no SVD op) and ``scorecam`` (a WHILE loop of
+masked forward passes) need no gradients and convert to builtins; their maps
+need the layer's activations, so `postprocess` cannot rebuild them either.
 `export_tflite` with ``map_method="auto"`` (wsol-export-tflite's default)
-therefore ships the config's map when it converts, else the CAM map of the same
+ships the config's map when it converts, else the CAM map of the same
 weights (the predicted class's class activation map, Zhou et al. 2016, Eq. 2)
 with the threshold of its own evaluation record; the manifest's
 ``map_method``, ``config_map_method``, ``map_fallback`` and ``heatmap`` say
@@ -230,7 +235,7 @@ def _heatmap_note(map_method, topk, levels):
     elif map_method == "cam":
         what = "map of the predicted top-1 class"
     else:
-        what = f"{map_method} gradient map of the predicted top-1 class"
+        what = f"{map_method} layer map of the predicted top-1 class"
     if map_method in localization.GRADIENT_MAP_METHODS and any(
         level == "none" for level in levels
     ):

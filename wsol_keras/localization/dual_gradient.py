@@ -25,7 +25,11 @@ onehot_c)`` and ``alpha`` would cancel in the l2 normalization of Eq. 7. Here
 ``softmax(l) - alpha * onehot_c``, i.e. exactly the official fused gradient.
 
 Grad-CAM (Selvaraju et al. 2017) comes from the same tape as a baseline:
-``relu(sum_k mean_hw(d l_c / d S_k) * S_k)``.
+``relu(sum_k mean_hw(d l_c / d S_k) * S_k)``, and so do the rest of the CAM
+family (`wsol_keras.localization.cam_family`): ``gradcam++``, ``xgradcam``,
+``layercam`` and ``hirescam`` from ``S`` and ``d l_c / d S``; ``eigencam``
+from ``S`` alone (no backward pass); ``scorecam`` from ``S`` and N more
+forward passes on masked images (no backward pass).
 
 The class here needs no change to the model: it records the requested layers'
 outputs while the model runs under one ``tf.GradientTape`` (by wrapping the
@@ -41,14 +45,30 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from wsol_keras.localization import cam_family
 from wsol_keras.localization import layer_paths as layer_paths_lib
+
 __all__ = [
     "DualGradient",
+    "GRADIENT_FREE_METHODS",
     "METHODS_DGL",
     "resolve_layer",
 ]
 
-METHODS_DGL = ("dgl", "pcs", "gradcam")
+# Every map method on a named layer (the list `wsol_keras.localization.maps`
+# and the config checks take their names from).
+METHODS_DGL = (
+    "dgl", "pcs", "gradcam", "gradcam++", "xgradcam", "layercam", "hirescam",
+    "eigencam", "scorecam",
+)
+# Those that need no backward pass (exportable without gradient ops).
+GRADIENT_FREE_METHODS = ("eigencam", "scorecam")
+_FAMILY = {
+    "gradcam++": cam_family.gradcam_plus_plus,
+    "xgradcam": cam_family.xgradcam,
+    "layercam": cam_family.layercam,
+    "hirescam": cam_family.hirescam,
+}
 
 
 def resolve_layer(model, path):
@@ -163,10 +183,13 @@ class DualGradient:
         alpha: the constant multiplying the one-hot target in Eq. 7 (10 in
             the paper).
         method: default map: ``"dgl"`` (Eq. 8), ``"pcs"`` (pixel-level class
-            selection, Eq. 5) or ``"gradcam"``.
+            selection, Eq. 5), ``"gradcam"`` or another of `METHODS_DGL`
+            (`wsol_keras.localization.cam_family`).
         logits_fn: optional callable mapping the model's outputs to logits.
         output_key: key of the logits in dict outputs.
         jit_compile: passed to ``tf.function``.
+        scorecam_channels: the cap N of ``"scorecam"`` (top-N channels by
+            mean activation; N more forward passes per image).
 
     Call args:
         images: ``[B, S, S, 3]`` batch in the model's input domain.
@@ -193,6 +216,7 @@ class DualGradient:
         logits_fn=None,
         output_key="logits",
         jit_compile=False,
+        scorecam_channels=cam_family.SCORECAM_DEFAULT_CHANNELS,
     ):
         if isinstance(layer_names, str):
             layer_names = [layer_names]
@@ -212,6 +236,11 @@ class DualGradient:
         self.logits_fn = logits_fn
         self.output_key = output_key
         self.jit_compile = jit_compile
+        if int(scorecam_channels) < 1:
+            raise ValueError(
+                f"DualGradient: scorecam_channels={scorecam_channels}: must be >= 1"
+            )
+        self.scorecam_channels = int(scorecam_channels)
         self._layers = {n: resolve_layer(model, n) for n in layer_names}
         self._logit_layer = (
             None if logits_fn is not None else self._find_softmax_layer()
@@ -287,6 +316,9 @@ class DualGradient:
         # g_H = d l_c / d S: VJP of the logits with cotangent onehot_c. Images
         # are independent in inference mode, so one batched VJP gives every
         # image's own gradient.
+        if method in GRADIENT_FREE_METHODS:
+            del tape
+            return self._gradient_free(method, images, feats, target), logits, target, outputs
         grads_h = tape.gradient(logits, feats, output_gradients=onehot)
         unused = [n for n, g in zip(self.layer_names, grads_h) if g is None]
         if unused:
@@ -307,6 +339,8 @@ class DualGradient:
             elif method == "gradcam":
                 weights = tf.reduce_mean(gh, axis=(1, 2), keepdims=True)
                 m = tf.nn.relu(tf.reduce_sum(weights * s, axis=-1))
+            elif method in _FAMILY:
+                m = _FAMILY[method](s, gh)
             else:  # Eq. 7 + Eq. 8
                 g = tf.cast(grads_cost[i], tf.float32)
                 enhanced = tf.math.l2_normalize(
@@ -315,6 +349,28 @@ class DualGradient:
                 m = tf.reduce_sum(gh * enhanced, axis=-1)
             maps[name] = m
         return maps, logits, target, outputs
+
+    def _class_probability(self, images):
+        """Softmax of the model's logits (Score-CAM's masked passes)."""
+        recorder = _Recorder()
+        watched = {} if self._logit_layer is None else {"__logits__": self._logit_layer}
+        with recorder.watch(watched):
+            outputs = self.model(images, training=False)
+        return tf.nn.softmax(tf.cast(self._logits(outputs, recorder), tf.float32))
+
+    def _gradient_free(self, method, images, feats, target):
+        """``eigencam`` / ``scorecam`` maps (no backward pass)."""
+        maps = {}
+        for name, s in zip(self.layer_names, feats):
+            s = tf.cast(s, tf.float32)
+            if method == "eigencam":
+                maps[name] = cam_family.eigencam(s)
+            else:
+                maps[name] = cam_family.scorecam(
+                    s, tf.cast(images, tf.float32), self._class_probability,
+                    self.scorecam_channels, target,
+                )
+        return maps
 
     def _function(self, method, use_labels):
         key = (method, use_labels)

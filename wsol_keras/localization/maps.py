@@ -19,7 +19,12 @@ Map methods (`MAP_METHODS`):
     * ``"dgl"``, ``"pcs"``, ``"gradcam"``: gradient maps on one layer (Tan et
       al., "Dual-Gradients Localization Framework for Weakly Supervised Object
       Localization", ACM MM 2020, Eq. 8 and Eq. 5; Selvaraju et al.,
-      "Grad-CAM", ICCV 2017, Eq. 1-2), see `wsol_keras.localization.dual_gradient`.
+      "Grad-CAM", ICCV 2017, Eq. 1-2), see `wsol_keras.localization.dual_gradient`;
+    * ``"gradcam++"``, ``"xgradcam"``, ``"layercam"``, ``"hirescam"`` (one
+      forward, one backward), ``"eigencam"`` (one forward, no gradients) and
+      ``"scorecam"`` (one forward plus ``scorecam_channels`` masked forward
+      passes, no gradients) on the same layer: the CAM family of
+      `wsol_keras.localization.cam_family`.
 Each raw map is upsampled (cv2 bicubic, as wsolevaluation) to S x S and min-max normalized per image
 (`wsol_keras.localization.primitives`).
 
@@ -38,10 +43,19 @@ from keras import ops
 
 from wsol_keras.localization import primitives
 from wsol_keras.evaluation import records
-from wsol_keras.localization.dual_gradient import METHODS_DGL, DualGradient
+from wsol_keras.localization import cam_family
+from wsol_keras.localization.dual_gradient import (
+    GRADIENT_FREE_METHODS,
+    METHODS_DGL,
+    DualGradient,
+)
 from wsol_keras.losses.class_tolerant import resolve_top_k
 
-GRADIENT_MAP_METHODS = METHODS_DGL  # ("dgl", "pcs", "gradcam")
+# The map methods on a named layer (config.eval.dgl_layer), computed by
+# `DualGradient`: dgl, pcs, gradcam and the CAM family.
+GRADIENT_MAP_METHODS = METHODS_DGL
+# Of those, the ones that need no backward pass (eigencam, scorecam).
+LAYER_MAP_METHODS_WITHOUT_GRADIENTS = GRADIENT_FREE_METHODS
 MAP_METHODS = ("cam", "topk") + GRADIENT_MAP_METHODS
 # The CAM paper's threshold (Zhou et al. 2016, Sec. 3.1: 20% of the max).
 FALLBACK_CAM_THRESHOLD = 0.2
@@ -126,6 +140,7 @@ class Localizer:
         dgl_layer: layer path (or list of paths, for the layer sweep) of the
             gradient methods.
         alpha: DGL Eq. 7 constant.
+        scorecam_channels: channel cap N of ``"scorecam"``.
         upsample: "cv2_bicubic" (wsolevaluation's) or "bilinear".
         **dgl_kwargs: more `DualGradient` arguments (``logits_fn``,
             ``output_key``) for models that are not `WSOLModel`s.
@@ -143,6 +158,7 @@ class Localizer:
         dgl_layer="",
         alpha=10.0,
         upsample="cv2_bicubic",
+        scorecam_channels=cam_family.SCORECAM_DEFAULT_CHANNELS,
         **dgl_kwargs,
     ):
         if map_method not in MAP_METHODS:
@@ -171,12 +187,18 @@ class Localizer:
                 )
             self.layers = layers
             self.explainer = DualGradient(
-                model, layers, alpha=alpha, method=map_method, **dgl_kwargs
+                model,
+                layers,
+                alpha=alpha,
+                method=map_method,
+                scorecam_channels=scorecam_channels,
+                **dgl_kwargs,
             )
 
     @classmethod
     def from_config(cls, model, config):
-        """From ``config.eval`` (map_method, topk, dgl_layer) and data.image_size."""
+        """From ``config.eval`` (map_method, topk, dgl_layer, scorecam_channels)
+        and data.image_size."""
         e = config.eval
         return cls(
             model,
@@ -185,6 +207,9 @@ class Localizer:
             topk=e.get("topk", 1),
             dgl_layer=e.get("dgl_layer", ""),
             upsample=e.get("upsample", "cv2_bicubic"),
+            scorecam_channels=e.get(
+                "scorecam_channels", cam_family.SCORECAM_DEFAULT_CHANNELS
+            ),
         )
 
     @property

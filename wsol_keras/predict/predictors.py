@@ -222,7 +222,8 @@ def from_classifier(
         classifier: a `keras.applications` name (e.g. "VGG16") or a ``.keras``
             file.
         layer: layer path of the maps (e.g. "block5_conv3").
-        map_method: "dgl", "pcs" or "gradcam".
+        map_method: one of `localization.GRADIENT_MAP_METHODS` (dgl, pcs,
+            gradcam and the CAM family).
         weights: keras.applications only: "imagenet", a weights file, or None.
         image_size: input side (default: the model's).
         preprocess: "auto" (keras.applications: the model's own

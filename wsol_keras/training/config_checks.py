@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple, Optional
 
+from wsol_keras.localization.maps import MAP_METHODS
+
 
 class Range(NamedTuple):
     """``kind`` "int" or "float"; bounds inclusive unless ``*_open``; None = unbounded."""
@@ -54,6 +56,7 @@ FIELDS = {
     "eval.pointing_tolerance": _NONNEG,
     "eval.num_visualize": Range("int", 0),
     "eval.max_images": Range("int", 1, optional=True),
+    "eval.scorecam_channels": Range("int", 1),
 }
 
 
@@ -98,8 +101,9 @@ def check_value(path: str, value, r: Range) -> None:
 
 
 def check_config(config) -> None:
-    """Validates every field of :data:`FIELDS` present in ``config``, and
-    ``eval.iou_thresholds`` (integer percents in (0, 100]).
+    """Validates every field of :data:`FIELDS` present in ``config``,
+    ``eval.iou_thresholds`` (integer percents in (0, 100]) and
+    ``eval.map_method`` (one of `wsol_keras.localization.maps.MAP_METHODS`).
 
     Raises:
       ValueError: naming the first bad field and its value.
@@ -108,6 +112,12 @@ def check_config(config) -> None:
         value = _get(config, path)
         if value is not _MISSING:
             check_value(path, value, r)
+    method = _get(config, "eval.map_method")
+    if method is not _MISSING and method not in MAP_METHODS:
+        raise ValueError(
+            f"config eval.map_method={method!r} is invalid: must be one of "
+            f"{', '.join(MAP_METHODS)}"
+        )
     ious = _get(config, "eval.iou_thresholds")
     if ious is not _MISSING:
         if not isinstance(ious, (tuple, list)) or not ious:
