@@ -7,7 +7,8 @@ batch, with the rate of the bare numpy renderer for comparison.
     PYTHONPATH=. python bench/pretrain_source_speed.py --image_size=40 --batches=20
 
 Last line: JSON {"image_size", "batch", "tf_data_images_per_s",
-"numpy_images_per_s", "cpu_count", "load_average"}.
+"numpy_images_per_s", "numpy_images_per_cpu_s" (renderer alone, per CPU
+second of one core: independent of other jobs), "cpu_count", "load_average"}.
 """
 
 import argparse
@@ -36,15 +37,18 @@ def main():
         next(it)
     tf_rate = args.batches * args.batch / (time.perf_counter() - start)
     n = args.batches * args.batch // 2
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         pretrain_source.render(0, [9], i, args.image_size, dict(cfg.pretrain))
     np_rate = n / (time.perf_counter() - start)
+    # CPU seconds per image of the renderer alone (one core; load-independent)
+    np_cpu_rate = n / max(time.process_time() - cpu, 1e-9)
     result = {
         "image_size": args.image_size,
         "batch": args.batch,
         "tf_data_images_per_s": round(tf_rate, 1),
         "numpy_images_per_s": round(np_rate, 1),
+        "numpy_images_per_cpu_s": round(np_cpu_rate, 1),
         "cpu_count": os.cpu_count(),
         "load_average": round(os.getloadavg()[0], 1),
     }
