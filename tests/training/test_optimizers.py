@@ -95,7 +95,7 @@ def _tiny_model(config):
 
 def test_variable_groups_follow_get_finetune_optimizer():
     model = _tiny_model(_tiny_config("sgd_l2"))
-    mult = model.optimizer.lr_multipliers
+    mult = model.optimizer.multiplier_of
     backbone = {v.path for v in model.backbone.trainable_variables}
     seen = set()
     for v in model.trainable_variables:
@@ -103,7 +103,7 @@ def test_variable_groups_follow_get_finetune_optimizer():
         is_bias = v.path.endswith("/bias") or v.path.endswith("/beta")
         new = v.path not in backbone
         expected = (10.0 if new else 1.0) * (2.0 if is_bias else 1.0)
-        assert mult[v.path] == expected, v.path
+        assert mult(v) == expected, v.path
         seen.add(expected)
     assert seen == {1.0, 2.0, 10.0, 20.0}
 
@@ -126,9 +126,9 @@ def test_train_step_applies_group_rate_to_gradient_and_decay_once():
         loss = model.compute_loss(x, y, model(x, training=True), training=True)
     grads = [g.numpy() for g in tape.gradient(loss, model.trainable_variables)]
     model.train_on_batch(x, y)
-    mult = model.optimizer.lr_multipliers
+    mult = model.optimizer.multiplier_of
     for v, w, g in zip(model.trainable_variables, before, grads):
-        expected = w - 0.01 * mult[v.path] * (g + 5e-4 * w)
+        expected = w - 0.01 * mult(v) * (g + 5e-4 * w)
         np.testing.assert_allclose(v.numpy(), expected, rtol=1e-4, atol=1e-6, err_msg=v.path)
 
 
@@ -139,6 +139,21 @@ def test_sgd_l2_without_model_and_unknown_name_raise():
     config.train.optimizer = "sgdd"
     with pytest.raises(ValueError, match="sgdd"):
         optimizers.build_optimizer(config.train, 0.1, None)
+
+
+def test_path_keyed_groups_naming_two_variables_are_refused():
+    a = keras.Variable(np.ones(2, np.float32), name="kernel")
+    b = keras.Variable(np.ones(2, np.float32), name="kernel")
+    assert a.path == b.path
+    opt = optimizers.CoupledSGD(0.1, lr_multipliers={a.path: 10.0})
+    with pytest.raises(ValueError, match="'kernel'.*same layer names"):
+        opt.build([a, b])
+    by_identity = optimizers.CoupledSGD(0.1, lr_multipliers=[(b, 10.0)])
+    by_identity.build([a, b])
+    assert (by_identity.multiplier_of(a), by_identity.multiplier_of(b)) == (1.0, 10.0)
+    clone = optimizers.CoupledSGD.from_config(by_identity.get_config())
+    clone.build([a, b])
+    assert (clone.multiplier_of(a), clone.multiplier_of(b)) == (1.0, 10.0)
 
 
 def test_coupled_sgd_round_trips_through_config():
@@ -238,7 +253,8 @@ def test_ilsvrc_resnet50_trains_conv5_with_the_head_as_wsolevaluation():
     # layer1-3) at lr.  Keras' layer4 is the conv5 stage.
     model = _ilsvrc_resnet50_model()
     assert tuple(model.backbone.output.shape[1:3]) == (8, 8)  # 28x28 at 224
-    mult = model.optimizer.lr_multipliers
+    by_path = {v.path: model.optimizer.multiplier_of(v) for v in model.trainable_variables}
+    mult = by_path.__getitem__
     backbone = {v.path for v in model.backbone.trainable_variables}
     conv5 = [p for p in backbone if p.startswith("conv5_")]
     # conv5: 3 bottlenecks x 3 convs + 1 projection shortcut, each conv with a
@@ -247,10 +263,10 @@ def test_ilsvrc_resnet50_trains_conv5_with_the_head_as_wsolevaluation():
     head = [v.path for v in model.trainable_variables if v.path not in backbone]
     assert head  # the CAM classifier
     for path in conv5 + head:
-        assert mult[path] == 10.0, path
+        assert mult(path) == 10.0, path
     for path in backbone - set(conv5):
         assert path.startswith(("conv1_", "conv2_", "conv3_", "conv4_")), path
-        assert mult[path] == 1.0, path
+        assert mult(path) == 1.0, path
 
 
 def test_head_lr_backbone_prefixes_scale_gradients_for_keras_sgd():

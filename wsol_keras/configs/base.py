@@ -21,7 +21,9 @@ def base_config():
 
     c.model = ml_collections.ConfigDict()
     c.model.backbone = "small_cnn"
-    # "imagenet" (download), None (random init) or a local weights file.
+    # "imagenet" (download), "synthetic" (shipped weights pretrained on the
+    # procedural set, wsol_keras.models.pretrained), None (random init) or a
+    # local weights file.
     c.model.weights = ml_collections.FieldReference(None, field_type=str)
     # resnet_last_stride (1: conv5 at stride 1); resnet_large_feature_map
     # (with resnet_last_stride=1, conv4 at stride 1 too: 28x28 maps at 224,
@@ -95,6 +97,10 @@ def base_config():
     # val localization score (earliest epoch on ties; epoch 0 = the initial
     # weights counts, as in wsolevaluation's main.py).
     c.train.checkpoint_selection = "last"
+    # After training, also write the backbone without its top and a manifest
+    # (backbone.weights.h5, backbone.json: wsol_keras.training.backbone_export),
+    # loadable as config.model.weights by any later run (configs/pretrain_*.py).
+    c.train.export_backbone = False
 
     c.eval = ml_collections.ConfigDict()
     c.eval.batch_size = 64

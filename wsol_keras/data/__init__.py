@@ -13,8 +13,10 @@ Pick a source with ``get_source(data_config)``; ``data_config.name`` is one of
 (CUB-200-2011 as released, :mod:`wsol_keras.data.cub`), ``"wsol_metadata"``
 (wsolevaluation's metadata layout, :mod:`wsol_keras.data.wsol_metadata`),
 ``"tfds"`` (a TensorFlow Datasets builder, :mod:`wsol_keras.data.tfds_source`),
-``"voc"`` (a PASCAL VOC folder, :mod:`wsol_keras.data.voc`) or ``"folder"``
-(your own images, one folder per class, :mod:`wsol_keras.data.folder`).
+``"voc"`` (a PASCAL VOC folder, :mod:`wsol_keras.data.voc`), ``"folder"``
+(your own images, one folder per class, :mod:`wsol_keras.data.folder`) or
+``"pretrain"`` (a procedural 240-class set for pretraining backbones,
+:mod:`wsol_keras.data.pretrain_source`).
 
 VOC / COCO data (``voc``, and ``tfds`` with a voc/coco builder) is multi-label
 (``source.multi_label``): "label" is multi-hot [C] and the element carries the
@@ -36,14 +38,15 @@ from wsol_keras.data.cub import CUBSource
 from wsol_keras.data.synthetic_source import SyntheticSource
 from wsol_keras.data.wsol_metadata import WSOLMetadataSource
 
-SOURCES = ("synthetic", "cub", "wsol_metadata", "tfds", "voc", "folder")
+SOURCES = ("synthetic", "cub", "wsol_metadata", "tfds", "voc", "folder", "pretrain")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
     """Defaults: the built-in synthetic benchmark at 64 x 64 (trains on a CPU).
 
     Fields (all overridable as ``--config.data.<field>=...``):
-      name: "synthetic" | "cub" | "wsol_metadata" | "tfds" | "voc" | "folder".
+      name: "synthetic" | "cub" | "wsol_metadata" | "tfds" | "voc" | "folder" |
+        "pretrain".
       root: image root (CUB: the folder holding images/ and the *.txt files;
         wsol_metadata: the folder image paths are relative to; folder: the
         folder of class folders, or of train/ val/ test/ holding them).
@@ -91,6 +94,7 @@ def default_data_config() -> ml_collections.ConfigDict:
         drawn order (default True: reproducible batches, exact resume). False
         lets elements leave as they finish: batches then depend on timing.
       synthetic: the synthetic benchmark's sizes, seed and difficulty knobs.
+      pretrain: the pretraining set's sizes, seed and scene knobs.
       tfds_name: tfds only: builder[/config], e.g. "caltech_birds2011",
         "voc/2007", "coco/2017".
       data_dir: tfds only: TFDS data_dir ("" = TFDS's default).
@@ -142,6 +146,18 @@ def default_data_config() -> ml_collections.ConfigDict:
     s.color_jitter = 0.15
     s.noise_std = 6.0
     c.synthetic = s
+
+    # The procedural pretraining set (wsol_keras.data.pretrain_source): 240
+    # classes, rendered on the fly; num_train is the images of one epoch.
+    p = ml_collections.ConfigDict()
+    p.num_train = 20000
+    p.num_val = 2000
+    p.num_test = 500
+    p.seed = 0
+    p.object_scale = (0.35, 0.8)  # object extent / image side
+    p.num_clutter = (1, 4)  # clutter blobs per image (inclusive range)
+    p.occlusion_prob = 0.3  # a blob drawn over the object
+    c.pretrain = p
     return c
 
 
@@ -168,6 +184,10 @@ def get_source(data_config) -> DataSource:
         from wsol_keras.data.tfds_source import TFDSSource
 
         return TFDSSource(cfg)
+    if name == "pretrain":
+        from wsol_keras.data.pretrain_source import PretrainSource
+
+        return PretrainSource(cfg)
     if name == "voc":
         from wsol_keras.data.voc import VOCSource
 

@@ -28,6 +28,7 @@ import keras
 from keras import layers, ops
 
 from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
+from wsol_keras.models import pretrained
 
 
 # config.model's backbone-surgery fields and their defaults (the plain
@@ -301,8 +302,10 @@ def build_backbone(
     Args:
         name: a key of `BACKBONES`.
         image_size: int or (height, width) of the input.
-        weights: "imagenet", None (random init; also "none", "None", "") or a
-            path to a local weights file.
+        weights: "imagenet", "synthetic" (the shipped weights pretrained on
+            the procedural set, `wsol_keras.models.pretrained`), None (random
+            init; also "none", "None", "") or a path to a local weights file
+            (refused when the manifest beside it names another backbone).
         levels: if True the model returns the three `spec.levels` feature maps
             (shallow to deep); otherwise the single CAM feature map.
         resnet_last_stride: 1 or 2; 1 keeps 14x14 maps at 224 for resnet50.
@@ -326,10 +329,11 @@ def build_backbone(
     weights = normalize_weights(weights)
     if (
         isinstance(weights, str)
-        and weights != "imagenet"
+        and weights not in ("imagenet", "synthetic")
         and not os.path.exists(weights)
     ):
         raise FileNotFoundError(f"backbone weights file not found: {weights}")
+    weights = pretrained.resolve_weights(name, weights)
     spec = BACKBONES[name]
     size = (
         (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
@@ -344,6 +348,11 @@ def build_backbone(
                 "weights file (--config.model.weights=/path/to/weights.h5, the "
                 "keras.applications file for this backbone without its top), "
                 "or train from scratch with --config.model.weights=none."
+            ) from error
+        if isinstance(weights, str) and weights != "imagenet":
+            raise ValueError(
+                f"config.model.weights={weights!r} does not fit backbone "
+                f"{name!r} ({type(error).__name__}: {error})"
             ) from error
         raise
     if resnet_last_stride not in (1, 2):

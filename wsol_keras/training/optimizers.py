@@ -42,10 +42,19 @@ class CoupledSGD(keras.optimizers.Optimizer):
         nesterov: Nesterov momentum as `torch.optim.SGD(nesterov=True)`.
         l2: coupled weight decay added to the gradient (torch's
             `weight_decay`).
-        lr_multipliers: dict variable path -> learning-rate multiplier
-            (1.0 for variables not listed); see `variable_lr_multipliers`.
-        l2_exclude: variable paths without L2 (DGL's release decays only
-            weights: tensorpack `regularize_cost('.*/W', ...)`).
+        lr_multipliers: the learning-rate multiplier of each variable (1.0
+            for variables not listed), as (variable, multiplier) pairs
+            matched by identity (`variable_lr_multipliers`), as a list of
+            floats by position in the list `build` receives (what
+            `get_config` writes once built), or as a dict variable path ->
+            multiplier. A path names two variables when a model holds two
+            sub-networks with the same layer names (SLT-Net's localizer,
+            regressor and classifier backbones); a path dict that lists such
+            a path is refused in `build` rather than giving both one rate.
+        l2_exclude: the variables without L2 (DGL's release decays only
+            weights: tensorpack `regularize_cost('.*/W', ...)`): variables
+            (by identity), positions, or paths (refused when ambiguous, as
+            above).
         **kwargs: `keras.optimizers.Optimizer` arguments (not `weight_decay`:
             that is Keras' decoupled decay, which this optimizer replaces).
     """
@@ -77,8 +86,8 @@ class CoupledSGD(keras.optimizers.Optimizer):
         self.momentum = float(momentum)
         self.nesterov = bool(nesterov)
         self.l2 = float(l2)
-        self.lr_multipliers = {str(k): float(v) for k, v in (lr_multipliers or {}).items()}
-        self.l2_exclude = tuple(str(p) for p in l2_exclude)
+        self.lr_multipliers = _normalise_multipliers(lr_multipliers)
+        self.l2_exclude = _normalise_exclude(l2_exclude)
 
     def build(self, variables):
         if self.built:
@@ -86,9 +95,10 @@ class CoupledSGD(keras.optimizers.Optimizer):
         super().build(variables)
         # Resolved by index: under the TF backend update_step receives the
         # backend variable, which has no Keras path.
-        self._multipliers = [self.lr_multipliers.get(v.path, 1.0) for v in variables]
-        excluded = set(self.l2_exclude)
-        self._decays = [0.0 if v.path in excluded else self.l2 for v in variables]
+        self._built_variables = list(variables)
+        self._multipliers = _resolve_multipliers(self.lr_multipliers, variables)
+        excluded = _resolve_exclude(self.l2_exclude, variables)
+        self._decays = [0.0 if e else self.l2 for e in excluded]
         self.momentums = []
         if self.momentum:
             self.momentums = self.add_optimizer_variables(variables, "momentum")
@@ -116,15 +126,101 @@ class CoupledSGD(keras.optimizers.Optimizer):
                 "momentum": self.momentum,
                 "nesterov": self.nesterov,
                 "l2": self.l2,
-                "lr_multipliers": dict(self.lr_multipliers),
-                "l2_exclude": list(self.l2_exclude),
+                "lr_multipliers": self._serialisable_multipliers(),
+                "l2_exclude": self._serialisable_exclude(),
             }
         )
         return config
 
+    def multiplier_of(self, variable):
+        """The learning-rate multiplier `build` gave `variable` (by identity)."""
+        return self._multipliers[self._index_by_identity(variable)]
+
+    def decays(self, variable):
+        """Whether `build` gave `variable` coupled L2 (by identity)."""
+        return bool(self._decays[self._index_by_identity(variable)])
+
+    def _index_by_identity(self, variable):
+        for i, v in enumerate(self._built_variables):
+            if v is variable:
+                return i
+        raise KeyError(f"CoupledSGD: {variable.path!r} is not one of its variables")
+
+    def _serialisable_multipliers(self):
+        if isinstance(self.lr_multipliers, dict):
+            return dict(self.lr_multipliers)
+        if self.built:
+            return [float(m) for m in self._multipliers]
+        return [float(m) for _, m in self.lr_multipliers]
+
+    def _serialisable_exclude(self):
+        if isinstance(self.l2_exclude, tuple):
+            return list(self.l2_exclude)
+        if self.built:
+            return [i for i, d in enumerate(self._decays) if not d]
+        raise ValueError(
+            "CoupledSGD.get_config: l2_exclude given as variables is "
+            "serialisable once the optimizer is built"
+        )
+
+
+def _normalise_multipliers(spec):
+    """dict path -> float, or a list of (variable, float) pairs or floats."""
+    if spec is None:
+        return {}
+    if isinstance(spec, dict):
+        return {str(k): float(v) for k, v in spec.items()}
+    return [
+        (item[0], float(item[1])) if isinstance(item, (tuple, list)) else float(item)
+        for item in spec
+    ]
+
+
+def _normalise_exclude(spec):
+    """A tuple of paths, or a list of variables / positions."""
+    spec = list(spec or ())
+    return tuple(spec) if all(isinstance(x, str) for x in spec) else spec
+
+
+def _by_path(values, variables, default, field):
+    """`values[path]` per variable; a listed path naming several is refused."""
+    counts = {}
+    for v in variables:
+        counts[v.path] = counts.get(v.path, 0) + 1
+    shared = sorted(p for p in values if counts.get(p, 0) > 1)
+    if shared:
+        raise ValueError(
+            f"CoupledSGD: {field} keyed by path, but {len(shared)} listed paths "
+            f"name several variables (e.g. {shared[0]!r}: sub-networks with "
+            "the same layer names); give the variables themselves"
+        )
+    return [values.get(v.path, default) for v in variables]
+
+
+def _resolve_multipliers(spec, variables):
+    if isinstance(spec, dict):
+        return _by_path(spec, variables, 1.0, "lr_multipliers")
+    if spec and not isinstance(spec[0], tuple):
+        if len(spec) != len(variables):
+            raise ValueError(
+                f"CoupledSGD: lr_multipliers lists {len(spec)} rates by "
+                f"position, but build received {len(variables)} variables"
+            )
+        return list(spec)
+    by_id = {id(v): m for v, m in spec}
+    return [by_id.get(id(v), 1.0) for v in variables]
+
+
+def _resolve_exclude(spec, variables):
+    if isinstance(spec, tuple):
+        return _by_path(dict.fromkeys(spec, True), variables, False, "l2_exclude")
+    ids = {id(x) for x in spec if not isinstance(x, int)}
+    positions = {x for x in spec if isinstance(x, int)}
+    return [id(v) in ids or i in positions for i, v in enumerate(variables)]
+
 
 def variable_lr_multipliers(model, bias_multiplier=1.0):
-    """Variable path -> learning-rate multiplier, the released groups.
+    """(variable, learning-rate multiplier) pairs, the released groups.
 
     The new-layer factor comes from the model itself
     (`WSOLModel._gradient_multipliers`: 1 for pretrained backbones,
@@ -134,13 +230,16 @@ def variable_lr_multipliers(model, bias_multiplier=1.0):
     gives pretrained biases 2 x lr and new biases 20 x lr.  It sorts torch
     parameters by the name "bias", which also covers BatchNorm's shift (Keras
     "beta"); BatchNorm's scale ("gamma", torch "weight") is a weight.
+
+    Pairs, not a dict by path: a model can hold several sub-networks with the
+    same layer names (SLT-Net), whose variables share paths but not rates.
     """
     variables = model.trainable_variables
     heads = model._gradient_multipliers()
-    out = {}
+    out = []
     for v, head in zip(variables, heads):
         scale = float(bias_multiplier) if _is_bias(v) else 1.0
-        out[v.path] = float(head) * scale
+        out.append((v, float(head) * scale))
     return out
 
 
@@ -148,9 +247,9 @@ def _is_bias(variable):
     return variable.path.rsplit("/", 1)[-1] in ("bias", "beta")
 
 
-def bias_paths(model):
-    """Paths of the model's biases (and BatchNorm shifts)."""
-    return [v.path for v in model.trainable_variables if _is_bias(v)]
+def bias_variables(model):
+    """The model's biases (and BatchNorm shifts), as variables."""
+    return [v for v in model.trainable_variables if _is_bias(v)]
 
 
 def build_optimizer(train_config, learning_rate, model=None):
@@ -188,7 +287,7 @@ def build_optimizer(train_config, learning_rate, model=None):
             lr_multipliers=variable_lr_multipliers(
                 model, t.get("bias_lr_multiplier", 1.0)
             ),
-            l2_exclude=() if t.get("decay_biases", True) else bias_paths(model),
+            l2_exclude=() if t.get("decay_biases", True) else bias_variables(model),
         )
     if name == "sgd":
         return keras.optimizers.SGD(

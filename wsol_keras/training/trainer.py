@@ -26,6 +26,7 @@ selected weights; the report names them (checkpoint, epoch, val score).
 import os
 import shutil
 import tempfile
+import time
 
 from absl import flags
 from absl import logging
@@ -35,6 +36,7 @@ import tensorflow as tf
 
 from wsol_keras import cli
 from wsol_keras import cli_flags
+from wsol_keras.training import backbone_export
 from wsol_keras.training import config_checks
 from wsol_keras import configs
 from wsol_keras import data as data_lib
@@ -176,6 +178,7 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     `workdir`; the others write into a temporary directory, removed at the
     end. All of them resume from `workdir` (shared storage across machines).
     """
+    started = time.time()
     config_checks.check_config(config)  # before anything is written
     pre_fit = _checked_pre_fit_phases(config)
     strategy = strategy or tf.distribute.get_strategy()
@@ -238,6 +241,10 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         )
         workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
         checkpoint_selection.write_selection(out, selection)
+        if chief and config.train.get("export_backbone", False):
+            backbone_export.export(
+                model, source, config, out, time.time() - started, initial_epoch
+            )
     finally:
         if not chief:
             shutil.rmtree(out, ignore_errors=True)
