@@ -205,10 +205,29 @@ def test_ten_crop_scores_are_the_mean_softmax_of_the_ten_crops():
     np.testing.assert_array_equal(got["maps"], single["maps"])  # cam: the single image's
 
 
+def test_ten_crop_dgl_maps_come_from_the_single_image_by_default():
+    # DGL Sec. 4.2: images "reshaped to 224x224 and 10 crops averaged ... to
+    # obtain localization maps and classification results respectively": the
+    # maps of the single S x S image, the scores of the ten crops.
+    config = _config(ten_crop=True, ten_crop_resize=12, map_method="dgl")
+    (batch,) = list(eval_protocol.dataset(_ten_crop_source(), "test", config).batch(2))
+
+    def fake_map_fn(images, labels):
+        x = images.numpy()
+        return {"logits": tf.zeros((len(x), 2)), "maps": tf.constant(x[..., 0] / 255.0)}
+
+    single_maps = np.arange(2 * S * S, dtype=np.float32).reshape(2, S, S) / 128.0
+    single = {"maps": single_maps, "raw_maps": single_maps[:, :4, :4], "logits": np.zeros((2, 2))}
+    got = eval_protocol.ten_crop_results(fake_map_fn, lambda b: dict(single), config)(batch)
+    np.testing.assert_array_equal(got["maps"], single_maps)
+    np.testing.assert_array_equal(got["raw_maps"], single_maps[:, :4, :4])
+    np.testing.assert_allclose(np.exp(got["logits"]), 0.5, rtol=1e-6)  # crops' mean softmax
+
+
 def test_ten_crop_dgl_maps_average_back_to_the_resized_image():
     # Each crop's "map" is its own channel 0 / 255, so pasting the ten maps back
     # (mirrored ones mirrored back) must give the 12 x 12 image's channel 0 / 255.
-    config = _config(ten_crop=True, ten_crop_resize=12, map_method="dgl")
+    config = _config(ten_crop=True, ten_crop_resize=12, map_method="dgl", ten_crop_maps="average")
     (batch,) = list(eval_protocol.dataset(_ten_crop_source(), "test", config).batch(2))
 
     def fake_map_fn(images, labels):

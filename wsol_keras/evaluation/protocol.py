@@ -25,8 +25,10 @@ protocols are options their configs switch on:
   crops (4 corners, center, and their mirrors; torchvision ``TenCrop``) of the
   original image resized to ``eval.ten_crop_resize`` (ACoL, DANet, DGL,
   SLT-Net Sec. 4.1; DANet utils/loader.py ``Resize((256, 256))`` +
-  ``TenCrop(224)``); for DGL maps the crops' maps are averaged too (DGL Sec.
-  4.1), otherwise maps come from the single S x S image as in the papers.
+  ``TenCrop(224)``); the maps come from the single S x S image (DGL Sec. 4.2:
+  10 crops and the 224 resize give "classification results and localization
+  maps respectively"; SLT-Net Sec. 4.1), or with ``eval.ten_crop_maps=
+  "average"`` the crops' maps pasted back and averaged.
 * Object Energy (SPN Sec. 4.1) is always reported: the share of a map's energy
   inside the ground-truth boxes, of SPN's proposal map when the model has one,
   else of the localization map.
@@ -57,7 +59,9 @@ DEFAULTS = {
     "image_size_mode": "fixed",
     "ten_crop": False,
     "ten_crop_resize": None,
+    "ten_crop_maps": "single",
 }
+TEN_CROP_MAPS = ("single", "average")
 
 
 def option(config, name):
@@ -73,6 +77,11 @@ def check_config(config):
     if mode not in IMAGE_SIZE_MODES:
         raise ValueError(
             f"config.eval.image_size_mode={mode!r}: expected one of {IMAGE_SIZE_MODES}"
+        )
+    if option(config, "ten_crop_maps") not in TEN_CROP_MAPS:
+        raise ValueError(
+            f"config.eval.ten_crop_maps={option(config, 'ten_crop_maps')!r}: "
+            f"expected one of {TEN_CROP_MAPS}"
         )
     if option(config, "ten_crop") and ten_crop_resize(config) < int(config.data.image_size):
         raise ValueError(
@@ -96,6 +105,7 @@ def describe(config):
         "image_size_mode": option(config, "image_size_mode"),
         "ten_crop": ten_crop,
         "ten_crop_resize": ten_crop_resize(config) if ten_crop else None,
+        "ten_crop_maps": option(config, "ten_crop_maps") if ten_crop else None,
     }
 
 
@@ -234,14 +244,20 @@ def dataset(source, split, config):
 def ten_crop_results(map_fn, single_fn, config):
     """Wraps a batch -> results function with ten-crop classification.
 
-    "logits" become the log of the ten crops' mean softmax; for DGL maps
-    ("dgl" map method) "maps" / "raw_maps" become the crops' maps averaged where
-    they cover the resized image (`paper_protocols.ten_crop_map_average`), resized to
-    S x S / kept at the ten-crop size; other maps stay the single image's.
+    "logits" become the log of the ten crops' mean softmax; the maps stay the
+    single image's (`single_fn`), or with ``eval.ten_crop_maps="average"``
+    "maps" / "raw_maps" become the crops' maps averaged where they cover the
+    resized image (`paper_protocols.ten_crop_map_average`), resized to S x S /
+    kept at the ten-crop size.
+
+    Args:
+        map_fn: (images, labels) -> {"logits", "maps", ...} tensors of a batch.
+        single_fn: batch -> numpy results of the single S x S image.
+        config: the evaluation config (``data.image_size``, ``eval.*``).
     """
     crop = int(config.data.image_size)
     chunk = max(10, int(config.eval.batch_size))
-    average_maps = config.eval.map_method == "dgl"
+    average_maps = option(config, "ten_crop_maps") == "average"
 
     def fn(batch):
         ids, big_ids = batch["image_id"].numpy(), batch["ten_crop_image_id"].numpy()
