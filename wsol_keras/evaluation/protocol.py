@@ -44,6 +44,7 @@ from wsol_keras.evaluation import multilabel_metrics
 from wsol_keras.evaluation import paper_protocols
 from wsol_keras.data import loaders as data_loaders
 from wsol_keras.data import pipeline as data_pipeline
+from wsol_keras.data import train_loader as data_train_loader
 
 BOX_METHODS = ("largest_contour", "spn", "danet_union")
 IMAGE_SIZE_MODES = ("fixed", "original")
@@ -82,6 +83,14 @@ def check_config(config):
         raise ValueError(
             f"config.eval.ten_crop_maps={option(config, 'ten_crop_maps')!r}: "
             f"expected one of {TEN_CROP_MAPS}"
+        )
+    if (
+        option(config, "ten_crop_maps") == "average"
+        and config.data.get("resize_mode", "square") == "shorter_side"
+    ):
+        raise ValueError(
+            "config.eval.ten_crop_maps='average' needs data.resize_mode='square' "
+            "(crop maps are pasted back onto the square resize)"
         )
     if option(config, "ten_crop") and ten_crop_resize(config) < int(config.data.image_size):
         raise ValueError(
@@ -210,6 +219,25 @@ def object_energy(view):
 # -- ten-crop --------------------------------------------------------------------
 
 
+def _shorter_side_crops(source, split, size, crop):
+    """Elements {"ten_crops": uint8 [10, crop, crop, 3], "image_id"} of a file
+    source's `split`: the original with its shorter side resized to `size`
+    (torchvision ``Resize(size)``, ACoL's release), cut by ``TenCrop(crop)``."""
+
+    def load(path, label, boxes, num_boxes, mask_paths, ignore_path, image_id):
+        big = data_train_loader.shorter_side_resize(data_loaders.decode_rgb(path), size)
+        big = tf.cast(tf.clip_by_value(tf.round(big), 0, 255), tf.uint8)
+        crops = tf.numpy_function(
+            lambda im: paper_protocols.ten_crop(im, crop), [big], tf.uint8
+        )
+        return {"ten_crops": tf.ensure_shape(crops, [10, crop, crop, 3]), "image_id": image_id}
+
+    ds = data_pipeline.records_dataset(source.validated_records(split)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return ds if source.validates_images else ds.ignore_errors()
+
+
 def _resized_images(source, split, size):
     """Elements {"image": [size, size, 3], "image_id"} of `split`, in order:
     the original image resized once for file sources (the same records as
@@ -235,6 +263,13 @@ def dataset(source, split, config):
     ds = source.dataset(split)
     if not option(config, "ten_crop"):
         return ds
+    if getattr(source, "resize_mode", "square") == "shorter_side":
+        crops = _shorter_side_crops(
+            source, split, ten_crop_resize(config), int(config.data.image_size)
+        )
+        return tf.data.Dataset.zip((ds, crops)).map(
+            lambda e, b: dict(e, ten_crops=b["ten_crops"], ten_crop_image_id=b["image_id"])
+        )
     big = _resized_images(source, split, ten_crop_resize(config))
     return tf.data.Dataset.zip((ds, big)).map(
         lambda e, b: dict(e, ten_crop_image=b["image"], ten_crop_image_id=b["image_id"])
@@ -267,8 +302,13 @@ def ten_crop_results(map_fn, single_fn, config):
                 f"ten-crop: batch position {bad}: image {ids[bad]!r} but its resized "
                 f"copy is {big_ids[bad]!r} (the two datasets went out of step)"
             )
-        images = batch["ten_crop_image"].numpy()
-        crops = np.concatenate([paper_protocols.ten_crop(im, crop) for im in images])
+        if "ten_crops" in batch:  # cut in the input pipeline (shorter side)
+            crops = batch["ten_crops"].numpy()
+            images = crops[:, 0]
+            crops = crops.reshape(-1, crop, crop, crops.shape[-1])
+        else:
+            images = batch["ten_crop_image"].numpy()
+            crops = np.concatenate([paper_protocols.ten_crop(im, crop) for im in images])
         labels = np.repeat(batch["label"].numpy(), 10)
         parts = [
             map_fn(tf.constant(crops[i : i + chunk], tf.float32), tf.constant(labels[i : i + chunk]))
