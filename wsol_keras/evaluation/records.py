@@ -262,7 +262,7 @@ def _mismatch(record, config, weights_hash):
         if record.get(field) != value:
             return f"{field}={record.get(field)!r} (export: {value!r})"
     # Exports make S x S maps of one image: a threshold searched on maps
-    # resized to each original image, or on DGL maps averaged over ten crops,
+    # resized to each original image, or on maps averaged over ten crops,
     # belongs to another protocol (wsol_keras.evaluation.protocol).
     if record.get("image_size_mode", "fixed") != "fixed":
         return (
