@@ -122,7 +122,7 @@ def eval_flags(flag_values=flags.FLAGS):
         "image_size_mode", None, list(IMAGE_SIZE_MODES),
         "Score maps and boxes at data.image_size or each image's original size.", **fv,
     )
-    flags.DEFINE_bool("ten_crop", None, "Ten-crop classification (and DGL maps).", **fv)
+    flags.DEFINE_bool("ten_crop", None, "Ten-crop classification (maps: eval.ten_crop_maps).", **fv)
     flags.DEFINE_list(
         "sweep_layers",
         None,

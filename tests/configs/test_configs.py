@@ -117,6 +117,8 @@ CHANGED_ON_PURPOSE = {
     # Issue 10.5: SPN as released trains every layer at 0.01 in one group.
     "cub_vgg16_spn:train.learning_rate": [0.01, "float"],
     "cub_vgg16_spn:train.head_lr_multiplier": [1.0, "float"],
+    # Issue 20.3: DANet's released DDA takes |sum of an image's similarities|.
+    "cub_vgg16_danet:method.dda_absolute": ["image", "str"],
 }
 
 

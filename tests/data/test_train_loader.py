@@ -273,3 +273,49 @@ def test_order_is_the_drawn_order_even_past_a_slow_image(tmp_path):
     want = [f"a/x{int(i)}.jpg".encode() for i in order.as_numpy_iterator()]
     got = [e["image_id"] for e in _take(src, 12)]
     assert got == want
+
+
+def test_shorter_side_resize_keeps_the_aspect_ratio(tmp_path):
+    # ACoL's released loader (utils/LoadData.py): transforms.Resize(256), an
+    # int size: the shorter side to 256, the longer int(256 * long / short)
+    # (utils/transforms/functional.py resize), then RandomCrop(224).  Here the
+    # 24 x 18 original (W x H) -> 16 x 12 (12 * 24 / 18 = 16), crop 8.
+    rgb = np.random.default_rng(2).integers(0, 256, (H, W, 3)).astype(np.uint8)
+    src = _source(tmp_path, rgb, resize_mode="shorter_side")
+    bh, bw = BIG, 16
+    ref = np.einsum(
+        "yi,ijc,xj->yxc", _aa_bilinear_weights(H, bh), rgb.astype(np.float64),
+        _aa_bilinear_weights(W, bw),
+    )
+    offsets = set()
+    for e in _train_elements(src, 16):
+        img = e["image"].astype(np.float64)
+        diffs = {
+            (ox, oy): np.abs(img - ref[oy : oy + S, ox : ox + S]).max()
+            for ox in range(bw - S + 1) for oy in range(bh - S + 1)
+        }
+        (ox, oy), best = min(diffs.items(), key=lambda kv: kv[1])
+        assert best <= 0.51, best
+        offsets.add(ox)
+        # box 4,3,15,11 -> x * 16/24, y * 12/18, minus the offset
+        expect = np.array([4 * 16 / 24, 3 * 12 / 18, 15 * 16 / 24, 11 * 12 / 18])
+        expect = np.clip(expect - [ox, oy, ox, oy], 0, S - 1)
+        np.testing.assert_allclose(e["boxes"][0], expect, atol=1e-4)
+    assert max(offsets) > BIG - S  # x offsets reach past a square 12 x 12 resize
+
+
+def test_shorter_side_ten_crops_cut_the_aspect_kept_resize():
+    from wsol_keras.evaluation import paper_protocols
+
+    # 24 x 18 (W x H) with shorter side 12 -> 16 x 12; torchvision TenCrop(8).
+    rgb = np.random.default_rng(3).integers(0, 256, (H, W, 3)).astype(np.uint8)
+    big = train_loader.shorter_side_resize(tf.constant(rgb), 12, antialias=True)
+    assert tuple(big.shape) == (12, 16, 3)
+    ref = np.einsum(
+        "yi,ijc,xj->yxc", _aa_bilinear_weights(H, 12), rgb.astype(np.float64),
+        _aa_bilinear_weights(W, 16),
+    )
+    assert np.abs(big.numpy().astype(np.float64) - ref).max() <= 0.51
+    crops = paper_protocols.ten_crop(big.numpy(), 8)
+    np.testing.assert_array_equal(crops[1], big.numpy()[0:8, 8:16])  # top right
+    np.testing.assert_array_equal(crops[4], big.numpy()[2:10, 4:12])  # center

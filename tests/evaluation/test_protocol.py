@@ -205,10 +205,29 @@ def test_ten_crop_scores_are_the_mean_softmax_of_the_ten_crops():
     np.testing.assert_array_equal(got["maps"], single["maps"])  # cam: the single image's
 
 
+def test_ten_crop_dgl_maps_come_from_the_single_image_by_default():
+    # DGL Sec. 4.2: images "reshaped to 224x224 and 10 crops averaged ... to
+    # obtain localization maps and classification results respectively": the
+    # maps of the single S x S image, the scores of the ten crops.
+    config = _config(ten_crop=True, ten_crop_resize=12, map_method="dgl")
+    (batch,) = list(eval_protocol.dataset(_ten_crop_source(), "test", config).batch(2))
+
+    def fake_map_fn(images, labels):
+        x = images.numpy()
+        return {"logits": tf.zeros((len(x), 2)), "maps": tf.constant(x[..., 0] / 255.0)}
+
+    single_maps = np.arange(2 * S * S, dtype=np.float32).reshape(2, S, S) / 128.0
+    single = {"maps": single_maps, "raw_maps": single_maps[:, :4, :4], "logits": np.zeros((2, 2))}
+    got = eval_protocol.ten_crop_results(fake_map_fn, lambda b: dict(single), config)(batch)
+    np.testing.assert_array_equal(got["maps"], single_maps)
+    np.testing.assert_array_equal(got["raw_maps"], single_maps[:, :4, :4])
+    np.testing.assert_allclose(np.exp(got["logits"]), 0.5, rtol=1e-6)  # crops' mean softmax
+
+
 def test_ten_crop_dgl_maps_average_back_to_the_resized_image():
     # Each crop's "map" is its own channel 0 / 255, so pasting the ten maps back
     # (mirrored ones mirrored back) must give the 12 x 12 image's channel 0 / 255.
-    config = _config(ten_crop=True, ten_crop_resize=12, map_method="dgl")
+    config = _config(ten_crop=True, ten_crop_resize=12, map_method="dgl", ten_crop_maps="average")
     (batch,) = list(eval_protocol.dataset(_ten_crop_source(), "test", config).batch(2))
 
     def fake_map_fn(images, labels):
@@ -273,6 +292,11 @@ def test_paper_configs_use_their_papers_test_protocol(name):
     eval_protocol.check_config(config)
     if e.ten_crop:
         assert eval_protocol.ten_crop_resize(config) == 256  # 224 crops of 256
+    # ACoL's release resizes the shorter side to 256 (utils/LoadData.py
+    # transforms.Resize(256)) for training and its ten crops; the others
+    # (wsolevaluation, DANet utils/loader.py Resize((256, 256))) squash.
+    want = "shorter_side" if name == "cub_vgg16_acol" else "square"
+    assert config.data.resize_mode == want
 
 
 @pytest.mark.parametrize("method", ["acol", "cam", "danet", "dgl", "slt", "spn"])
@@ -434,3 +458,47 @@ def test_whole_image_regressor_boxes_are_flagged_in_the_metrics():
     )
     assert tight["localization_collapsed"] is False
     assert tight["loc_box_area_mean"] == pytest.approx(100 * 9 / 64)
+
+
+def test_shorter_side_ten_crops_come_from_the_aspect_kept_resize(tmp_path):
+    # ACoL's release (utils/LoadData.py, --tencrop True): Resize(256) (shorter
+    # side, aspect kept) then TenCrop(224).  A 24 x 18 (W x H) PNG, resize 12:
+    # 16 x 12; crop 8: top-right crop = columns 8..16, center = rows 2..10,
+    # columns 4..12 (torchvision TenCrop offsets).
+    import os
+
+    from wsol_keras import data as wdata
+
+    rgb = np.random.default_rng(4).integers(0, 256, (18, 24, 3)).astype(np.uint8)
+    root, meta = tmp_path / "img", tmp_path / "meta"
+    os.makedirs(root / "a")
+    assert cv2.imwrite(str(root / "a" / "x.png"), rgb[..., ::-1])
+    for split in ("train", "test"):
+        os.makedirs(meta / split)
+        for name, line in (("image_ids", "a/x.png"), ("class_labels", "a/x.png,0"),
+                           ("localization", "a/x.png,4,3,15,11")):
+            (meta / split / f"{name}.txt").write_text(line + "\n")
+    config = _config(ten_crop=True, ten_crop_resize=12)
+    config.data.update(name="wsol_metadata", root=str(root), metadata=str(meta),
+                       resize_mode="shorter_side")
+    source = wdata.get_source(config.data)
+    (batch,) = list(eval_protocol.dataset(source, "test", config).batch(1))
+    big = cv2.resize(rgb, (16, 12), interpolation=cv2.INTER_AREA).astype(np.float64)
+    crops = batch["ten_crops"].numpy()[0].astype(np.float64)
+    assert crops.shape == (10, S, S, 3)
+    # INTER_AREA at 1.5x is not PIL's filter: only the geometry is checked here
+    # (the filter itself: tests/data/test_train_loader.py).
+    assert np.abs(crops[1] - big[0:8, 8:16]).mean() < 12
+    assert np.abs(crops[1] - big[0:8, 0:8]).mean() > 30
+    assert np.abs(crops[4] - big[2:10, 4:12]).mean() < 12
+    np.testing.assert_array_equal(crops[5], crops[1][:, ::-1])  # mirrored top-left
+
+    def fake_map_fn(images, labels):
+        return {"logits": tf.zeros((len(images), 2)), "maps": tf.zeros((len(images), S, S))}
+
+    single = {"maps": np.ones((1, S, S), np.float32)}
+    got = eval_protocol.ten_crop_results(fake_map_fn, lambda b: dict(single), config)(batch)
+    np.testing.assert_allclose(np.exp(got["logits"]), 0.5, rtol=1e-6)
+    config.eval.ten_crop_maps = "average"
+    with pytest.raises(ValueError, match="resize_mode"):
+        eval_protocol.check_config(config)

@@ -117,6 +117,56 @@ def test_gather_target_maps_selects_and_upsamples():
     )
 
 
+def np_upsample_align_corners(m, n_out):
+    """torch F.upsample(mode='bilinear', align_corners=True) of [h, w] -> n_out^2:
+    output i samples source (i * (n_in - 1) / (n_out - 1)), loops."""
+    n_in = m.shape[0]
+    out = np.zeros((n_out, n_out))
+    for i in range(n_out):
+        for j in range(n_out):
+            y, x = i * (n_in - 1) / (n_out - 1), j * (n_in - 1) / (n_out - 1)
+            y0, x0 = min(int(y), n_in - 2), min(int(x), n_in - 2)
+            dy, dx = y - y0, x - x0
+            out[i, j] = (
+                (1 - dy) * (1 - dx) * m[y0, x0] + (1 - dy) * dx * m[y0, x0 + 1]
+                + dy * (1 - dx) * m[y0 + 1, x0] + dy * dx * m[y0 + 1, x0 + 1]
+            )
+    return out
+
+
+def test_dda_as_released_aligns_corners_and_takes_the_image_sum():
+    # xuehaolan/DANet vgg_DA.py get_loss: the shallower level's target maps
+    # F.upsample(..., align_corners=True) to the finest size, concatenated;
+    # calculate_cosineloss: abs(sum over an image's pairs i < j of S), summed
+    # over images / (B * M (M - 1) / 2).  Signed maps, so |sum| != sum |S|.
+    coarse = rand((2, 3, 3, 2, 2), 7, signed=True)
+    fine = rand((2, 5, 5, 3, 2), 8, signed=True)
+    lc, lf = np.array([1, 0]), np.array([2, 1])
+    want_maps = np.zeros((2, 5, 5, 4))
+    for b in range(2):
+        for k in range(2):
+            want_maps[b, ..., k] = np_upsample_align_corners(coarse[b, :, :, lc[b], k], 5)
+        want_maps[b, ..., 2:] = fine[b, :, :, lf[b], :]
+    got_maps = np.asarray(gather_target_maps([coarse, fine], [lc, lf], align_corners=True))
+    np.testing.assert_allclose(got_maps, want_maps, rtol=1e-5, atol=1e-6)
+    total = 0.0
+    for b in range(2):
+        sims = [np_cos(want_maps[b, ..., i], want_maps[b, ..., j])
+                for i, j in itertools.combinations(range(4), 2)]
+        total += abs(np.sum(sims))
+    want = 0.01 * total / (2 * 4 * 3 / 2)
+    loss = DiscrepancyLoss(weight=0.01, keep_fraction=1.0, absolute="image", align_corners=True)
+    np.testing.assert_allclose(float(loss([coarse, fine], [lc, lf])), want, rtol=1e-5)
+    assert DiscrepancyLoss.from_config(loss.get_config()).align_corners is True
+
+
+def test_danet_cub_config_uses_the_released_dda():
+    from wsol_keras.configs import cub_vgg16_danet
+
+    m = cub_vgg16_danet.get_config().method
+    assert (m.dda_absolute, m.dda_align_corners) == ("image", True)
+
+
 def test_kept_count_and_subset_in_training():
     k = 8
     loss = DiscrepancyLoss(seed=1)

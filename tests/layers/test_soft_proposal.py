@@ -263,3 +263,16 @@ def test_global_sum_pooling_keras_layer_contract(tmp_path):
 def test_invalid_arguments(kwargs):
     with pytest.raises(ValueError, match="SoftProposal"):
         SoftProposal(**kwargs)
+
+
+def test_area_epsilon_is_the_released_layers_default():
+    # yeezhu/SPN.pytorch spnlib SoftProposal.lazyInit: factor = 0.15 * N with
+    # N = mW * mH (vgg16_sp uses that default): 0.15 * 3 * 4 = 1.8 here.
+    u = random_maps((2, 3, 4, 3), seed=5)
+    _, m = SoftProposal(epsilon_basis="area", return_proposal=True)(u)
+    for b in range(2):
+        np.testing.assert_allclose(m[b], np_proposal(u[b], 1.8), rtol=1e-4, atol=1e-6)
+    layer = SoftProposal(epsilon_basis="area")
+    assert SoftProposal.from_config(layer.get_config()).epsilon_basis == "area"
+    with pytest.raises(ValueError, match="epsilon_basis"):
+        SoftProposal(epsilon_basis="diag")

@@ -310,3 +310,20 @@ def test_fit_with_jit_compile(name):
     x = batch()
     hist = model.fit(x, x["label"], batch_size=4, epochs=2, verbose=0)
     assert all(np.isfinite(hist.history["loss"]))
+
+
+def test_spn_cub_config_is_the_released_vgg16_sp():
+    """yeezhu/SPN.pytorch demo/experiment/models.py vgg16_sp: adconv
+    nn.Conv2d(512, 1024, 3, padding=1, groups=2) -> 512 / 2 * 1024 * 9 + 1024
+    = 2,360,320 parameters (a dense conv: 4,719,616); SoftProposal() with the
+    layer's default factor 0.15 * mW * mH = 29.4 on 14 x 14."""
+    from wsol_keras.configs import cub_vgg16_spn
+    from wsol_keras.models.registry import build_model
+
+    c = cub_vgg16_spn.get_config()
+    c.model.weights = None
+    model = build_model(c, {"num_classes": 200, "image_size": 64})
+    model(np.zeros((1, 64, 64, 3), np.float32))
+    assert model.adconv.count_params() == 2_360_320
+    sp = model.soft_proposal
+    assert float(sp._epsilon(14, 14)) == pytest.approx(29.4, rel=1e-6)

@@ -81,17 +81,19 @@ def test_phase_one_has_its_own_epochs_and_schedule(whole):
     rows = _history(phase)
     assert [int(r["epoch"]) for r in rows] == list(range(CLS_EPOCHS))
     # Step schedule: CLS_LR, x0.1 from epoch 1 (the rate logged after epoch e
-    # is the one after its last step, Keras' boundary being inclusive).
+    # is the rate of its last step).
     np.testing.assert_allclose(
         [float(r["learning_rate"]) for r in rows], [CLS_LR, CLS_LR * 0.1], rtol=1e-6
     )
     config, _ = workdir_lib.read_config(phase)
     assert config.method.name == "cam" and tuple(config.method.conv_filters) == ()
     assert config.train.epochs == CLS_EPOCHS and config.train.batch_size == 8
-    # Phase 2: the localizer's own epochs and rate (cosine from 0.002).
+    # Phase 2: the localizer's own epochs and rate (cosine from 0.002 over
+    # 2 x 2 steps; epoch 0's last step is step 1).
     rows = _history(whole)
     assert [int(r["epoch"]) for r in rows] == list(range(SLT_EPOCHS))
-    assert float(rows[0]["learning_rate"]) == pytest.approx(0.002 * 0.5, rel=1e-5)
+    expected = 0.002 * 0.5 * (1 + np.cos(np.pi * 1 / 4))
+    assert float(rows[0]["learning_rate"]) == pytest.approx(expected, rel=1e-5)
 
 
 @pytest.fixture(scope="module")

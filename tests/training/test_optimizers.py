@@ -172,8 +172,10 @@ def test_coupled_sgd_round_trips_through_config():
 RELEASED_OPTIMIZERS = {
     # xiaomengyc/ACoL exper/my_optim.py get_finetune_optimizer, train_vgg_cub.sh
     "cub_vgg16_acol": (1e-4, 10.0, 2.0, True),
-    # xuehaolan/DANet exper/my_optim.py get_finetune_optimizer (no nesterov)
-    "cub_vgg16_danet": (1e-3, 10.0, 2.0, False),
+    # xuehaolan/DANet exper/train_DA.py get_model: its own optim.SGD with the
+    # four groups lr, 2 lr, 10 lr, 20 lr, momentum 0.9, nesterov=True
+    # (my_optim.get_finetune_optimizer, without nesterov, is not called)
+    "cub_vgg16_danet": (1e-3, 10.0, 2.0, True),
     # yeezhu/SPN.pytorch engine.py: SGD(model.parameters(), lr=0.01, ...)
     "cub_vgg16_spn": (1e-2, 1.0, 1.0, False),
     # clovaai/wsolevaluation main.py _set_optimizer: 2 groups, nesterov
@@ -234,6 +236,39 @@ def test_dgl_cub_config_is_the_papers_and_its_layer_exists():
         [2e-3, 2e-3, 2e-4, 2e-4, 2e-5, 2e-5],
         rtol=1e-5,
     )
+
+
+def test_step_schedule_drops_on_the_first_step_of_the_epoch_as_torch_multisteplr():
+    # torch: MultiStepLR(milestones=[1, 2], gamma=0.1), scheduler.step() after
+    # each epoch: every step of epoch e runs at lr * 0.1 ** #{m <= e}.  With 2
+    # steps per epoch, steps 0-1 at 1.0, steps 2-3 at 0.1, steps 4-5 at 0.01
+    # (Keras calls the schedule with the number of steps already taken).
+    c = synthetic_cam.get_config("smoke")
+    c.train.learning_rate = 1.0
+    c.train.epochs = 3
+    c.train.lr_schedule = "step"
+    c.train.lr_decay_at_epochs = (1, 2)
+    fn = trainer.make_optimizer(c, steps_per_epoch=2)._learning_rate
+    np.testing.assert_allclose(
+        [float(fn(s)) for s in range(6)], [1.0, 1.0, 0.1, 0.1, 0.01, 0.01], rtol=1e-6
+    )
+    # Every-N form (lr_decay_epochs): the same first-step drop.
+    c.train.lr_decay_at_epochs = ()
+    c.train.lr_decay_epochs = 1
+    fn = trainer.make_optimizer(c, steps_per_epoch=2)._learning_rate
+    np.testing.assert_allclose(
+        [float(fn(s)) for s in range(6)], [1.0, 1.0, 0.1, 0.1, 0.01, 0.01], rtol=1e-6
+    )
+    # The third update (step 2, epoch 1) moves w by the new rate: SGD with
+    # momentum 0, g = 1: w = -(1 + 1 + 0.1).
+    c.train.optimizer = "sgd"
+    c.train.momentum = 0.0
+    c.train.weight_decay = 0.0
+    opt = trainer.make_optimizer(c, steps_per_epoch=2)
+    w = keras.Variable(np.zeros(1, np.float32), name="kernel")
+    for _ in range(3):
+        opt.apply_gradients([(np.ones(1, np.float32), w)])
+    np.testing.assert_allclose(w.numpy(), [-2.1], rtol=1e-6)
 
 
 def _ilsvrc_resnet50_model(optimizer="sgd_l2"):

@@ -103,10 +103,10 @@ def test_sigkilled_run_resumes_exactly(tmp_path):
     assert [int(r["epoch"]) for r in h_resumed] == list(range(EPOCHS))
     lr_resumed = [float(r["learning_rate"]) for r in h_resumed]
     lr_whole = [float(r["learning_rate"]) for r in h_whole]
-    # The cosine schedule (no warmup) after e finished epochs of `steps` steps.
+    # The cosine schedule (no warmup) at the last step of epoch e.
     lr0, total = _config().train.learning_rate, EPOCHS * steps
     expected = [
-        lr0 * 0.5 * (1 + np.cos(np.pi * (e + 1) * steps / total)) for e in range(EPOCHS)
+        lr0 * 0.5 * (1 + np.cos(np.pi * ((e + 1) * steps - 1) / total)) for e in range(EPOCHS)
     ]
     np.testing.assert_allclose(lr_whole, expected, rtol=1e-5, atol=1e-9)
     np.testing.assert_allclose(lr_resumed, expected, rtol=1e-5, atol=1e-9)

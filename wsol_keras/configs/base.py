@@ -123,10 +123,13 @@ def base_config():
     c.eval.box_method = "largest_contour"
     # fixed: maps and boxes at data.image_size; original: at each image's size.
     c.eval.image_size_mode = "fixed"
-    # Ten-crop classification (and DGL map averaging) of the original image
+    # Ten-crop classification of the original image
     # resized to ten_crop_resize (None: image_size * 256 / 224).
     c.eval.ten_crop = False
     c.eval.ten_crop_resize = ml_collections.FieldReference(None, field_type=int)
+    # With ten_crop: "single" maps of the single S x S image (DGL Sec. 4.2,
+    # SLT-Net Sec. 4.1) or "average" of the ten crops' maps pasted back.
+    c.eval.ten_crop_maps = "single"
     c.eval.num_visualize = 16
     c.eval.max_images = ml_collections.FieldReference(None, field_type=int)
     # Locked: assigning a field that does not exist (a typo) raises instead of

@@ -4,7 +4,10 @@ r"""ACoL on CUB-200-2011 with VGG16 (ACoL Sec. 4.1 and the released code).
             --config.data.root=/data/CUB_200_2011
 
 VGG16 cut after conv5_3, ImageNet weights, input 224 cropped from 256 (Sec.
-4.1). Classifiers A and B: two 3x3 convs to 1024 + ReLU and a 1x1 conv to 200
+4.1): as the released utils/LoadData.py (``transforms.Resize(256)``, an int:
+the shorter side to 256, the aspect ratio kept, then ``RandomCrop(224)``),
+``data.resize_mode="shorter_side"``; ``--config.data.resize_mode=square``
+squashes to 256 x 256 as wsolevaluation. Classifiers A and B: two 3x3 convs to 1024 + ReLU and a 1x1 conv to 200
 each, GAP (Sec. 4.1); erasing threshold delta = 0.6 for training and test
 (released scripts/train_vgg_cub.sh). Released optimizer (xiaomengyc/ACoL,
 exper/my_optim.py get_finetune_optimizer): torch SGD, Nesterov momentum 0.9,
@@ -23,7 +26,8 @@ ACoL ('acol' '14x14' in wsol/vgg.py) has pool4 3x3 stride 2 padding 1 too,
 i.e. this config without the option.
 
 Test protocol (wsol_keras.evaluation.protocol): classification averaged over ten
-crops of the 256 x 256 resize (Sec. 4.1: "we average the scores from the
+crops of the shorter-side-256 resize (released ``Resize(256)`` +
+``TenCrop(224)``; Sec. 4.1: "we average the scores from the
 softmax layer with 10 crops"); maps resized to each image's original size
 and boxes scored there (Sec. 3.2), box of the largest connected region (Sec.
 3.2, after the CAM paper).
@@ -41,6 +45,7 @@ def get_config(arg=None):
     config.train.lr_schedule = "constant"
     config.train.nesterov = True  # released get_finetune_optimizer
     config.model.vgg_released_pools = True  # 'M' / 'M1': MaxPool2d(3, 2, 1)
+    config.data.resize_mode = "shorter_side"  # LoadData.py Resize(256)
     config.eval.ten_crop = True  # Sec. 4.1
     config.eval.image_size_mode = "original"  # Sec. 3.2
     if arg == "smoke":

@@ -11,12 +11,17 @@ at them. A missing file is an error; ``--config.data.hierarchy_file=''`` falls
 back on the name-based stand-in, with a warning (its level 2 is no taxonomy). Heads as the released
 vgg_DA.py: orders on pool3 (3x3 convs 512, 512), families on pool4 and species
 on conv5_3 (3x3 convs 1024, 1024), K = 8 maps per class; HDA 0.5 x CE per
-level, DDA lambda = 0.01 on half of the 24 maps. Released schedule
-(xuehaolan/DANet scripts/train_DA_cub.sh, exper/my_optim.py
-get_finetune_optimizer): torch SGD, momentum 0.9 (no Nesterov, unlike ACoL's
-copy of the same function), coupled L2 weight decay 5e-4, learning rate 0.001;
-groups weights 1x, biases 2x, new layers 10x, new biases 20x (`sgd_l2`);
-batch 30, 100 epochs, rate / 10 at epoch 80; input 224 cropped from 256.
+level, DDA lambda = 0.01 on half of the 24 maps. DDA as the released vgg_DA.py
+``get_loss`` / ``calculate_cosineloss``: the shallower levels' maps upsampled
+with ``align_corners=True`` (``method.dda_align_corners``) and the absolute
+value of each image's summed similarity (``method.dda_absolute="image"``;
+``"pair"``, |S| per pair, is the package's option).  Released schedule
+(xuehaolan/DANet scripts/train_DA_cub.sh; exper/train_DA.py builds its own
+``optim.SGD`` -- ``get_finetune_optimizer`` is not called in training): torch
+SGD, momentum 0.9, **Nesterov**, coupled L2 weight decay 5e-4, learning rate
+0.001; groups weights 1x, biases 2x, new layers 10x, new biases 20x
+(`sgd_l2`); batch 30, 100 epochs, rate / 10 at epoch 80 (``reduce_lr`` at
+the start of the epoch); input 224 cropped from 256.
 Test protocol as released (exper/val_hierarchy.py, utils/loader.py,
 utils/localization.py; wsol_keras.evaluation.protocol): classification averaged
 over ten crops of the 256 x 256 resize (also Sec. 4.1), maps resized to the
@@ -39,7 +44,9 @@ def get_config(arg=None):
     config.train.lr_decay_epochs = 80
     # Relative to data.root (wsol_keras.data.hierarchy_lists documents the format).
     config.data.hierarchy_file = "list/family_label.txt,list/order_label.txt"
-    config.train.nesterov = False  # released DANet my_optim: no nesterov
+    config.train.nesterov = True  # exper/train_DA.py optim.SGD(nesterov=True)
+    config.method.dda_absolute = "image"  # vgg_DA.py calculate_cosineloss
+    config.method.dda_align_corners = True  # vgg_DA.py get_loss F.upsample
     config.eval.ten_crop = True  # val_hierarchy.py --tencrop True
     config.eval.image_size_mode = "original"  # localization.py cv2.resize((w, h))
     config.eval.box_method = "danet_union"  # localization.py mode='union'

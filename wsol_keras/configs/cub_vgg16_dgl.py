@@ -20,11 +20,14 @@ Sec. 4.3 / Table 2 (Keras layer `block4_conv2`, post-ReLU as tensorpack's
 `variance_scaling_initializer(scale=2.)` (He normal, the package's default) and
 the "linear" layer N(0, 0.01) (`method.classifier_init_stddev=0.01`; the
 package's 1x1 classifier before GAP equals that linear layer after GAP).
-Test protocol (wsol_keras.evaluation.protocol): classification and DGL maps
-averaged over ten crops (4 corners, center and their mirrors; Sec. 4.2), maps
-resized to the original image size and boxed with the CAM paper's
-largest-region rule (Sec. 3.5).  The released demo has no crop code; the
-crops here are cut from the 256 x 256 resize, as ACoL / DANet do.
+Test protocol (wsol_keras.evaluation.protocol), Sec. 4.2: images "reshaped to
+224x224 and 10 crops averaged ... to obtain localization maps and
+classification results respectively": classification averaged over ten crops
+(4 corners, center and their mirrors, cut from the 256 x 256 resize as ACoL /
+DANet do), DGL maps from the single 224 x 224 resize (as the released
+test_code demo), resized to the original image size and boxed with the CAM
+paper's largest-region rule (Sec. 3.5).  ``--config.eval.ten_crop_maps=average``
+averages the crops' maps instead.
 """
 
 from wsol_keras.configs import base as config_base
@@ -47,7 +50,8 @@ def get_config(arg=None):
     config.train.decay_biases = False  # regularize_cost('.*/W') only
     config.eval.map_method = "dgl"
     config.eval.dgl_layer = DGL_LAYER
-    config.eval.ten_crop = True  # Sec. 4.2: 10 crops for maps and classes
+    config.eval.ten_crop = True  # Sec. 4.2: classes from 10 crops
+    config.eval.ten_crop_maps = "single"  # Sec. 4.2: maps from the 224 resize
     config.eval.image_size_mode = "original"  # Sec. 3.5
     if arg == "smoke":
         config_base.make_smoke(config)

@@ -7,7 +7,8 @@ Localizer, regressor and classifier each on an ImageNet-pretrained VGG16
 (the localizer's cut after conv5_3 with a GAP head, the CAM-VGG of [53] with
 a 3x3 conv to 1024 channels). SGD momentum 0.9, weight decay 5e-4, learning
 rate 0.0002 (the paper's "new optimization": low rate, few iterations; no 10x
-for new layers is mentioned), batch 16, 4 epochs, 224 crops from 256.
+for new layers and no bias rate are mentioned: one rate for every variable),
+batch 16, 4 epochs, 224 crops from 256.
 alpha=0.4, K=30 of 200 (k=0.15, so the same config fits other class counts),
 beta=10. Localizer maps are scored with the top-K ACAM (Eq. 9).
 
@@ -20,10 +21,11 @@ dropout 0.5 after each as in the VGG paper, and a new Dense(200); resumable,
 evaluable with wsol-eval -- its localization maps are a class-agnostic
 stand-in, `wsol_keras.models.classifier`), phase 2
 trains localizer and regressor with that classifier frozen.  The paper gives
-no classifier schedule, so ``method.classifier_train`` takes the CAM-VGG16
-fine-tuning schedule of configs/cub_vgg16_cam.py (ACoL / wsolevaluation):
-lr 0.001, new layer 10x, 30 epochs, x0.1 every 10, batch 32; optimizer
-family (sgd_l2, wd 5e-4, biases 2x) as the localizer's.
+no classifier schedule, so ``method.classifier_train`` takes the released CUB
+CAM-VGG16 fine-tuning schedule of DANet (xuehaolan/DANet
+scripts/train_CAM_cub.sh, exper/train_CAM.py): lr 0.001, batch 30, 100
+epochs, x0.1 at epoch 80, torch SGD momentum 0.9 with Nesterov, coupled wd
+5e-4, weights 1x, biases 2x, the new layer 10x (its bias 20x).
 
 A classifier trained elsewhere (same backbone, same head, same class list)
 replaces phase 1, e.g. a GAP-head one:
@@ -63,16 +65,19 @@ def get_config(arg=None):
     config.train.learning_rate = 0.0002
     config.train.lr_schedule = "constant"
     config.train.head_lr_multiplier = 1.0
-    # Phase 1: the classifier on its own (Sec. 3.1, Fig. 2b), CAM-VGG16's
-    # fine-tuning schedule (configs/cub_vgg16_cam.py; the paper gives none).
+    config.train.bias_lr_multiplier = 1.0  # Sec. 4.1: one rate, no bias group
+    # Phase 1: the classifier on its own (Sec. 3.1, Fig. 2b); the paper gives
+    # no schedule: DANet's released CUB CAM-VGG16 one (train_CAM_cub.sh).
     schedule = config.method.classifier_train
-    schedule.epochs = 30
-    schedule.batch_size = 32
+    schedule.epochs = 100
+    schedule.batch_size = 30
     schedule.learning_rate = 0.001
     schedule.lr_schedule = "step"
-    schedule.lr_decay_epochs = 10
+    schedule.lr_decay_epochs = 80
     schedule.lr_decay_factor = 0.1
     schedule.head_lr_multiplier = 10.0
+    schedule.bias_lr_multiplier = 2.0
+    schedule.nesterov = True
     config.eval.map_method = "topk"
     config.eval.topk = 30
     config.eval.ten_crop = True  # Sec. 4.1

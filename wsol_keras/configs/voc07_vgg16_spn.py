@@ -9,7 +9,9 @@ Multi-label: one sigmoid per class (the released MultiLabelSoftMarginLoss), the
 image label = classes with a non-difficult object (the released engine keeps
 VOC's "difficult only" state as a negative). Settings of the released
 ``demo/runme.sh`` + ``demo_voc2007.py`` + ``engine.py``: VGG16 (ImageNet) cut
-after conv5_3, 3x3 conv to 1024 + SoftProposal + spatial sum pooling; SGD
+after conv5_3, 3x3 conv to 1024 with groups=2 (``method.groups``) +
+SoftProposal with the released layer's eps = 0.15 x H x W
+(``method.epsilon_basis="area"``) + spatial sum pooling; SGD
 momentum 0.9, weight decay 5e-4, learning rate 0.01 for *every* layer (one
 parameter group, so head_lr_multiplier 1; Sec. 4: "initial learning rate 0.01"),
 batch 16, 20 epochs, rate / 10 at epoch 10 (engine epoch_step [10]); train on
@@ -23,7 +25,7 @@ Evaluation (SPN Sec. 4.2-4.4; wsol_keras.evaluation.multilabel_metrics): pointin
 positive trainval images with the box over pixels >= the map mean, and
 classification mAP skipping difficult-only images.
 Differences: weight decay follows config.train's optimizer semantics (see the
-optimizer notes); the released adconv uses groups=2 (here a dense 3x3 conv).
+optimizer notes).
 """
 
 from wsol_keras.configs import base as config_base
@@ -41,6 +43,8 @@ def get_config(arg=None):
     config.method = default_method_config("spn")
     config.method.multi_label = True
     config.method.num_maps = 1024
+    config.method.groups = 2  # vgg16_sp adconv groups=2
+    config.method.epsilon_basis = "area"  # vgg16_sp SoftProposal(): 0.15 * H * W
     config.train.optimizer = "sgd"
     config.train.momentum = 0.9
     config.train.weight_decay = 5e-4

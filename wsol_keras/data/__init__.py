@@ -83,6 +83,10 @@ def default_data_config() -> ml_collections.ConfigDict:
         resize in wsolevaluation's and the papers' loaders (default True);
         False uses plain bilinear, about 3x cheaper on CPU (aliases when the
         original is over ~2x the crop side). Evaluation resizes stay antialiased.
+      resize_mode: file sources' resize of the original before the training
+        crop and the ten crops: "square" (big x big, wsolevaluation's
+        ``Resize((256, 256))``) or "shorter_side" (the shorter side to big,
+        the aspect ratio kept: torchvision ``Resize(256)``, ACoL's release).
       train_cache: file sources: decode and resize the training split to
         S * train.crop_scale once, in memory (N * side^2 * 3 bytes: 1.2 GB for
         CUB at 256), before the first batch; every later element is a crop and
@@ -125,6 +129,7 @@ def default_data_config() -> ml_collections.ConfigDict:
     c.split_map = ""
     c.train_resize_antialias = True
     c.train_cache = False
+    c.resize_mode = "square"
     c.train_deterministic = True
 
     s = ml_collections.ConfigDict()

@@ -52,6 +52,8 @@ from wsol_keras.data.loaders import records_tensors
 from wsol_keras.data.loaders import resize_image  # noqa: F401
 from wsol_keras.data.loaders import scale_boxes  # noqa: F401
 
+# Resize of the original before the training crop / the ten crops.
+RESIZE_MODES = ("square", "shorter_side")
 
 
 def element_spec(image_size: int, hierarchy_levels: int) -> Dict[str, tf.TensorSpec]:
@@ -255,6 +257,12 @@ class FileSource(DataSource):
             data_config.get("train_resize_antialias", True)
         )
         self.train_cache = bool(data_config.get("train_cache", False))
+        self.resize_mode = str(data_config.get("resize_mode", "square"))
+        if self.resize_mode not in RESIZE_MODES:
+            raise ValueError(
+                f"config.data.resize_mode={self.resize_mode!r}: expected one of "
+                f"{RESIZE_MODES}"
+            )
         self.train_deterministic = bool(data_config.get("train_deterministic", True))
         self._valid: Dict[str, Records] = {}
         self._skipped: Dict[str, List[str]] = {}

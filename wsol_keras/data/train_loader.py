@@ -35,6 +35,11 @@ sources build their training elements here straight from the file:
   work is uniform), and no exact resume or reproducible batches. Evaluation
   datasets stay deterministic.
 
+``data.resize_mode="shorter_side"`` resizes the shorter side to big and the
+longer to ``int(big * long / short)`` instead (torchvision's ``Resize(int)``,
+ACoL's released loader), and crops at a random offset of that H' x W' image;
+it decodes the whole image (no window decode) and has no cache.
+
 The random draws use the same stateless seeds as
 :func:`wsol_keras.data.augment.train_augment` (offsets from split 0 and 1, the
 flip from split 2), so the two paths differ only in what they resize.
@@ -78,13 +83,43 @@ def _offsets_and_flip(seed, size: int, big: int):
     return ox, oy, tf.random.stateless_uniform([], seeds[2]) < 0.5
 
 
+def shorter_side_dims(h, w, big: int):
+    """(H', W') of torchvision ``Resize(big)``: the shorter side to big, the
+    longer ``int(big * long / short)`` (truncated, float64 as Python's)."""
+    h64, w64 = tf.cast(h, tf.float64), tf.cast(w, tf.float64)
+    b = tf.constant(float(big), tf.float64)
+    long_h = tf.cast(tf.floor(b * h64 / w64), tf.int32)
+    long_w = tf.cast(tf.floor(b * w64 / h64), tf.int32)
+    bh = tf.where(w < h, long_h, int(big))
+    bw = tf.where(w < h, int(big), long_w)
+    return bh, bw
+
+
+def shorter_side_resize(image, big: int, antialias: bool = True):
+    """float32 [H', W', 3]: `image` with its shorter side resized to big
+    (bilinear, antialiased like PIL; `shorter_side_dims`)."""
+    shape = tf.shape(image)
+    bh, bw = shorter_side_dims(shape[0], shape[1], big)
+    return tf.image.resize(image, tf.stack([bh, bw]), method="bilinear",
+                           antialias=antialias)
+
+
+def _offsets_and_flip_hw(seed, size: int, bh, bw):
+    """`_offsets_and_flip` on a big_h x big_w image (same seeds)."""
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 5)
+    ox = tf.random.stateless_uniform([], seeds[0], 0, bw - size + 1, tf.int32)
+    oy = tf.random.stateless_uniform([], seeds[1], 0, bh - size + 1, tf.int32)
+    return ox, oy, tf.random.stateless_uniform([], seeds[2]) < 0.5
+
+
 def _to_uint8(image):
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
 def _element(image, h, w, label, boxes, num_boxes, image_id, mask, has_mask,
-             ox, oy, do_flip, size: int, big: int, hier, flip: bool):
-    """The contract element of an S x S crop (image uint8; mask uint8 or None)."""
+             ox, oy, do_flip, size: int, big: int, hier, flip: bool, big_hw=None):
+    """The contract element of an S x S crop (image uint8; mask uint8 or None)
+    of the original resized to big x big, or to ``big_hw`` = (H', W')."""
     s = size
     out = {
         "image": image,
@@ -93,7 +128,14 @@ def _element(image, h, w, label, boxes, num_boxes, image_id, mask, has_mask,
         "image_id": image_id,
         "original_size": tf.stack([h, w]),
     }
-    big_boxes = pipeline.scale_boxes(boxes, num_boxes, h, w, big)
+    if big_hw is None:
+        big_boxes = pipeline.scale_boxes(boxes, num_boxes, h, w, big)
+    else:
+        sx = tf.cast(big_hw[1], tf.float32) / tf.cast(w, tf.float32)
+        sy = tf.cast(big_hw[0], tf.float32) / tf.cast(h, tf.float32)
+        valid = tf.range(tf.shape(boxes)[0]) < num_boxes
+        big_boxes = tf.where(valid[:, None], boxes * tf.stack([sx, sy, sx, sy]),
+                             -tf.ones_like(boxes))
     out["boxes"], out["num_boxes"] = augment.crop_boxes(big_boxes, num_boxes, ox, oy, s)
     if mask is None:
         out["mask"] = tf.zeros([s, s], tf.uint8)
@@ -114,7 +156,8 @@ def _big_side(size: int, scale: float) -> int:
 
 
 def make_train_loader(size: int, scale: float, flip: bool, hierarchy, mask_threshold,
-                      with_masks: bool, antialias: bool = True):
+                      with_masks: bool, antialias: bool = True,
+                      shorter_side: bool = False):
     """Returns fn(record fields..., seed) -> a training contract element.
 
     Args:
@@ -128,11 +171,35 @@ def make_train_loader(size: int, scale: float, flip: bool, hierarchy, mask_thres
       antialias: bilinear with antialiasing (PIL's resize, the papers' loaders),
         computed for the crop's window only; False: plain bilinear of the whole
         image then the crop (cheaper on CPU, aliases on downscaling).
+      shorter_side: resize the shorter side to big keeping the aspect ratio
+        (`shorter_side_dims`; ACoL's released ``Resize(256)``) instead of
+        big x big; masks are loaded at big x big, then resized (nearest).
     """
     s = int(size)
     big = _big_side(s, scale)
     hier = tf.constant(pipeline.hierarchy_table(hierarchy))
     load_mask = pipeline.make_mask_loader(big, mask_threshold)
+
+    def load_shorter_side(path, label, boxes, num_boxes, mask_paths, ignore_path,
+                          image_id, seed):
+        image = pipeline.decode_rgb(path)
+        h, w = tf.shape(image)[0], tf.shape(image)[1]
+        resized = shorter_side_resize(image, big, antialias)
+        bh, bw = tf.shape(resized)[0], tf.shape(resized)[1]
+        ox, oy, do_flip = _offsets_and_flip_hw(seed, s, bh, bw)
+        crop = tf.slice(resized, tf.stack([oy, ox, 0]), [s, s, 3])
+        mask = has_mask = None
+        if with_masks:
+            mask, has_mask = load_mask(mask_paths, ignore_path)
+            mask = tf.image.resize(mask[..., None], tf.stack([bh, bw]),
+                                   method="nearest")[..., 0]
+            mask = tf.slice(mask, tf.stack([oy, ox]), [s, s])
+        return _element(_to_uint8(crop), h, w, label, boxes, num_boxes, image_id,
+                        mask, has_mask, ox, oy, do_flip, s, big, hier, flip,
+                        big_hw=(bh, bw))
+
+    if shorter_side:
+        return load_shorter_side
 
     def load(path, label, boxes, num_boxes, mask_paths, ignore_path, image_id, seed):
         ox, oy, do_flip = _offsets_and_flip(seed, s, big)
@@ -217,6 +284,12 @@ def train_dataset(source, split: str, seed: int, scale: float, flip: bool, skip:
     n = len(rec)
     args = (source.image_size, scale, flip, source.hierarchy, source.mask_threshold,
             pipeline.has_any_mask(rec), source.train_resize_antialias)
+    shorter_side = source.resize_mode == "shorter_side"
+    if shorter_side and source.train_cache:
+        raise ValueError(
+            "config.data.train_cache=True needs data.resize_mode='square' (the "
+            "cache holds big x big images), got resize_mode='shorter_side'"
+        )
     parallel = dict(num_parallel_calls=tf.data.AUTOTUNE,
                     deterministic=source.train_deterministic)
     if source.train_cache:
@@ -233,7 +306,7 @@ def train_dataset(source, split: str, seed: int, scale: float, flip: bool, skip:
             )
         )
     else:
-        loader = make_train_loader(*args)
+        loader = make_train_loader(*args, shorter_side=shorter_side)
         ds = _index_stream(n, seed, skip).map(
             lambda i, sd: loader(*[tf.gather(f, i) for f in fields], sd), **parallel
         )

@@ -11,8 +11,8 @@ upsampling is `wsol_keras.localization.primitives.upsample_maps`.)
   Sec. 4.1), softmax scores averaged (xuehaolan/DANet exper/val_hierarchy.py
   `--tencrop True`: `F.softmax(logits).view(1, ncrops, -1).mean(1)`); crop
   order of torchvision's `TenCrop`.
-* DGL's map averaging over the ten crops (DGL Sec. 4.1: "average 10 crops to
-  obtain localization maps"; the released demo has no crop code): each
+* Map averaging over the ten crops (``eval.ten_crop_maps="average"``, an
+  option: DGL Sec. 4.2 takes its maps from the single 224 resize): each
   crop's map is pasted back where the crop came from (mirrored back for the
   flipped crops) and the pasted maps averaged where they cover the image.
 * SPN's Object Energy (Sec. 4.1: energy map rescaled to the image and

@@ -25,8 +25,10 @@ protocols are options their configs switch on:
   crops (4 corners, center, and their mirrors; torchvision ``TenCrop``) of the
   original image resized to ``eval.ten_crop_resize`` (ACoL, DANet, DGL,
   SLT-Net Sec. 4.1; DANet utils/loader.py ``Resize((256, 256))`` +
-  ``TenCrop(224)``); for DGL maps the crops' maps are averaged too (DGL Sec.
-  4.1), otherwise maps come from the single S x S image as in the papers.
+  ``TenCrop(224)``); the maps come from the single S x S image (DGL Sec. 4.2:
+  10 crops and the 224 resize give "classification results and localization
+  maps respectively"; SLT-Net Sec. 4.1), or with ``eval.ten_crop_maps=
+  "average"`` the crops' maps pasted back and averaged.
 * Object Energy (SPN Sec. 4.1) is always reported: the share of a map's energy
   inside the ground-truth boxes, of SPN's proposal map when the model has one,
   else of the localization map.
@@ -43,6 +45,7 @@ from wsol_keras.evaluation import multilabel_metrics
 from wsol_keras.evaluation import paper_protocols
 from wsol_keras.data import loaders as data_loaders
 from wsol_keras.data import pipeline as data_pipeline
+from wsol_keras.data import train_loader as data_train_loader
 from wsol_keras.localization.maps import MAP_METHODS
 
 BOX_METHODS = ("largest_contour", "spn", "danet_union")
@@ -59,7 +62,9 @@ DEFAULTS = {
     "image_size_mode": "fixed",
     "ten_crop": False,
     "ten_crop_resize": None,
+    "ten_crop_maps": "single",
 }
+TEN_CROP_MAPS = ("single", "average")
 
 
 def option(config, name):
@@ -80,6 +85,19 @@ def check_config(config):
     if mode not in IMAGE_SIZE_MODES:
         raise ValueError(
             f"config.eval.image_size_mode={mode!r}: expected one of {IMAGE_SIZE_MODES}"
+        )
+    if option(config, "ten_crop_maps") not in TEN_CROP_MAPS:
+        raise ValueError(
+            f"config.eval.ten_crop_maps={option(config, 'ten_crop_maps')!r}: "
+            f"expected one of {TEN_CROP_MAPS}"
+        )
+    if (
+        option(config, "ten_crop_maps") == "average"
+        and config.data.get("resize_mode", "square") == "shorter_side"
+    ):
+        raise ValueError(
+            "config.eval.ten_crop_maps='average' needs data.resize_mode='square' "
+            "(crop maps are pasted back onto the square resize)"
         )
     if option(config, "ten_crop") and ten_crop_resize(config) < int(config.data.image_size):
         raise ValueError(
@@ -103,6 +121,7 @@ def describe(config):
         "image_size_mode": option(config, "image_size_mode"),
         "ten_crop": ten_crop,
         "ten_crop_resize": ten_crop_resize(config) if ten_crop else None,
+        "ten_crop_maps": option(config, "ten_crop_maps") if ten_crop else None,
     }
 
 
@@ -207,6 +226,25 @@ def object_energy(view):
 # -- ten-crop --------------------------------------------------------------------
 
 
+def _shorter_side_crops(source, split, size, crop):
+    """Elements {"ten_crops": uint8 [10, crop, crop, 3], "image_id"} of a file
+    source's `split`: the original with its shorter side resized to `size`
+    (torchvision ``Resize(size)``, ACoL's release), cut by ``TenCrop(crop)``."""
+
+    def load(path, label, boxes, num_boxes, mask_paths, ignore_path, image_id):
+        big = data_train_loader.shorter_side_resize(data_loaders.decode_rgb(path), size)
+        big = tf.cast(tf.clip_by_value(tf.round(big), 0, 255), tf.uint8)
+        crops = tf.numpy_function(
+            lambda im: paper_protocols.ten_crop(im, crop), [big], tf.uint8
+        )
+        return {"ten_crops": tf.ensure_shape(crops, [10, crop, crop, 3]), "image_id": image_id}
+
+    ds = data_pipeline.records_dataset(source.validated_records(split)).map(
+        load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+    )
+    return ds if source.validates_images else ds.ignore_errors()
+
+
 def _resized_images(source, split, size):
     """Elements {"image": [size, size, 3], "image_id"} of `split`, in order:
     the original image resized once for file sources (the same records as
@@ -232,6 +270,13 @@ def dataset(source, split, config):
     ds = source.dataset(split)
     if not option(config, "ten_crop"):
         return ds
+    if getattr(source, "resize_mode", "square") == "shorter_side":
+        crops = _shorter_side_crops(
+            source, split, ten_crop_resize(config), int(config.data.image_size)
+        )
+        return tf.data.Dataset.zip((ds, crops)).map(
+            lambda e, b: dict(e, ten_crops=b["ten_crops"], ten_crop_image_id=b["image_id"])
+        )
     big = _resized_images(source, split, ten_crop_resize(config))
     return tf.data.Dataset.zip((ds, big)).map(
         lambda e, b: dict(e, ten_crop_image=b["image"], ten_crop_image_id=b["image_id"])
@@ -241,14 +286,20 @@ def dataset(source, split, config):
 def ten_crop_results(map_fn, single_fn, config):
     """Wraps a batch -> results function with ten-crop classification.
 
-    "logits" become the log of the ten crops' mean softmax; for DGL maps
-    ("dgl" map method) "maps" / "raw_maps" become the crops' maps averaged where
-    they cover the resized image (`paper_protocols.ten_crop_map_average`), resized to
-    S x S / kept at the ten-crop size; other maps stay the single image's.
+    "logits" become the log of the ten crops' mean softmax; the maps stay the
+    single image's (`single_fn`), or with ``eval.ten_crop_maps="average"``
+    "maps" / "raw_maps" become the crops' maps averaged where they cover the
+    resized image (`paper_protocols.ten_crop_map_average`), resized to S x S /
+    kept at the ten-crop size.
+
+    Args:
+        map_fn: (images, labels) -> {"logits", "maps", ...} tensors of a batch.
+        single_fn: batch -> numpy results of the single S x S image.
+        config: the evaluation config (``data.image_size``, ``eval.*``).
     """
     crop = int(config.data.image_size)
     chunk = max(10, int(config.eval.batch_size))
-    average_maps = config.eval.map_method == "dgl"
+    average_maps = option(config, "ten_crop_maps") == "average"
 
     def fn(batch):
         ids, big_ids = batch["image_id"].numpy(), batch["ten_crop_image_id"].numpy()
@@ -258,8 +309,13 @@ def ten_crop_results(map_fn, single_fn, config):
                 f"ten-crop: batch position {bad}: image {ids[bad]!r} but its resized "
                 f"copy is {big_ids[bad]!r} (the two datasets went out of step)"
             )
-        images = batch["ten_crop_image"].numpy()
-        crops = np.concatenate([paper_protocols.ten_crop(im, crop) for im in images])
+        if "ten_crops" in batch:  # cut in the input pipeline (shorter side)
+            crops = batch["ten_crops"].numpy()
+            images = crops[:, 0]
+            crops = crops.reshape(-1, crop, crop, crops.shape[-1])
+        else:
+            images = batch["ten_crop_image"].numpy()
+            crops = np.concatenate([paper_protocols.ten_crop(im, crop) for im in images])
         labels = np.repeat(batch["label"].numpy(), 10)
         parts = [
             map_fn(tf.constant(crops[i : i + chunk], tf.float32), tf.constant(labels[i : i + chunk]))

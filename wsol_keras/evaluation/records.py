@@ -143,6 +143,8 @@ def record_key(split, config, max_images=None):
         parts.append(_slug(e.get("image_size_mode")))
     if e.get("ten_crop", False):
         parts.append("tencrop")
+        if e.get("ten_crop_maps", "single") != "single":
+            parts.append("maps" + _slug(e.get("ten_crop_maps")))
     if e.get("cam_threshold", None) is not None:
         parts.append(f"thr{float(e.cam_threshold):g}")
     if max_images:
@@ -277,15 +279,17 @@ def _mismatch(record, config, weights_hash):
         if record.get(field) != value:
             return f"{field}={record.get(field)!r} (export: {value!r})"
     # Exports make S x S maps of one image: a threshold searched on maps
-    # resized to each original image, or on DGL maps averaged over ten crops,
+    # resized to each original image, or on maps averaged over ten crops,
     # belongs to another protocol (wsol_keras.evaluation.protocol).
     if record.get("image_size_mode", "fixed") != "fixed":
         return (
             f"image_size_mode={record['image_size_mode']!r} (export: 'fixed', "
             "maps at data.image_size)"
         )
-    if record.get("ten_crop") and record.get("map_method") == "dgl":
-        return "ten_crop=True (DGL maps averaged over crops; export: one image)"
+    # Records written before ten_crop_maps existed averaged DGL maps.
+    averaged = "average" if record.get("map_method") == "dgl" else "single"
+    if record.get("ten_crop") and record.get("ten_crop_maps", averaged) == "average":
+        return "ten_crop=True (maps averaged over crops; export: one image)"
     limit = e.get("max_images", None) or None
     if (record.get("max_images") or None) != limit:
         return (

@@ -95,6 +95,7 @@ def soft_proposal_graph(features, epsilon, gram_dtype="float32"):
 
 
 WALKS = ("fixed", "squaring", "tolerance")
+EPSILON_BASES = ("side", "area")
 
 
 def _uniform_start(graph):
@@ -204,9 +205,14 @@ class SoftProposal(layers.Layer):
         epsilon: spatial bandwidth eps of L(a, b) = exp(-(a^2+b^2) / (2 eps^2)) in
           feature-map cells. None means `epsilon_factor` x the longer side.
         epsilon_factor: the paper's eps = 0.15 N (Sec. 3.1), N the map side; for a
-          non-square map the longer side is used. The released SPN model sets
-          eps = 2.1 = 0.15 x 14 for its 14 x 14 maps (the released layer's own
-          default, 0.15 x H x W, is nearly flat in space).
+          non-square map the longer side is used. The released ImageNet model
+          (SP_GoogLeNet) sets eps = 2.1 = 0.15 x 14 for its 14 x 14 maps; the
+          released layer's own default, used by the released `vgg16_sp`, is
+          0.15 x H x W (29.4 on 14 x 14, nearly flat in space):
+          `epsilon_basis="area"`.
+        epsilon_basis: what `epsilon_factor` multiplies: "side" (the longer
+          side, the paper's N) or "area" (H x W, the released layer's
+          ``0.15 * self.N``).
         max_iter: random-walk updates (released code: at most 20): exactly
           this many with walk="fixed", at most this many with "tolerance", and
           2^ceil(log2(max_iter)) with "squaring".
@@ -236,9 +242,16 @@ class SoftProposal(layers.Layer):
         return_proposal=False,
         walk="fixed",
         gram_dtype="float32",
+        epsilon_basis="side",
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if epsilon_basis not in EPSILON_BASES:
+            raise ValueError(
+                f"SoftProposal: epsilon_basis must be one of {EPSILON_BASES}, "
+                f"got {epsilon_basis!r}"
+            )
+        self.epsilon_basis = epsilon_basis
         if epsilon is not None and not float(epsilon) > 0:
             raise ValueError(
                 f"SoftProposal: epsilon must be > 0 or None, got {epsilon}"
@@ -273,8 +286,10 @@ class SoftProposal(layers.Layer):
     def _epsilon(self, height, width):
         if self.epsilon is not None:
             return ops.convert_to_tensor(self.epsilon, dtype="float32")
-        side = ops.maximum(ops.cast(height, "float32"), ops.cast(width, "float32"))
-        return self.epsilon_factor * side
+        height, width = ops.cast(height, "float32"), ops.cast(width, "float32")
+        if self.epsilon_basis == "area":
+            return self.epsilon_factor * height * width
+        return self.epsilon_factor * ops.maximum(height, width)
 
     def proposal(self, inputs):
         """M: float32 [B, H, W] for feature maps [B, H, W, K] (Eq. 1-2)."""
@@ -323,6 +338,7 @@ class SoftProposal(layers.Layer):
             "return_proposal": self.return_proposal,
             "walk": self.walk,
             "gram_dtype": self.gram_dtype,
+            "epsilon_basis": self.epsilon_basis,
         }
 
 

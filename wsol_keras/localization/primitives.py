@@ -122,3 +122,31 @@ def upsample_maps(maps, size, method="bilinear"):
 def localization_maps(cams, class_ids, size):
     """Selects, upsamples and normalizes: [B, h, w, C] -> [B, H, W] in [0, 1]."""
     return normalize_maps(upsample_maps(select_class_maps(cams, class_ids), size))
+
+
+def _align_corners_matrix(n_out, n_in):
+    """[n_out, n_in] linear-interpolation weights with align_corners=True."""
+    a = np.zeros((n_out, n_in), np.float32)
+    if n_in == 1 or n_out == 1:
+        a[:, 0] = 1.0
+        return a
+    pos = np.arange(n_out) * (n_in - 1) / (n_out - 1)
+    lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
+    frac = (pos - lo).astype(np.float32)
+    a[np.arange(n_out), lo] = 1.0 - frac
+    a[np.arange(n_out), lo + 1] += frac
+    return a
+
+
+def resize_align_corners(maps, size):
+    """Bilinear resize of [B, h, w, C] maps with corners aligned (torch's
+    `F.upsample(mode='bilinear', align_corners=True)`, which the released DANet
+    evaluation uses); Keras' resize uses half-pixel centers instead.  Two
+    constant matmuls, so it also converts to LiteRT."""
+    h, w = maps.shape[1], maps.shape[2]
+    if (h, w) == tuple(size):
+        return maps
+    ay = ops.convert_to_tensor(_align_corners_matrix(size[0], h))
+    ax = ops.convert_to_tensor(_align_corners_matrix(size[1], w))
+    maps = ops.einsum("Hh,bhwc->bHwc", ay, maps)
+    return ops.einsum("Ww,bHwc->bHWc", ax, maps)

@@ -18,7 +18,7 @@ the whole batch), and the similarities are averaged over pairs and images.
 import keras
 from keras import layers, ops
 
-from wsol_keras.localization.primitives import upsample_maps
+from wsol_keras.localization.primitives import resize_align_corners, upsample_maps
 
 _ABSOLUTE = ("pair", "image", "none")
 
@@ -77,13 +77,16 @@ def discrepancy_loss(maps, eps=1e-8, absolute="pair"):
     return ops.mean(per_image) / num_pairs
 
 
-def gather_target_maps(level_maps, level_labels):
+def gather_target_maps(level_maps, level_labels, align_corners=False):
     """Maps of each image's target class at every level, on one grid.
 
     Args:
         level_maps: list of [B, h_l, w_l, C_l, K_l] activation maps, one per level
           (`DivergentActivation(...)["maps"]`).
         level_labels: list of int [B] class ids, one per level (same order).
+        align_corners: resize with torch's ``align_corners=True`` (released
+          vgg_DA.py ``get_loss``: ``F.upsample(..., (28, 28), mode='bilinear',
+          align_corners=True)``) instead of half-pixel centers.
 
     Returns:
         float32 [B, H, W, sum_l K_l]: the target class's maps of every level,
@@ -115,7 +118,7 @@ def gather_target_maps(level_maps, level_labels):
         )
         sel = ops.einsum("bhwck,bc->bhwk", maps, one_hot)
         if tuple(sel.shape[1:3]) != target:
-            sel = upsample_maps(sel, target)
+            sel = (resize_align_corners if align_corners else upsample_maps)(sel, target)
         out.append(sel)
     return ops.concatenate(out, axis=-1)
 
@@ -138,6 +141,7 @@ class DiscrepancyLoss(layers.Layer):
         weight: lambda (paper and released code: 0.01).
         keep_fraction: fraction of the maps kept in training (0.5).
         absolute: see `discrepancy_loss` ("pair" default; "image" = released code).
+        align_corners: see `gather_target_maps` (True = released code).
         eps: see `pairwise_cosine_similarity`.
         seed: seed of the SeedGenerator (None: random).
     """
@@ -149,6 +153,7 @@ class DiscrepancyLoss(layers.Layer):
         absolute="pair",
         eps=1e-8,
         seed=None,
+        align_corners=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -167,6 +172,7 @@ class DiscrepancyLoss(layers.Layer):
         self.weight = float(weight)
         self.keep_fraction = float(keep_fraction)
         self.absolute = absolute
+        self.align_corners = bool(align_corners)
         self.eps = float(eps)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed, name="dda_seed")
@@ -190,7 +196,8 @@ class DiscrepancyLoss(layers.Layer):
         return ops.take(maps, idx, axis=-1)
 
     def call(self, level_maps, level_labels, training=None):
-        maps = self.select_maps(gather_target_maps(level_maps, level_labels), training)
+        maps = gather_target_maps(level_maps, level_labels, self.align_corners)
+        maps = self.select_maps(maps, training)
         return self.weight * discrepancy_loss(maps, self.eps, self.absolute)
 
     def compute_output_spec(self, level_maps, level_labels, training=None):
@@ -204,4 +211,5 @@ class DiscrepancyLoss(layers.Layer):
             "absolute": self.absolute,
             "eps": self.eps,
             "seed": self.seed,
+            "align_corners": self.align_corners,
         }

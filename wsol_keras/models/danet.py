@@ -28,8 +28,10 @@ Classification uses the leaf level (Sec. 3.3).
 import numpy as np
 from keras import ops
 
-from wsol_keras.localization.primitives import (
+from wsol_keras.localization.primitives import (  # noqa: F401 (re-exported)
+    _align_corners_matrix,
     normalize_maps,
+    resize_align_corners,
     select_class_maps,
     top1_class_ids,
 )
@@ -43,34 +45,6 @@ from wsol_keras.losses.hierarchical import (
     hierarchy_level_labels,
 )
 from wsol_keras.models.base import WSOLModel
-
-
-def _align_corners_matrix(n_out, n_in):
-    """[n_out, n_in] linear-interpolation weights with align_corners=True."""
-    a = np.zeros((n_out, n_in), np.float32)
-    if n_in == 1 or n_out == 1:
-        a[:, 0] = 1.0
-        return a
-    pos = np.arange(n_out) * (n_in - 1) / (n_out - 1)
-    lo = np.minimum(np.floor(pos).astype(int), n_in - 2)
-    frac = (pos - lo).astype(np.float32)
-    a[np.arange(n_out), lo] = 1.0 - frac
-    a[np.arange(n_out), lo + 1] += frac
-    return a
-
-
-def resize_align_corners(maps, size):
-    """Bilinear resize of [B, h, w, C] maps with corners aligned (torch's
-    `F.upsample(mode='bilinear', align_corners=True)`, which the released DANet
-    evaluation uses); Keras' resize uses half-pixel centers instead.  Two
-    constant matmuls, so it also converts to LiteRT."""
-    h, w = maps.shape[1], maps.shape[2]
-    if (h, w) == tuple(size):
-        return maps
-    ay = ops.convert_to_tensor(_align_corners_matrix(size[0], h))
-    ax = ops.convert_to_tensor(_align_corners_matrix(size[1], w))
-    maps = ops.einsum("Hh,bhwc->bHwc", ay, maps)
-    return ops.einsum("Ww,bHwc->bHWc", ax, maps)
 
 
 class DANetModel(WSOLModel):
@@ -93,6 +67,9 @@ class DANetModel(WSOLModel):
         dda_weight: lambda.
         keep_fraction: fraction of the maps DDA keeps per step.
         dda_absolute: `discrepancy_loss` mode ("pair" or "image" = released).
+        dda_align_corners: DDA upsamples the shallower levels' maps with
+            align_corners=True (released vgg_DA.py `get_loss`) instead of
+            half-pixel centers.
         ancestors: optional int [C, L] table of each leaf's ancestors.
         fusion: "released" (sum of level maps, normalized once) or
             "per_level" (each level normalized before the sum).
@@ -116,6 +93,7 @@ class DANetModel(WSOLModel):
         dda_weight=0.01,
         keep_fraction=0.5,
         dda_absolute="pair",
+        dda_align_corners=False,
         ancestors=None,
         seed=None,
         fusion="released",
@@ -149,6 +127,7 @@ class DANetModel(WSOLModel):
             weight=dda_weight,
             keep_fraction=keep_fraction,
             absolute=dda_absolute,
+            align_corners=dda_align_corners,
             seed=seed,
             name="dda",
         )

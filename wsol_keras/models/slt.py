@@ -88,18 +88,22 @@ VST_DEFAULTS = types.MappingProxyType(
 # The classifier's own training run (Sec. 3.1, Fig. 2b: "trained
 # independently"; the paper gives no schedule): `config.train` fields that
 # phase 1 of wsol-train replaces (`wsol_keras.models.slt_classifier_phase.phase_config`).
-# epochs 0: no separate run. The rest: the CAM-VGG16 fine-tuning schedule of
-# configs/cub_vgg16_cam.py (ACoL / wsolevaluation).
+# epochs 0: no separate run. The rest: the released CUB CAM-VGG16 fine-tuning
+# schedule of DANet (xuehaolan/DANet scripts/train_CAM_cub.sh, exper/train_CAM.py
+# get_model): batch 30, lr 0.001, 100 epochs, x0.1 at epoch 80, torch SGD
+# momentum 0.9 Nesterov, groups weights 1x, biases 2x, new layer 10x / 20x.
 CLASSIFIER_TRAIN_DEFAULTS = types.MappingProxyType(
     {
         "epochs": 0,
-        "batch_size": 32,
+        "batch_size": 30,
         "learning_rate": 0.001,
         "lr_schedule": "step",
-        "lr_decay_epochs": 10,
+        "lr_decay_epochs": 80,
         "lr_decay_factor": 0.1,
         "lr_decay_at_epochs": (),
         "head_lr_multiplier": 10.0,
+        "bias_lr_multiplier": 2.0,
+        "nesterov": True,
     }
 )
 

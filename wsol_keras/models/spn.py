@@ -22,7 +22,8 @@ from wsol_keras.models.base import WSOLModel, constructor_defaults, sparse_ce
 # SoftProposal's own defaults (one statement of them: the layer's signature).
 _SP = constructor_defaults(
     SoftProposal,
-    ("epsilon", "epsilon_factor", "max_iter", "tol", "stop_gradient_proposal"),
+    ("epsilon", "epsilon_factor", "max_iter", "tol", "stop_gradient_proposal",
+     "epsilon_basis", "walk"),
 )
 
 
@@ -38,9 +39,14 @@ class SPNModel(WSOLModel):
         num_maps: channels of the added 3x3 conv (released code: 1024).
         dropout: dropout rate before the classifier (released code: 0.5).
         multi_label: sigmoid loss on multi-hot (or int) labels instead of softmax.
-        epsilon, epsilon_factor, max_iter, tol, stop_gradient_proposal:
-            `SoftProposal` arguments (epsilon None: epsilon_factor x the longer
-            feature-map side, 2.1 on 14x14 maps).
+        epsilon, epsilon_factor, max_iter, tol, stop_gradient_proposal,
+            epsilon_basis, walk: `SoftProposal` arguments (epsilon None:
+            epsilon_factor x the longer feature-map side, 2.1 on 14x14 maps,
+            or x H x W with epsilon_basis="area", 29.4, the released
+            `vgg16_sp`).
+        groups: groups of the added 3x3 conv (released `vgg16_sp`:
+            ``nn.Conv2d(512, 1024, 3, padding=1, groups=2)``; Keras'
+            ``Conv2D(groups=2)`` splits the channels the same way).
         **kwargs: `WSOLModel` arguments.
     """
 
@@ -56,6 +62,9 @@ class SPNModel(WSOLModel):
         max_iter=_SP["max_iter"],
         tol=_SP["tol"],
         stop_gradient_proposal=_SP["stop_gradient_proposal"],
+        epsilon_basis=_SP["epsilon_basis"],
+        walk=_SP["walk"],
+        groups=1,
         **kwargs,
     ):
         super().__init__(
@@ -66,7 +75,12 @@ class SPNModel(WSOLModel):
         )
         self.multi_label = bool(multi_label)
         self.adconv = layers.Conv2D(
-            int(num_maps), 3, padding="same", activation="relu", name="adconv"
+            int(num_maps),
+            3,
+            padding="same",
+            activation="relu",
+            groups=int(groups),
+            name="adconv",
         )
         self.soft_proposal = SoftProposal(
             epsilon=epsilon,
@@ -74,6 +88,8 @@ class SPNModel(WSOLModel):
             max_iter=max_iter,
             tol=tol,
             stop_gradient_proposal=stop_gradient_proposal,
+            epsilon_basis=epsilon_basis,
+            walk=walk,
             return_proposal=True,
             name="soft_proposal",
         )

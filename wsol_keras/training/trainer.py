@@ -132,7 +132,11 @@ def make_optimizer(config, steps_per_epoch, model=None):
         decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
             t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
         )
-        boundaries = [e * steps_per_epoch for e in decay_epochs if e < t.epochs]
+        # Keras calls the schedule with the number of steps taken and keeps
+        # values[i] while step <= boundaries[i]; torch's MultiStepLR (stepped
+        # after each epoch) runs the whole epoch e, its first step included, at
+        # the new rate: boundary e * steps_per_epoch - 1.
+        boundaries = [e * steps_per_epoch - 1 for e in decay_epochs if e < t.epochs]
         values = [
             t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
         ]

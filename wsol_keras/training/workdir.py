@@ -262,16 +262,22 @@ def restore_checkpoint(workdir, model):
 
 
 class LearningRateLogger(keras.callbacks.Callback):
-    """Adds "learning_rate" (the schedule at the epoch's end) to the epoch logs.
+    """Adds "learning_rate" (the rate of the epoch's last step) to the epoch logs.
 
     Put it before the CSVLogger / TensorBoard callbacks that should record it.
     """
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["learning_rate"] = float(
-                keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
-            )
+        if logs is None:
+            return
+        optimizer = self.model.optimizer
+        schedule = getattr(optimizer, "_learning_rate", None)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            step = max(0, int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1)
+            rate = schedule(step)
+        else:
+            rate = optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
 
 
 def truncate_history(path, epochs_done):
