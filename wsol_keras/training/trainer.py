@@ -36,6 +36,7 @@ import tensorflow as tf
 
 from wsol_keras import cli
 from wsol_keras.training import config_checks
+from wsol_keras.training import divergence
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import evaluator
@@ -226,6 +227,7 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             make_train_dataset(source, config, global_batch),
             config.train.precise_bn_batches,
         )
+        divergence.check_finite_weights(model, "after precise BN")
         workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
         checkpoint_selection.write_selection(out, selection)
     finally:
@@ -276,7 +278,10 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores)
     workdir_lib.truncate_history(history, initial_epoch)
     val_loc = checkpoint_selection.callbacks(source, config, workdir, scores, initial_epoch)
     callbacks = [
-        # Logs first (the learning rate into the epoch logs, then the CSV
+        # The divergence guard first: non-finite weights never reach the val
+        # pass, the history or a checkpoint (the last good one stays).
+        divergence.DivergenceGuard(initial_epoch),
+        # Logs (the learning rate into the epoch logs, then the CSV
         # row), checkpoint last: a kill in between redoes the epoch, and
         # truncate_history drops its stale row. The val localization score
         # joins the logs after TensorBoard (it writes its own summaries).
