@@ -12,6 +12,7 @@ Signatures: serving_default / image_bytes (encoded images) and image_tensor
 from absl import flags
 
 from wsol_keras import cli
+from wsol_keras.training import workdir_lock
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 
@@ -51,16 +52,17 @@ def define_flags(flag_values=FLAGS):
 
 def main(argv):
     del argv
-    path = saved_model_lib.export_saved_model(
-        FLAGS.workdir,
-        FLAGS.output,
-        model_name=FLAGS.model_name,
-        version=FLAGS.version,
-        top_k=FLAGS.top_k,
-        heatmap_size=FLAGS.heatmap_size,
-        overwrite=FLAGS.overwrite,
-        max_image_pixels=FLAGS.max_image_pixels,
-    )
+    with workdir_lock.directory_lock(FLAGS.output, "wsol-export"):
+        path = saved_model_lib.export_saved_model(
+            FLAGS.workdir,
+            FLAGS.output,
+            model_name=FLAGS.model_name,
+            version=FLAGS.version,
+            top_k=FLAGS.top_k,
+            heatmap_size=FLAGS.heatmap_size,
+            overwrite=FLAGS.overwrite,
+            max_image_pixels=FLAGS.max_image_pixels,
+        )
     card = saved_model_lib.read_model_card(path)
     print(
         f"exported {path} (signatures serving_default, image_bytes, image_tensor; "

@@ -14,6 +14,7 @@ import logging
 from absl import flags
 
 from wsol_keras import cli
+from wsol_keras.training import workdir_lock
 from wsol_keras.export import tflite_lib
 
 FLAGS = flags.FLAGS
@@ -49,13 +50,14 @@ def main(argv):
     del argv
     # tf.saved_model.save logs "Assets written to <tmp>" once per attempt.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    manifest = tflite_lib.export_tflite(
-        FLAGS.workdir,
-        FLAGS.output,
-        variants=tuple(FLAGS.variants),
-        num_calibration=FLAGS.num_calibration,
-        postprocess=FLAGS.postprocess,
-    )
+    with workdir_lock.directory_lock(FLAGS.output, "wsol-export-tflite"):
+        manifest = tflite_lib.export_tflite(
+            FLAGS.workdir,
+            FLAGS.output,
+            variants=tuple(FLAGS.variants),
+            num_calibration=FLAGS.num_calibration,
+            postprocess=FLAGS.postprocess,
+        )
     for info in manifest["variants"].values():
         print(tflite_lib.describe_variant(info))
     print(f"manifest: {tflite_lib.MANIFEST_FILE} in {FLAGS.output}")

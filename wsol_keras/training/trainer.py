@@ -23,6 +23,7 @@ highest score instead of the last (the default). Precise BN runs on the
 selected weights; the report names them (checkpoint, epoch, val score).
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -50,6 +51,7 @@ from wsol_keras.models import phases as method_phases
 from wsol_keras.training.strategies import is_chief, make_strategy
 from wsol_keras.training import checkpoint_selection
 from wsol_keras.training import workdir as workdir_lib
+from wsol_keras.training import workdir_lock
 from wsol_keras.models.registry import build_model
 
 
@@ -113,38 +115,7 @@ def _to_xy(element):
     return x, element["label"]
 
 
-def make_optimizer(config, steps_per_epoch, model=None):
-    t = config.train
-    total = max(1, t.epochs * steps_per_epoch)
-    if t.lr_schedule == "cosine":
-        warmup = t.warmup_epochs * steps_per_epoch
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else t.learning_rate,
-            decay_steps=max(1, total - warmup),
-            warmup_target=t.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    elif t.lr_schedule == "step":
-        decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
-            t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
-        )
-        boundaries = [e * steps_per_epoch for e in decay_epochs if e < t.epochs]
-        values = [
-            t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
-        ]
-        lr = (
-            keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-            if boundaries
-            else t.learning_rate
-        )
-    elif t.lr_schedule == "constant":
-        lr = t.learning_rate
-    else:
-        raise ValueError(
-            f"config.train.lr_schedule={t.lr_schedule!r}: expected "
-            "cosine, step or constant"
-        )
-    return optimizers.build_optimizer(t, lr, model)
+make_optimizer = optimizers.make_optimizer  # (its old home)
 
 
 def build_compiled_model(config, data_info, steps_per_epoch=1):
@@ -174,9 +145,21 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     `workdir`; the others write into a temporary directory, removed at the
     end. All of them resume from `workdir` (shared storage across machines).
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    with _workdir_lock(workdir, strategy):
+        return _train(config, workdir, strategy, allow_config_change)
+
+
+def _workdir_lock(workdir, strategy):
+    """The workdir's lock (`workdir_lock`) on the chief, which alone writes it."""
+    if is_chief(strategy):
+        return workdir_lock.directory_lock(workdir, "wsol-train")
+    return contextlib.nullcontext()
+
+
+def _train(config, workdir, strategy, allow_config_change):
     config_checks.check_config(config)  # before anything is written
     pre_fit = _checked_pre_fit_phases(config)
-    strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
     precision_lib.apply_precision(config)
     source = data_lib.get_source(config.data)
@@ -384,6 +367,11 @@ def main(argv):
         cli.print_config(config)
         return
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+    with _workdir_lock(FLAGS.workdir, strategy):  # training and its report
+        _train_and_report(config, strategy)
+
+
+def _train_and_report(config, strategy):
     model, source, data_info = train(
         config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
     )
