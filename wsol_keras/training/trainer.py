@@ -131,7 +131,7 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     return model
 
 
-def train(config, workdir, strategy=None, allow_config_change=False):
+def train(config, workdir, strategy=None, allow_config_change=False, evaluate=False):
     """Trains `config` into `workdir`; returns (model, source, data_info).
 
     A workdir with a checkpoint resumes exactly where it stopped (weights,
@@ -144,10 +144,12 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     reads variables collectively), but only the chief (`is_chief`) writes into
     `workdir`; the others write into a temporary directory, removed at the
     end. All of them resume from `workdir` (shared storage across machines).
+
+    `evaluate`: the test split is read after training (checked first too).
     """
     strategy = strategy or tf.distribute.get_strategy()
     with _workdir_lock(workdir, strategy):
-        return _train(config, workdir, strategy, allow_config_change)
+        return _train(config, workdir, strategy, allow_config_change, evaluate)
 
 
 def _workdir_lock(workdir, strategy):
@@ -157,7 +159,7 @@ def _workdir_lock(workdir, strategy):
     return contextlib.nullcontext()
 
 
-def _train(config, workdir, strategy, allow_config_change):
+def _train(config, workdir, strategy, allow_config_change, evaluate):
     config_checks.check_config(config)  # before anything is written
     pre_fit = _checked_pre_fit_phases(config)
     keras.utils.set_random_seed(config.seed)
@@ -184,9 +186,14 @@ def _train(config, workdir, strategy, allow_config_change):
         workdir, config, data_info, allow_change=allow_config_change
     )
     with strategy.scope():
-        model = build_compiled_model(config, data_info, steps)
+        try:
+            model = build_compiled_model(config, data_info, steps)
+        except (ValueError, TypeError) as e:
+            raise config_checks.model_build_error(config, e) from e
         method_phases.prepare(model, config, data_info)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    splits = ("train", "val") + (("test",) if evaluate else ())
+    config_checks.check_run(config, source, model, splits)  # reads only
     record = workdir_lib.checkpoint_record(workdir)
     scores = checkpoint_selection.SelectionState.from_checkpoint(record)
     chief = is_chief(strategy)
@@ -373,7 +380,11 @@ def main(argv):
 
 def _train_and_report(config, strategy):
     model, source, data_info = train(
-        config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
+        config,
+        FLAGS.workdir,
+        strategy,
+        allow_config_change=FLAGS.allow_config_change,
+        evaluate=FLAGS.evaluate and is_chief(strategy),
     )
     if not FLAGS.evaluate or not is_chief(strategy):  # one evaluation per cluster
         return
