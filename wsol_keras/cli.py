@@ -126,7 +126,10 @@ def run(main, define_flags, doc, prog, config_flag=False):
         config_flag: True when the tool takes --config.* overrides (adds where
             the fields are listed to --help).
     """
-    define_flags(flags.FLAGS)
+    try:  # DEFINE_config_file reads the --config.* overrides of sys.argv here
+        define_flags(flags.FLAGS)
+    except (AttributeError, KeyError) as error:
+        _config_field_exit(sys.argv, prog, error)
     define_common_flags(flags.FLAGS)
     _declare_key_flags(define_flags, flags.FLAGS)
     usage = (doc or f"USAGE: {prog} [flags]\n").replace("%", "%%")
@@ -134,7 +137,99 @@ def run(main, define_flags, doc, prog, config_flag=False):
         usage = usage.rstrip("\n") + "\n\n" + CONFIG_FIELDS_HELP + "\n"
     # absl's usage() prints __main__'s docstring; a console script has none.
     sys.modules["__main__"].__doc__ = usage
-    app.run(guarded(main, prog))
+    app.run(guarded(main, prog), flags_parser=lambda argv: _parse_flags(argv, prog))
+
+
+def _parse_flags(argv, prog):
+    """absl's parser; a ``--config.<field>`` naming no field: one line, exit 1."""
+    try:
+        return flags.FLAGS(argv)
+    except (flags.Error, AttributeError, KeyError) as error:
+        _config_field_exit(argv, prog, error)
+
+
+def _config_field_exit(argv, prog, error):
+    """One line for a bad flag (a --config.* field that does not exist: the
+    closest fields first); exit status 1."""
+    message = unknown_config_field(argv, _loaded_config(argv))
+    if message is None and isinstance(error, flags.Error):  # as absl's parser
+        message = f"{error}; pass --helpshort or --helpfull to see help on flags"
+    elif message is None:
+        overrides = [a.split("=", 1)[0] for a in argv[1:] if a.startswith("--config.")]
+        if not overrides or wants_traceback():
+            raise error
+        import re
+
+        hint = re.search(r'Did you mean "(\w+)" instead of "(\w+)"', str(error))
+        bad = [o for o in overrides if hint and o.endswith("." + hint.group(2))]
+        message = (
+            f"did you mean {bad[0][: -len(hint.group(2))] + hint.group(1)}? {bad[0]}: "
+            "the config has no such field (--print_config lists the fields)"
+            if bad
+            else f"a config field of {', '.join(overrides)} does not exist: {error}"
+        )
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(1)
+
+
+def _loaded_config(argv):
+    """The --config file's ConfigDict (the flag fails before it sets its value)."""
+    try:
+        flag = flags.FLAGS["config"]
+        if flag.value is not None:
+            return flag.value
+        spec = flag.default_as_str or ""
+    except KeyError:  # not defined yet
+        spec = ""
+    for arg in argv[1:]:
+        if arg.startswith("--config="):
+            spec = arg[len("--config="):]
+    path, _, arg = spec.strip("'\"").partition(":")
+    try:
+        import importlib.util
+
+        module_spec = importlib.util.spec_from_file_location("_wsol_cli_config", path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        return module.get_config(arg or None) if arg else module.get_config()
+    except Exception:  # noqa: BLE001 (no suggestion then; the original error stays)
+        return None
+
+
+def _field_paths(node, prefix=""):
+    if hasattr(node, "items") and not isinstance(node, str):
+        out = []
+        for k, v in node.items():
+            out += _field_paths(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [prefix]
+
+
+def unknown_config_field(argv, config):
+    """"did you mean ..." for the first ``--config.<path>`` of `argv` that
+    names no field of `config` (None when every one does)."""
+    import difflib
+
+    if config is None:
+        return None
+    fields = _field_paths(config)
+    for arg in argv[1:]:
+        if not arg.startswith("--config."):
+            continue
+        path = arg[len("--config."):].split("=", 1)[0]
+        if path in fields:
+            continue
+        leaf = path.rsplit(".", 1)[-1]
+        leaves = {f.rsplit(".", 1)[-1] for f in fields}
+        near = set(difflib.get_close_matches(leaf, leaves, n=3, cutoff=0.75))
+        close = [f for f in fields if f.rsplit(".", 1)[-1] in (near or {leaf})]
+        close = close or difflib.get_close_matches(path, fields, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join('--config.' + c for c in close[:3])}? " if close else ""
+        return (
+            f"{hint}--config.{path}: the config has no field {path!r} "
+            "(--print_config lists the fields)"
+        )
+    return None
 
 
 def print_config(config, stream=None):
