@@ -43,6 +43,13 @@ def define_flags(flag_values=FLAGS):
         "WSOL_TFLITE_VERBOSE=1 shows the converter's diagnostics).",
         **fv,
     )
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace another model's files (and manifest) in --output; without it "
+        "the export is refused naming them. The same model adds its variants.",
+        **fv,
+    )
     flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 
 
@@ -57,6 +64,7 @@ def main(argv):
             variants=tuple(FLAGS.variants),
             num_calibration=FLAGS.num_calibration,
             postprocess=FLAGS.postprocess,
+            overwrite=FLAGS.overwrite,
         )
     for info in manifest["variants"].values():
         print(tflite_lib.describe_variant(info))

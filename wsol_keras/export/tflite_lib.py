@@ -43,11 +43,12 @@ from wsol_keras import data as data_lib
 from wsol_keras.evaluation import records as eval_records
 from wsol_keras.localization import maps as localization
 from wsol_keras.training import workdir as workdir_lib
+from wsol_keras.export import tflite_output
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
-MANIFEST_FILE = "tflite_manifest.json"
+MANIFEST_FILE = tflite_output.MANIFEST_FILE
 POSTPROCESS_LEVELS = inference.POSTPROCESS_LEVELS
 
 
@@ -321,7 +322,12 @@ def _heatmap_note(map_method, topk, levels):
 
 
 def export_tflite(
-    workdir, output_dir, variants=VARIANTS, num_calibration=64, postprocess="box"
+    workdir,
+    output_dir,
+    variants=VARIANTS,
+    num_calibration=64,
+    postprocess="box",
+    overwrite=False,
 ):
     """Converts a workdir's model to every variant; writes a manifest.
 
@@ -337,6 +343,8 @@ def export_tflite(
         variants: subset of VARIANTS.
         num_calibration: training images for ``int8`` calibration.
         postprocess: most in-graph post-processing to try (see `convert`).
+        overwrite: replace another model's files in `output_dir` instead of
+            refusing (`tflite_output.plan`: the same model adds its variants).
 
     Returns:
         The manifest dict.
@@ -377,11 +385,16 @@ def export_tflite(
         },
         "map_method": map_method,
         "topk": config.eval.get("topk", 1),
+        # The exported weights: tells this model from another of the same name.
+        "weights_sha256": eval_records.weights_of(workdir)[0],
         "variants": {},
     }
+    files = {v: f"{name}_{v}.tflite" for v in variants}
+    kept, stale = tflite_output.plan(output_dir, manifest, files, overwrite)
+    manifest["variants"].update(kept)
     for variant in variants:
         content, info = convert(module, variant, calibration, postprocess=postprocess)
-        path = os.path.join(output_dir, f"{name}_{variant}.tflite")
+        path = os.path.join(output_dir, files[variant])
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(content)
@@ -402,4 +415,5 @@ def export_tflite(
         [v["postprocess_in_graph"] for v in manifest["variants"].values()],
     )
     workdir_lib.write_json_atomic(os.path.join(output_dir, MANIFEST_FILE), manifest)
+    tflite_output.remove_stale(output_dir, stale)
     return manifest
