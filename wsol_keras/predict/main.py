@@ -54,6 +54,49 @@ def check_output(output, overwrite):
         )
 
 
+def _tracked(output):
+    """{relative path} of the maps and overlays the previous run's
+    predictions.jsonl lists (the files this tool wrote there)."""
+    path = os.path.join(output, "predictions.jsonl")
+    tracked = set()
+    if not os.path.isfile(path):
+        return tracked
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                names = [row["scoremap"], row["overlay"]]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(
+                    f"{path}:{lineno}: not a wsol-predict record; cannot tell which "
+                    "files a previous run wrote: remove the folder or use another --output"
+                ) from None
+            tracked.update(os.path.normpath(n) for n in names if isinstance(n, str))
+    return tracked
+
+
+def previous_outputs(output):
+    """The previous run's maps and overlays (relative paths) that --overwrite
+    may remove; raises FileExistsError naming files in scoremaps/ or
+    overlays/ that no previous record lists (not ours: never removed, and a
+    stale map there would be scored by wsol-score)."""
+    tracked = _tracked(output)
+    untracked = []
+    for sub in ("scoremaps", "overlays"):
+        for folder, _, files in os.walk(os.path.join(output, sub)):
+            for name in files:
+                rel = os.path.relpath(os.path.join(folder, name), output)
+                if rel not in tracked and not name.startswith(".tmp"):
+                    untracked.append(rel)
+    if untracked:
+        raise FileExistsError(
+            f"--output={output}: {len(untracked)} file(s) in scoremaps/ or overlays/ "
+            f"that no predictions.jsonl of a previous run lists, e.g. {sorted(untracked)[0]}; "
+            "--overwrite replaces only files this tool wrote: remove them or use another --output"
+        )
+    return tracked
+
+
 def original_box(box, width, height, size):
     """xyxy in the S x S model frame -> original-image pixels (x*W/S, y*H/S)."""
     sx, sy = width / float(size), height / float(size)
@@ -140,10 +183,15 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
     Returns:
         dict with "num_images", "num_skipped", "skipped" ([(path, reason)]).
     """
-    check_output(output, overwrite)
-    os.makedirs(output, exist_ok=True)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch_size={batch_size!r}: must be a positive integer")
     if max_pixels is None:
         max_pixels = image_files.DEFAULT_MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"--max_pixels={max_pixels!r}: must be a positive integer")
+    check_output(output, overwrite)
+    previous = previous_outputs(output) if overwrite else set()
+    os.makedirs(output, exist_ok=True)
     size, threshold = predictor.image_size, predictor.cam_threshold
     records, skipped = [], []
     bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if verbose else 0)
@@ -185,6 +233,14 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
         os.path.join(output, "skipped.jsonl"),
         [{"path": p, "reason": r} for p, r in skipped],
     )
+    # The previous run's maps of images not predicted now: a stale map would
+    # be scored by wsol-score as this run's.
+    written = {os.path.normpath(r[k]) for r in records for k in ("scoremap", "overlay")}
+    for rel in sorted(previous - written):
+        try:
+            os.remove(os.path.join(output, rel))
+        except FileNotFoundError:
+            pass
     summary = dict(predictor.settings(), num_images=len(records),
                    num_skipped=len(skipped), image_root=root)
     workdir_lib.atomic_write(os.path.join(output, "run.json"),
@@ -283,10 +339,11 @@ def define_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("image_root", None, "Folder image ids are relative to.", flag_values=flag_values)
     flags.DEFINE_string("output", None, "Output folder.", flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Replace the files of a previous run.", flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 16, "Images per model call.", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 16, "Images per model call.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer(
         "max_pixels", image_files.DEFAULT_MAX_PIXELS,
-        "Skip images with more pixels (read from the header before decoding).", flag_values=flag_values)
+        "Skip images with more pixels (read from the header before decoding).",
+        lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("overlay_max_side", 1024, "Longest overlay side (0: original).", flag_values=flag_values)
     flags.mark_flags_as_required(["images", "output"], flag_values=flag_values)
 
@@ -316,7 +373,8 @@ def main(argv):
     del argv
     try:
         check_output(FLAGS.output, FLAGS.overwrite)
-        paths, root = image_files.list_images(FLAGS.images, FLAGS.image_root)
+        paths, root = image_files.list_images(
+            FLAGS.images, FLAGS.image_root, exclude=[FLAGS.output])
         predictor = build_predictor()
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"wsol-predict: error: {e}", file=sys.stderr)
