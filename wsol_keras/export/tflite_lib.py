@@ -245,6 +245,7 @@ class LiteRTModel:
             raise ValueError(
                 f"TFLite model takes {self.input_shape} images, got {image.shape}"
             )
+        inference.check_pixels(image)
         if self.input_dtype == np.uint8:
             image = np.clip(np.round(image), 0, 255).astype(np.uint8)
         return self.runner(image=image.astype(self.input_dtype))
@@ -271,6 +272,7 @@ def postprocess(
     Returns:
         (heatmap [S, S] float32 in [0, 1], box [4] xyxy in the S x S frame).
     """
+    cam_threshold = localization.check_cam_threshold(cam_threshold, "postprocess")
     if class_ids is None and "heatmap" in outputs:
         # The graph's own map (any map method): only the box step is left.
         heat = np.asarray(outputs["heatmap"], np.float32).reshape(
@@ -343,8 +345,7 @@ def export_tflite(
         variants: subset of VARIANTS.
         num_calibration: training images for ``int8`` calibration.
         postprocess: most in-graph post-processing to try (see `convert`).
-        overwrite: replace another model's files in `output_dir` instead of
-            refusing (`tflite_output.plan`: the same model adds its variants).
+        overwrite: replace another model's files (`tflite_output.plan`).
 
     Returns:
         The manifest dict.
