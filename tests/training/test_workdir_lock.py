@@ -82,3 +82,18 @@ def test_reentrant_and_leaves_nothing(tmp_path):
     with workdir_lock.directory_lock(directory, "a"):
         open(os.path.join(directory, "x"), "w").close()
     assert os.listdir(directory) == ["x"]
+
+
+def test_wsol_eval_is_refused_while_another_process_holds_the_workdir(holder):
+    directory, pid = holder
+    config = load_module("synthetic_cam", os.path.join(REPO, "configs", "synthetic_cam.py")).get_config("smoke")
+    from wsol_keras.training import workdir as workdir_lib
+
+    workdir_lib.write_config(directory, config, {"num_classes": 8, "class_names": list("abcdefgh")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "wsol_keras.evaluation.evaluator", f"--workdir={directory}"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert proc.returncode == 1
+    assert f"is in use by holder-tool (pid {pid}" in proc.stderr, proc.stderr[-1500:]
