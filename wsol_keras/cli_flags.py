@@ -211,6 +211,13 @@ def export_tflite_flags(flag_values=flags.FLAGS):
         "LiteRT lacks); the manifest says which (map_method, map_fallback).",
         **fv,
     )
+    flags.DEFINE_bool(
+        "overwrite",
+        False,
+        "Replace another model's files (and manifest) in --output; without it "
+        "the export is refused naming them. The same model adds its variants.",
+        **fv,
+    )
     flags.mark_flags_as_required(["workdir", "output"], flag_values=flag_values)
 
 
@@ -237,10 +244,11 @@ def predict_flags(flag_values=flags.FLAGS):
     flags.DEFINE_string("image_root", None, "Folder image ids are relative to.", flag_values=flag_values)
     flags.DEFINE_string("output", None, "Output folder.", flag_values=flag_values)
     flags.DEFINE_bool("overwrite", False, "Replace the files of a previous run.", flag_values=flag_values)
-    flags.DEFINE_integer("batch_size", 16, "Images per model call.", flag_values=flag_values)
+    flags.DEFINE_integer("batch_size", 16, "Images per model call.", lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer(
         "max_pixels", DEFAULT_MAX_PIXELS,
-        "Skip images with more pixels (read from the header before decoding).", flag_values=flag_values)
+        "Skip images with more pixels (read from the header before decoding).",
+        lower_bound=1, flag_values=flag_values)
     flags.DEFINE_integer("overlay_max_side", 1024, "Longest overlay side (0: original).", flag_values=flag_values)
     flags.mark_flags_as_required(["images", "output"], flag_values=flag_values)
 

@@ -55,6 +55,7 @@ from wsol_keras.evaluation import metrics as metrics_lib
 from wsol_keras.evaluation import multilabel
 from wsol_keras.evaluation import report
 from wsol_keras.training import workdir as workdir_lib
+from wsol_keras.training import workdir_lock
 def make_map_fn(model, config):
     """Returns a tf.function (images, labels) -> dict of per-batch results.
 
@@ -294,6 +295,12 @@ def main(argv):
     if FLAGS.print_config:  # no model needed
         cli.print_config(_apply_flags(workdir_lib.read_config(FLAGS.workdir)[0]))
         return
+    workdir_lib.read_config(FLAGS.workdir)  # a missing workdir: its own error
+    with workdir_lock.directory_lock(FLAGS.workdir, "wsol-eval"):
+        _evaluate_workdir()
+
+
+def _evaluate_workdir():
     model, config, _ = workdir_lib.load_model(FLAGS.workdir)
     _apply_flags(config)
     if FLAGS.list_layers:

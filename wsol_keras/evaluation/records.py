@@ -374,13 +374,18 @@ def find_export_record(workdir, config, weights_hash):
                 return legacy, record
             rejected.append(f"  {legacy}: map_method={method!r} (legacy file)")
     seen = "\n".join(rejected) if rejected else "  (no evaluation records)"
-    raise LookupError(
+    raise NoMatchingRecord(
         f"{workdir}: no evaluation record matches this export (map_method="
         f"{config.eval.get('map_method', 'cam')!r}, layer={layer_of(config)!r}, "
         f"weights sha256 {str(weights_hash)[:12]}..., max_images="
         f"{config.eval.get('max_images', None)}). Records seen:\n"
         f"{seen}\nWrite one with:\n  {eval_command(workdir, config)}"
     )
+
+
+class NoMatchingRecord(LookupError, ValueError):
+    """No evaluation record for an export (a ValueError too: the tools print
+    its message, which names the `wsol-eval` command, as their one-line error)."""
 
 
 def threshold_source_label(path, record, workdir):

@@ -24,6 +24,7 @@ else 0.2 (the CAM paper's) with a warning.
 """
 
 import os
+import stat
 
 from absl import flags
 from absl import logging
@@ -38,19 +39,45 @@ from wsol_keras.evaluation import evaluator as evaluate
 from wsol_keras.localization import maps as localization
 from wsol_keras.evaluation import report
 from wsol_keras.training import workdir as workdir_lib
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def read_map_file(path):
+    """A .npy map as a finite real [H, W] array, or ValueError naming `path`.
+
+    Refuses (one line each) what np.load gives no clear answer for: a file that
+    is not regular (a named pipe would block), a truncated or non-.npy file,
+    dtypes that are not real numbers (str, structured, datetime, complex: the
+    imaginary part would be dropped), non-finite values and float64 values
+    beyond float32's range (they would become inf in the float32 map).
+    """
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    try:
+        scoremap = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise ValueError(f"{path}: not a readable numpy .npy array ({first})") from None
+    if not isinstance(scoremap, np.ndarray) or scoremap.dtype.kind not in "biuf":
+        kind = getattr(scoremap, "dtype", type(scoremap))
+        raise ValueError(f"{path}: dtype {kind} is not a real number type (bool, int, float)")
+    if scoremap.ndim != 2 or min(scoremap.shape) < 1:
+        raise ValueError(f"{path}: expected a 2-D [H, W] map, got shape {scoremap.shape}")
+    if not np.isfinite(scoremap).all():
+        raise ValueError(f"{path}: the map holds NaN or inf values")
+    if scoremap.dtype.kind == "f" and np.abs(scoremap).max() > _FLOAT32_MAX:
+        raise ValueError(
+            f"{path}: values up to {np.abs(scoremap).max():.3g} exceed float32's range"
+        )
+    return scoremap
+
+
 def load_scoremap(root, image_id, size):
     """The map of `image_id` as float32 [S, S] in [0, 1] (module docstring)."""
     path = os.path.join(root, image_id + ".npy")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no score map for image {image_id!r}")
-    try:
-        scoremap = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as e:
-        raise ValueError(f"{path}: not a numpy .npy array ({e})") from None
-    if scoremap.ndim != 2 or min(scoremap.shape) < 1:
-        raise ValueError(f"{path}: expected a 2-D [H, W] map, got shape {scoremap.shape}")
-    if not np.isfinite(scoremap).all():
-        raise ValueError(f"{path}: the map holds NaN or inf values")
+    scoremap = read_map_file(path)
     if scoremap.shape == (size, size):
         if scoremap.min() < 0 or scoremap.max() > 1:
             raise ValueError(

@@ -13,6 +13,8 @@ from absl import flags
 
 from wsol_keras import cli
 from wsol_keras import cli_flags
+from wsol_keras.training import workdir_lock
+from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 
 FLAGS = flags.FLAGS
@@ -23,16 +25,17 @@ define_flags = cli_flags.export_flags
 
 def main(argv):
     del argv
-    path = saved_model_lib.export_saved_model(
-        FLAGS.workdir,
-        FLAGS.output,
-        model_name=FLAGS.model_name,
-        version=FLAGS.version,
-        top_k=FLAGS.top_k,
-        heatmap_size=FLAGS.heatmap_size,
-        overwrite=FLAGS.overwrite,
-        max_image_pixels=FLAGS.max_image_pixels,
-    )
+    with workdir_lock.directory_lock(FLAGS.output, "wsol-export"):
+        path = saved_model_lib.export_saved_model(
+            FLAGS.workdir,
+            FLAGS.output,
+            model_name=FLAGS.model_name,
+            version=FLAGS.version,
+            top_k=FLAGS.top_k,
+            heatmap_size=FLAGS.heatmap_size,
+            overwrite=FLAGS.overwrite,
+            max_image_pixels=FLAGS.max_image_pixels,
+        )
     card = saved_model_lib.read_model_card(path)
     print(
         f"exported {path} (signatures serving_default, image_bytes, image_tensor; "

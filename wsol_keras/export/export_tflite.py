@@ -15,6 +15,7 @@ from absl import flags
 
 from wsol_keras import cli
 from wsol_keras import cli_flags
+from wsol_keras.training import workdir_lock
 from wsol_keras.export import tflite_lib
 
 FLAGS = flags.FLAGS
@@ -27,14 +28,16 @@ def main(argv):
     del argv
     # tf.saved_model.save logs "Assets written to <tmp>" once per attempt.
     logging.getLogger("tensorflow").setLevel(logging.WARNING)
-    manifest = tflite_lib.export_tflite(
-        FLAGS.workdir,
-        FLAGS.output,
-        variants=tuple(FLAGS.variants),
-        num_calibration=FLAGS.num_calibration,
-        postprocess=FLAGS.postprocess,
-        map_method=FLAGS.map_method,
-    )
+    with workdir_lock.directory_lock(FLAGS.output, "wsol-export-tflite"):
+        manifest = tflite_lib.export_tflite(
+            FLAGS.workdir,
+            FLAGS.output,
+            variants=tuple(FLAGS.variants),
+            num_calibration=FLAGS.num_calibration,
+            postprocess=FLAGS.postprocess,
+            map_method=FLAGS.map_method,
+            overwrite=FLAGS.overwrite,
+        )
     print(f"map: {manifest['map_method']} ({manifest['heatmap']})")
     for info in manifest["variants"].values():
         print(tflite_lib.describe_variant(info))

@@ -36,6 +36,7 @@ Normalized regressor boxes ``n`` are first mapped to ``n * (S - 1)`` as in the
 evaluator.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from wsol_keras.localization import boxes as boxes_lib
@@ -270,4 +271,20 @@ class InferenceModule:
 
         return tf.function(
             fn, input_signature=[tf.TensorSpec([1, s, s, 3], input_dtype, name="image")]
+        )
+
+
+def check_pixels(images):
+    """Raises ValueError unless `images` [B, H, W, C] are finite real numbers
+    (a NaN pixel would give NaN scores and a box from nothing); names the
+    first bad batch position, row and column."""
+    images = np.asarray(images)
+    if images.dtype.kind not in "biuf":
+        raise ValueError(f"the model takes numeric pixels, got dtype {images.dtype}")
+    if images.dtype.kind == "f" and not np.isfinite(images).all():
+        bad = np.argwhere(~np.isfinite(images))[0]
+        raise ValueError(
+            f"{int((~np.isfinite(images)).sum())} NaN / inf pixel value(s), first at "
+            f"batch {bad[0]}, row {bad[1]}, column {bad[2]}; pixels must be finite "
+            "values in [0, 255]"
         )

@@ -55,13 +55,14 @@ from wsol_keras import data as data_lib
 from wsol_keras.evaluation import records as eval_records
 from wsol_keras.localization import maps as localization
 from wsol_keras.training import workdir as workdir_lib
+from wsol_keras.export import tflite_output
 from wsol_keras.export import inference
 from wsol_keras.export import saved_model_lib
 from wsol_keras.export.tflite_host import LiteRTModel  # noqa: F401  (re-exported)
 from wsol_keras.export.tflite_host import postprocess  # noqa: F401  (re-exported)
 
 VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
-MANIFEST_FILE = "tflite_manifest.json"
+MANIFEST_FILE = tflite_output.MANIFEST_FILE
 POSTPROCESS_LEVELS = inference.POSTPROCESS_LEVELS
 
 
@@ -256,7 +257,7 @@ def _with_map(config, map_method):
 
 def export_tflite(
     workdir, output_dir, variants=VARIANTS, num_calibration=64, postprocess="box",
-    map_method="auto",
+    map_method="auto", overwrite=False,
 ):
     """Converts a workdir's model to every variant; writes a manifest.
 
@@ -275,6 +276,7 @@ def export_tflite(
         map_method: the map the models carry: "auto" (the config's map when
             its ops convert to TFLite, else CAM) or one of
             `localization.MAP_METHODS`.
+        overwrite: replace another model's files (`tflite_output.plan`).
 
     Returns:
         The manifest dict.
@@ -345,11 +347,16 @@ def export_tflite(
         "config_map_method": config_map,
         "map_fallback": fallback,
         "topk": config.eval.get("topk", 1),
+        # The exported weights: tells this model from another of the same name.
+        "weights_sha256": eval_records.weights_of(workdir)[0],
         "variants": {},
     }
+    files = {v: f"{name}_{v}.tflite" for v in variants}
+    kept, stale = tflite_output.plan(output_dir, manifest, files, overwrite)
+    manifest["variants"].update(kept)
     for variant in variants:
         content, info = convert(module, variant, calibration, postprocess=postprocess)
-        path = os.path.join(output_dir, f"{name}_{variant}.tflite")
+        path = os.path.join(output_dir, files[variant])
         tmp = path + ".tmp"
         with open(tmp, "wb") as f:
             f.write(content)
@@ -373,4 +380,5 @@ def export_tflite(
     if fallback:
         manifest["heatmap"] += f" (CAM: {fallback})"
     workdir_lib.write_json_atomic(os.path.join(output_dir, MANIFEST_FILE), manifest)
+    tflite_output.remove_stale(output_dir, stale)
     return manifest

@@ -13,6 +13,7 @@
 
 import glob
 import os
+import stat
 import struct
 
 from absl import logging
@@ -21,6 +22,7 @@ import tensorflow as tf
 
 from wsol_keras.data.loaders import decode_error_text
 from wsol_keras.data.pipeline import resize_image
+from wsol_keras.predict import exif
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 DEFAULT_MAX_PIXELS = 50_000_000
@@ -51,7 +53,19 @@ def _read_list_file(path):
     return paths, base
 
 
-def list_images(spec, image_root=None):
+def _is_regular(path):
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _inside(path, folders):
+    real = os.path.realpath(path)
+    return any(real == f or real.startswith(f + os.sep) for f in folders)
+
+
+def list_images(spec, image_root=None, exclude=()):
     """Resolves an image spec to (sorted absolute paths, root).
 
     Args:
@@ -61,6 +75,10 @@ def list_images(spec, image_root=None):
             folder; ``#`` comments and blank lines ignored).
         image_root: the folder image ids are relative to (default: the folder,
             the glob's leading non-pattern folder, or the list file's folder).
+        exclude: folders whose files are never taken (the tool's own output
+            inside the input folder: a rerun must not predict its overlays).
+            Named pipes, sockets and devices are skipped too (reading one
+            would block), with a warning that counts them.
 
     Returns:
         (paths, root).
@@ -69,11 +87,12 @@ def list_images(spec, image_root=None):
         FileNotFoundError: nothing matches, or a listed file is missing.
         ValueError: an image outside `image_root`.
     """
+    excluded = [os.path.realpath(f) for f in exclude if f]
     if os.path.isdir(spec):
         root = os.path.abspath(spec)
         paths, other = [], []
         for folder, dirs, files in os.walk(root):
-            dirs.sort()
+            dirs[:] = sorted(d for d in dirs if not _inside(os.path.join(folder, d), excluded))
             for name in files:
                 if name.lower().endswith(IMAGE_EXTENSIONS):
                     p = os.path.join(folder, name)
@@ -90,15 +109,21 @@ def list_images(spec, image_root=None):
                 break
             parts.append(part)
         root = os.sep.join(parts) or os.sep
-        paths = [
-            os.path.abspath(p) for p in glob.glob(spec, recursive=True) if os.path.isfile(p)
-        ]
+        paths = [os.path.abspath(p) for p in glob.glob(spec, recursive=True)
+                 if not os.path.isdir(p)]
+        paths = [p for p in paths if not _inside(p, excluded)]
     elif os.path.isfile(spec):
         paths, root = _read_list_file(spec)
     else:
         raise FileNotFoundError(
             f"--images={spec!r}: not a folder, a glob pattern or a list file"
         )
+    special = [p for p in paths if not _is_regular(p)]
+    if special:
+        logging.warning(
+            "skipped %d file(s) that are not regular files (named pipe, socket, "
+            "device or broken link), e.g. %s", len(special), special[0])
+        paths = [p for p in paths if p not in set(special)]
     if image_root:
         root = os.path.abspath(image_root)
     if not paths:
@@ -199,6 +224,8 @@ def header_size(path):
     Raises:
         ImageError: not one of these formats, or a truncated header.
     """
+    if not _is_regular(path):  # a named pipe would block the read forever
+        raise ImageError(f"{path}: not a regular file")
     with open(path, "rb") as f:
         head = f.read(32)
         size = None
@@ -257,5 +284,10 @@ def load_image(path, size, max_pixels=DEFAULT_MAX_PIXELS):
     original = image.numpy()
     if original.shape[0] == 0 or original.shape[1] == 0:
         raise ImageError(f"{path}: empty image")
+    # As displayed: a portrait photo stored as landscape + EXIF Orientation.
+    orientation = exif.jpeg_orientation(data.numpy()[:1 << 20])
+    if orientation != 1:
+        original = exif.apply_orientation(original, orientation)
+        image = tf.convert_to_tensor(original)
     resized = resize_image(image, int(size)).numpy()
     return original, resized

@@ -53,6 +53,49 @@ def check_output(output, overwrite):
         )
 
 
+def _tracked(output):
+    """{relative path} of the maps and overlays the previous run's
+    predictions.jsonl lists (the files this tool wrote there)."""
+    path = os.path.join(output, "predictions.jsonl")
+    tracked = set()
+    if not os.path.isfile(path):
+        return tracked
+    with open(path) as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+                names = [row["scoremap"], row["overlay"]]
+            except (ValueError, KeyError, TypeError):
+                raise ValueError(
+                    f"{path}:{lineno}: not a wsol-predict record; cannot tell which "
+                    "files a previous run wrote: remove the folder or use another --output"
+                ) from None
+            tracked.update(os.path.normpath(n) for n in names if isinstance(n, str))
+    return tracked
+
+
+def previous_outputs(output):
+    """The previous run's maps and overlays (relative paths) that --overwrite
+    may remove; raises FileExistsError naming files in scoremaps/ or
+    overlays/ that no previous record lists (not ours: never removed, and a
+    stale map there would be scored by wsol-score)."""
+    tracked = _tracked(output)
+    untracked = []
+    for sub in ("scoremaps", "overlays"):
+        for folder, _, files in os.walk(os.path.join(output, sub)):
+            for name in files:
+                rel = os.path.relpath(os.path.join(folder, name), output)
+                if rel not in tracked and not name.startswith(".tmp"):
+                    untracked.append(rel)
+    if untracked:
+        raise FileExistsError(
+            f"--output={output}: {len(untracked)} file(s) in scoremaps/ or overlays/ "
+            f"that no predictions.jsonl of a previous run lists, e.g. {sorted(untracked)[0]}; "
+            "--overwrite replaces only files this tool wrote: remove them or use another --output"
+        )
+    return tracked
+
+
 def original_box(box, width, height, size):
     """xyxy in the S x S model frame -> original-image pixels (x*W/S, y*H/S)."""
     sx, sy = width / float(size), height / float(size)
@@ -139,10 +182,15 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
     Returns:
         dict with "num_images", "num_skipped", "skipped" ([(path, reason)]).
     """
-    check_output(output, overwrite)
-    os.makedirs(output, exist_ok=True)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch_size={batch_size!r}: must be a positive integer")
     if max_pixels is None:
         max_pixels = image_files.DEFAULT_MAX_PIXELS
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ValueError(f"--max_pixels={max_pixels!r}: must be a positive integer")
+    check_output(output, overwrite)
+    previous = previous_outputs(output) if overwrite else set()
+    os.makedirs(output, exist_ok=True)
     size, threshold = predictor.image_size, predictor.cam_threshold
     records, skipped = [], []
     bar = keras.utils.Progbar(len(paths), unit_name="image", verbose=1 if verbose else 0)
@@ -184,6 +232,14 @@ def predict_images(predictor, paths, root, output, batch_size=16, max_pixels=Non
         os.path.join(output, "skipped.jsonl"),
         [{"path": p, "reason": r} for p, r in skipped],
     )
+    # The previous run's maps of images not predicted now: a stale map would
+    # be scored by wsol-score as this run's.
+    written = {os.path.normpath(r[k]) for r in records for k in ("scoremap", "overlay")}
+    for rel in sorted(previous - written):
+        try:
+            os.remove(os.path.join(output, rel))
+        except FileNotFoundError:
+            pass
     summary = dict(predictor.settings(), num_images=len(records),
                    num_skipped=len(skipped), image_root=root)
     workdir_lib.atomic_write(os.path.join(output, "run.json"),
@@ -287,7 +343,8 @@ def main(argv):
     del argv
     # Bad input raises; cli.guarded prints one line and exits 1.
     check_output(FLAGS.output, FLAGS.overwrite)
-    paths, root = image_files.list_images(FLAGS.images, FLAGS.image_root)
+    paths, root = image_files.list_images(
+        FLAGS.images, FLAGS.image_root, exclude=[FLAGS.output])
     predictor = build_predictor()
     print(
         f"{len(paths)} images under {root}; {predictor.description}; map "

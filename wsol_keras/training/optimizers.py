@@ -300,3 +300,43 @@ def build_optimizer(train_config, learning_rate, model=None):
     raise ValueError(
         f"config.train.optimizer={name!r}: expected sgd_l2, sgd, adam or adamw"
     )
+
+
+def make_optimizer(config, steps_per_epoch, model=None):
+    """The configured optimizer with its learning-rate schedule (cosine with
+    warmup, step, constant) over `config.train.epochs * steps_per_epoch`."""
+    t = config.train
+    total = max(1, t.epochs * steps_per_epoch)
+    if t.lr_schedule == "cosine":
+        warmup = t.warmup_epochs * steps_per_epoch
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else t.learning_rate,
+            decay_steps=max(1, total - warmup),
+            warmup_target=t.learning_rate if warmup else None,
+            warmup_steps=warmup,
+        )
+    elif t.lr_schedule == "step":
+        decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
+            t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
+        )
+        # Keras calls the schedule with the number of steps taken and keeps
+        # values[i] while step <= boundaries[i]; torch's MultiStepLR (stepped
+        # after each epoch) runs the whole epoch e, its first step included, at
+        # the new rate: boundary e * steps_per_epoch - 1.
+        boundaries = [e * steps_per_epoch - 1 for e in decay_epochs if e < t.epochs]
+        values = [
+            t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
+        ]
+        lr = (
+            keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+            if boundaries
+            else t.learning_rate
+        )
+    elif t.lr_schedule == "constant":
+        lr = t.learning_rate
+    else:
+        raise ValueError(
+            f"config.train.lr_schedule={t.lr_schedule!r}: expected "
+            "cosine, step or constant"
+        )
+    return build_optimizer(t, lr, model)

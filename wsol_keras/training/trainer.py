@@ -23,6 +23,7 @@ highest score instead of the last (the default). Precise BN runs on the
 selected weights; the report names them (checkpoint, epoch, val score).
 """
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -38,6 +39,7 @@ from wsol_keras import cli
 from wsol_keras import cli_flags
 from wsol_keras.training import backbone_export
 from wsol_keras.training import config_checks
+from wsol_keras.training import divergence
 from wsol_keras import configs
 from wsol_keras import data as data_lib
 from wsol_keras.evaluation import evaluator
@@ -52,6 +54,7 @@ from wsol_keras.models import phases as method_phases
 from wsol_keras.training.strategies import is_chief, make_strategy
 from wsol_keras.training import checkpoint_selection
 from wsol_keras.training import workdir as workdir_lib
+from wsol_keras.training import workdir_lock
 from wsol_keras.models.registry import build_model
 
 
@@ -117,42 +120,7 @@ def _to_xy(element):
     return x, element["label"]
 
 
-def make_optimizer(config, steps_per_epoch, model=None):
-    t = config.train
-    total = max(1, t.epochs * steps_per_epoch)
-    if t.lr_schedule == "cosine":
-        warmup = t.warmup_epochs * steps_per_epoch
-        lr = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else t.learning_rate,
-            decay_steps=max(1, total - warmup),
-            warmup_target=t.learning_rate if warmup else None,
-            warmup_steps=warmup,
-        )
-    elif t.lr_schedule == "step":
-        decay_epochs = tuple(t.get("lr_decay_at_epochs", ())) or range(
-            t.lr_decay_epochs, t.epochs, t.lr_decay_epochs
-        )
-        # Keras calls the schedule with the number of steps taken and keeps
-        # values[i] while step <= boundaries[i]; torch's MultiStepLR (stepped
-        # after each epoch) runs the whole epoch e, its first step included, at
-        # the new rate: boundary e * steps_per_epoch - 1.
-        boundaries = [e * steps_per_epoch - 1 for e in decay_epochs if e < t.epochs]
-        values = [
-            t.learning_rate * t.lr_decay_factor**i for i in range(len(boundaries) + 1)
-        ]
-        lr = (
-            keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
-            if boundaries
-            else t.learning_rate
-        )
-    elif t.lr_schedule == "constant":
-        lr = t.learning_rate
-    else:
-        raise ValueError(
-            f"config.train.lr_schedule={t.lr_schedule!r}: expected "
-            "cosine, step or constant"
-        )
-    return optimizers.build_optimizer(t, lr, model)
+make_optimizer = optimizers.make_optimizer  # (its old home)
 
 
 def build_compiled_model(config, data_info, steps_per_epoch=1):
@@ -168,7 +136,7 @@ def build_compiled_model(config, data_info, steps_per_epoch=1):
     return model
 
 
-def train(config, workdir, strategy=None, allow_config_change=False):
+def train(config, workdir, strategy=None, allow_config_change=False, evaluate=False):
     """Trains `config` into `workdir`; returns (model, source, data_info).
 
     A workdir with a checkpoint resumes exactly where it stopped (weights,
@@ -181,11 +149,25 @@ def train(config, workdir, strategy=None, allow_config_change=False):
     reads variables collectively), but only the chief (`is_chief`) writes into
     `workdir`; the others write into a temporary directory, removed at the
     end. All of them resume from `workdir` (shared storage across machines).
+
+    `evaluate`: the test split is read after training (checked first too).
     """
+    strategy = strategy or tf.distribute.get_strategy()
+    with _workdir_lock(workdir, strategy):
+        return _train(config, workdir, strategy, allow_config_change, evaluate)
+
+
+def _workdir_lock(workdir, strategy):
+    """The workdir's lock (`workdir_lock`) on the chief, which alone writes it."""
+    if is_chief(strategy):
+        return workdir_lock.directory_lock(workdir, "wsol-train")
+    return contextlib.nullcontext()
+
+
+def _train(config, workdir, strategy, allow_config_change, evaluate):
     started = time.time()
     config_checks.check_config(config)  # before anything is written
     pre_fit = _checked_pre_fit_phases(config)
-    strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(config.seed)
     precision_lib.apply_precision(config)
     source = data_lib.get_source(config.data)
@@ -210,9 +192,14 @@ def train(config, workdir, strategy=None, allow_config_change=False):
         workdir, config, data_info, allow_change=allow_config_change
     )
     with strategy.scope():
-        model = build_compiled_model(config, data_info, steps)
+        try:
+            model = build_compiled_model(config, data_info, steps)
+        except (ValueError, TypeError) as e:
+            raise config_checks.model_build_error(config, e) from e
         method_phases.prepare(model, config, data_info)
         initial_epoch = workdir_lib.restore_checkpoint(workdir, model)
+    splits = ("train", "val") + (("test",) if evaluate else ())
+    config_checks.check_run(config, source, model, splits)  # reads only
     if _finished(workdir, config, initial_epoch) and not changes:
         # A rerun of a finished run: its final weights (selected checkpoint,
         # precise BN) are the result; nothing is trained or written.
@@ -243,6 +230,7 @@ def train(config, workdir, strategy=None, allow_config_change=False):
             make_train_dataset(source, config, global_batch),
             config.train.precise_bn_batches,
         )
+        divergence.check_finite_weights(model, "after precise BN")
         workdir_lib.save_weights_atomic(model, workdir_lib.final_weights_path(out))
         checkpoint_selection.write_selection(out, selection)
         if chief and config.train.get("export_backbone", False):
@@ -307,7 +295,10 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores)
     workdir_lib.truncate_history(history, initial_epoch)
     val_loc = checkpoint_selection.callbacks(source, config, workdir, scores, initial_epoch)
     callbacks = [
-        # Logs first (the learning rate into the epoch logs, then the CSV
+        # The divergence guard first: non-finite weights never reach the val
+        # pass, the history or a checkpoint (the last good one stays).
+        divergence.DivergenceGuard(initial_epoch),
+        # Logs (the learning rate into the epoch logs, then the CSV
         # row), checkpoint last: a kill in between redoes the epoch, and
         # truncate_history drops its stale row. The val localization score
         # joins the logs after TensorBoard (it writes its own summaries).
@@ -356,8 +347,17 @@ def main(argv):
         cli.print_config(config)
         return
     strategy = make_strategy(FLAGS.strategy, FLAGS.cpu_replicas)
+    with _workdir_lock(FLAGS.workdir, strategy):  # training and its report
+        _train_and_report(config, strategy)
+
+
+def _train_and_report(config, strategy):
     model, source, data_info = train(
-        config, FLAGS.workdir, strategy, allow_config_change=FLAGS.allow_config_change
+        config,
+        FLAGS.workdir,
+        strategy,
+        allow_config_change=FLAGS.allow_config_change,
+        evaluate=FLAGS.evaluate and is_chief(strategy),
     )
     if not FLAGS.evaluate or not is_chief(strategy):  # one evaluation per cluster
         return

@@ -212,6 +212,23 @@ class AtomicCheckpoint(keras.callbacks.Callback):
                 os.remove(os.path.join(self.directory, old))
 
 
+def load_weights_checked(model, path, what):
+    """`model.load_weights(path)`; a truncated or damaged file -> ValueError
+    naming it and what to do (h5py's "truncated file: eof = ..." names neither).
+
+    Args:
+        what: how to recover, e.g. "remove checkpoints/ to restart the run".
+    """
+    try:
+        model.load_weights(path)
+    except (OSError, ValueError, KeyError) as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ValueError(
+            f"{path}: cannot load these weights into the model ({first}): the "
+            f"file is truncated, damaged or from another model; {what}"
+        ) from e
+
+
 def _random_states(model):
     """The model's SeedGenerator states (`save_weights` leaves them out)."""
     weights = {id(w) for w in model.weights}
@@ -248,7 +265,10 @@ def restore_checkpoint(workdir, model):
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
         optimizer.build(model.trainable_variables)
-    model.load_weights(weights)
+    load_weights_checked(
+        model, weights, f"remove {os.path.join(workdir, CHECKPOINT_DIR)} to restart "
+        "the run from scratch"
+    )
     saved = record.get("random_states", [])
     states = _random_states(model)
     if saved and len(saved) != len(states):
@@ -295,7 +315,20 @@ def truncate_history(path, epochs_done):
         return
     header, body = rows[0], rows[1:]
     col = header.index("epoch") if "epoch" in header else 0
-    kept = [r for r in body if r and int(r[col]) < epochs_done]
+    kept = []
+    for lineno, row in enumerate(body, 2):
+        if not row:
+            continue
+        try:
+            epoch = int(row[col])
+        except (ValueError, IndexError):
+            raise ValueError(
+                f"{path}:{lineno}: not a history row (epoch column {header[col]!r}: "
+                f"{row[col] if col < len(row) else '<missing>'!r}); fix or remove the "
+                "line (the checkpoint, not this file, decides where training resumes)"
+            ) from None
+        if epoch < epochs_done:
+            kept.append(row)
 
     def write(tmp):
         with open(tmp, "x", newline="") as f:
@@ -319,5 +352,7 @@ def load_model(workdir, config_overrides=None):
             f"{weights} not found: training in {workdir!r} " "did not finish"
         )
     model = build_model(config, data_info)  # no optimizer: inference only
-    model.load_weights(weights)
+    load_weights_checked(
+        model, weights, "rerun wsol-train in this workdir to write it again"
+    )
     return model, config, data_info

@@ -95,7 +95,30 @@ def predict_rest(
         headers={"Content-Type": "application/json"},
     )
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())["predictions"]
+        return parse_rest_reply(response.read())
+
+
+def parse_rest_reply(raw):
+    """The "predictions" list of a REST reply; ValueError saying what is wrong.
+
+    TF Serving answers ``{"predictions": [{output: value, ...}, ...]}`` (row
+    format) or ``{"error": "..."}``; anything else (a proxy's HTML page, a
+    truncated body) is reported with the start of the reply.
+    """
+    start = raw[:120].decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)[:120]
+    try:
+        reply = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"the server's reply is not JSON ({e}): {start!r}") from None
+    if isinstance(reply, dict) and isinstance(reply.get("error"), str):
+        raise ValueError(f"the server answered with an error: {reply['error'][:300]}")
+    predictions = reply.get("predictions") if isinstance(reply, dict) else None
+    if not isinstance(predictions, list) or not all(isinstance(r, dict) for r in predictions):
+        raise ValueError(
+            "the server's reply has no \"predictions\" list of per-image objects "
+            f"(row format): {start!r}"
+        )
+    return predictions
 
 
 def build_grpc_request(
