@@ -21,7 +21,6 @@ A new tool (e.g. wsol-predict) needs only::
 """
 
 import ast
-import difflib
 import importlib
 import os
 import sys
