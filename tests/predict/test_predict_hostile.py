@@ -96,7 +96,7 @@ def test_named_pipe_is_skipped_not_read(tmp_path, caplog):
     os.mkfifo(tmp_path / "im" / "pipe.jpg")
     paths, _ = image_files.list_images(str(tmp_path / "im"))
     assert [os.path.basename(p) for p in paths] == ["a.png"]
-    assert "skipped 1 file(s) that are not regular files" in caplog.text
+    assert "skipped 1 non-regular file(s)" in caplog.text
     with pytest.raises(image_files.ImageError, match="not a regular file"):
         image_files.load_image(str(tmp_path / "im" / "pipe.jpg"), S)
     np.save(tmp_path / "m.npy", np.zeros((2, 2)))

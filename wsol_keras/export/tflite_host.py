@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from wsol_keras.localization import boxes as boxes_lib
 from wsol_keras.localization import maps as localization
+from wsol_keras.export import inference
 
 
 class LiteRTModel:
@@ -48,6 +49,7 @@ class LiteRTModel:
             raise ValueError(
                 f"TFLite model takes {self.input_shape} images, got {image.shape}"
             )
+        inference.check_pixels(image)
         if self.input_dtype == np.uint8:
             image = np.clip(np.round(image), 0, 255).astype(np.uint8)
         return self.runner(image=image.astype(self.input_dtype))
@@ -74,6 +76,7 @@ def postprocess(
     Returns:
         (heatmap [S, S] float32 in [0, 1], box [4] xyxy in the S x S frame).
     """
+    cam_threshold = localization.check_cam_threshold(cam_threshold, "postprocess")
     if class_ids is None and "heatmap" in outputs:
         # The graph's own map (any map method): only the box step is left.
         heat = np.asarray(outputs["heatmap"], np.float32).reshape(

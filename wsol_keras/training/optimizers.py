@@ -48,8 +48,8 @@ class CoupledSGD(keras.optimizers.Optimizer):
             floats by position in the list `build` receives (what
             `get_config` writes once built), or as a dict variable path ->
             multiplier. A path names two variables when a model holds two
-            sub-networks with the same layer names (SLT-Net's localizer,
-            regressor and classifier backbones); a path dict that lists such
+            sub-networks with the same layer names (e.g. a localizer, a regressor
+            and a classifier backbone); a path dict that lists such
             a path is refused in `build` rather than giving both one rate.
         l2_exclude: the variables without L2 (DGL's release decays only
             weights: tensorpack `regularize_cost('.*/W', ...)`): variables
@@ -232,7 +232,8 @@ def variable_lr_multipliers(model, bias_multiplier=1.0):
     "beta"); BatchNorm's scale ("gamma", torch "weight") is a weight.
 
     Pairs, not a dict by path: a model can hold several sub-networks with the
-    same layer names (SLT-Net), whose variables share paths but not rates.
+    same layer names (a model with several branches), whose variables share
+    paths but not rates.
     """
     variables = model.trainable_variables
     heads = model._gradient_multipliers()
