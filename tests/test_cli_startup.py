@@ -89,8 +89,11 @@ def test_flag_choices_mirror_the_tools_constants():
          "wsol-train: usage error: --config=synthetic_spm: no such file or "
          "installed config (did you mean synthetic_spn?)"),
         (["--bogus=1"], "wsol-train: usage error: Unknown command line flag 'bogus'"),
+        (["--config=synthetic_cam:fintune,smoke", "--workdir=w"],
+         "wsol-train: usage error: config argument 'fintune,smoke': 'fintune' "
+         "is not one of smoke, finetune (did you mean 'finetune'?)"),
     ],
-    ids=["field typo", "method field", "config name", "unknown flag"],
+    ids=["field typo", "method field", "config name", "unknown flag", "config argument"],
 )
 def test_usage_errors_are_one_line_exit_2(args, expected, tmp_path):
     rc, _, err, _ = start("wsol-train", *args, cwd=str(tmp_path))

@@ -143,9 +143,12 @@ def format_usage_error(prog, error):
     # ml_collections buries the useful line ("did you mean ...") in a
     # traceback it formats into the message: lead with it.
     hint = [ln for ln in lines if "did you mean" in ln.lower()]
-    key = [ln for ln in lines if ln.startswith(("KeyError:", "AttributeError:"))]
+    prefixes = ("KeyError:", "AttributeError:", "ValueError:", "TypeError:")
+    key = [ln for ln in lines if ln.startswith(prefixes)]
     if hint:
         message = hint[-1]
+        if message.startswith(prefixes):
+            message = message.split(":", 1)[1]
     elif key:
         message = key[-1].split(":", 1)[1]
     else:
