@@ -5,22 +5,7 @@ out, equal to wsolevaluation's definitions); this module is the stable
 public import path for users' own evaluation loops.
 """
 
-from wsol_keras.evaluation.metrics import (  # noqa: F401
-    BoxAccuracy,
-    CorLoc,
-    LocalizationAccuracy,
-    PointingGame,
-    PxAP,
-    default_cam_thresholds,
-    top_k_correct,
-)
+from wsol_keras.evaluation import metrics as _metrics
+from wsol_keras.evaluation.metrics import *  # noqa: F401,F403  (the public names)
 
-__all__ = [
-    "BoxAccuracy",
-    "PxAP",
-    "LocalizationAccuracy",
-    "PointingGame",
-    "CorLoc",
-    "top_k_correct",
-    "default_cam_thresholds",
-]
+__all__ = list(_metrics.__all__)
