@@ -398,3 +398,12 @@ def test_evaluation_refuses_bad_eval_batch_size():
     with pytest.raises(ValueError, match=r"eval\.batch_size=0"):
         evaluator.evaluate_model(None, None, _config(eval__batch_size=0))
 
+
+
+@pytest.mark.parametrize("label", ["99999999999", "2147483648"])
+def test_label_beyond_int32_names_the_line(tmp_path, label):
+    # Labels are stored as int32: a typo with many digits overflowed in numpy
+    # (OverflowError) without a file or line.
+    labels = f"i0.png,0\ni1.png,1\ni2.png,{label}\ni3.png,1\n"
+    with pytest.raises(ValueError, match=r"class_labels\.txt:3: label .*out of range"):
+        meta_source(tmp_path, train__class_labels_txt=labels)

@@ -100,6 +100,9 @@ def _clean_rows(path: str, ncols: int):
     return rows
 
 
+MAX_LABEL = 2**31 - 1
+
+
 def _fast_ids_and_labels(ids_file: str, lab_file: str):
     """(paths, line_of, labels, label_line) of a clean split, else None."""
     if not (os.path.isfile(ids_file) and os.path.isfile(lab_file)):
@@ -115,8 +118,8 @@ def _fast_ids_and_labels(ids_file: str, lab_file: str):
     if len(line_of) != len(paths) or label_line.keys() != line_of.keys():
         return None  # duplicates, unknown or missing images: the slow path says where
     texts = [r[1] for r in labs]
-    if not all(t.isascii() and t.isdigit() for t in texts):
-        return None
+    if not all(t.isascii() and t.isdigit() and len(t) < 10 for t in texts):
+        return None  # not digits, or maybe beyond int32: the slow path says where
     labels = dict(zip(lab_paths, map(int, texts)))
     return paths, line_of, labels, label_line
 
@@ -237,6 +240,11 @@ def _parse_split(d: str, root: str, mask_root: str, allow_outside: bool = False)
         lab = parse_number(f[1], lab_file, ln, "label", int)
         if lab < 0:
             raise ValueError(f"{lab_file}:{ln}: label must be >= 0, got {lab}")
+        if lab > MAX_LABEL:  # labels are int32 tensors
+            raise ValueError(
+                f"{lab_file}:{ln}: label {lab} is out of range (0 .. {MAX_LABEL}; "
+                "labels are 0-based class indices)"
+            )
         if f[0] in labels:  # a second line would silently win
             raise ValueError(
                 f"{lab_file}:{ln}: image {f[0]} labelled again: label {lab} here, "
