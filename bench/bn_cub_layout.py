@@ -27,10 +27,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from wsol_keras import backbones  # noqa: E402
+from wsol_keras.models import backbones  # noqa: E402
 from wsol_keras import data as data_lib  # noqa: E402
-from wsol_keras import precise_bn  # noqa: E402
-from wsol_keras import train  # noqa: E402
+from wsol_keras.training import precise_bn  # noqa: E402
+from wsol_keras.training import trainer as train  # noqa: E402
 
 
 def write_cub_layout(root, source):

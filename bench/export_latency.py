@@ -64,7 +64,8 @@ def _median_ms(fn, repeats, warmup=5):
 
 def _train(workdir, epochs):
     from wsol_keras.configs import base as config_base  # pylint: disable=g-import-not-at-top
-    from wsol_keras import evaluate, train  # pylint: disable=g-import-not-at-top
+    from wsol_keras.evaluation import evaluator as evaluate  # pylint: disable=g-import-not-at-top
+    from wsol_keras.training import trainer as train  # pylint: disable=g-import-not-at-top
 
     config = config_base.base_config()
     config.train.epochs = epochs
@@ -74,7 +75,7 @@ def _train(workdir, epochs):
 
 
 def _gt_known_loc(boxes_s, gt_boxes, num_boxes):
-    from wsol_keras import boxes as boxes_lib  # pylint: disable=g-import-not-at-top
+    from wsol_keras.localization import boxes as boxes_lib  # pylint: disable=g-import-not-at-top
 
     hits = [
         boxes_lib.iou_xyxy(box[None], gt[:n]).max() >= 0.5
@@ -87,13 +88,14 @@ def main(argv):
     del argv
     import keras  # pylint: disable=g-import-not-at-top
 
-    from wsol_keras import boxes as boxes_lib  # pylint: disable=g-import-not-at-top
+    from wsol_keras.localization import boxes as boxes_lib  # pylint: disable=g-import-not-at-top
     from wsol_keras import data as data_lib  # pylint: disable=g-import-not-at-top
-    from wsol_keras import localization  # pylint: disable=g-import-not-at-top
+    from wsol_keras.evaluation import records as eval_records  # pylint: disable=g-import-not-at-top
+    from wsol_keras.localization import maps as localization  # pylint: disable=g-import-not-at-top
     from wsol_keras.export import inference  # pylint: disable=g-import-not-at-top
     from wsol_keras.export import saved_model_lib  # pylint: disable=g-import-not-at-top
     from wsol_keras.export import tflite_lib as tflite  # pylint: disable=g-import-not-at-top
-    from wsol_keras import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
+    from wsol_keras.training import workdir as workdir_lib  # pylint: disable=g-import-not-at-top
 
     tmp = tempfile.mkdtemp(prefix="wsol-export-bench-")
     workdir = FLAGS.workdir
@@ -104,7 +106,7 @@ def main(argv):
         _train(workdir, FLAGS.epochs)
         train_s = time.perf_counter() - t
     model, config, data_info = workdir_lib.load_model(workdir)
-    threshold, threshold_source = localization.resolve_cam_threshold(workdir, config)
+    threshold, threshold_source = eval_records.resolve_cam_threshold(workdir, config)
     s = int(config.data.image_size)
     source = data_lib.get_source(config.data)
     test = next(iter(source.dataset("test").take(FLAGS.num_test).batch(FLAGS.num_test)))

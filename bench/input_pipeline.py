@@ -41,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 from wsol_keras.configs import base as config_base  # noqa: E402
 from wsol_keras import data as data_lib  # noqa: E402
-from wsol_keras import train  # noqa: E402
+from wsol_keras.training import trainer as train  # noqa: E402
 
 NUM_CLASSES = 8
 

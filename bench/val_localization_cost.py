@@ -23,8 +23,8 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from wsol_keras import data as data_lib  # noqa: E402
-from wsol_keras import train  # noqa: E402
-from wsol_keras import val_localization  # noqa: E402
+from wsol_keras.training import trainer as train  # noqa: E402
+from wsol_keras.training import checkpoint_selection as val_localization  # noqa: E402
 
 
 def main():

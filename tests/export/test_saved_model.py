@@ -442,25 +442,25 @@ def test_versions_and_overwrite(tmp_path):
 
 def test_cam_threshold_resolution(tmp_path):
     config = make_config("cam")
-    assert maps.resolve_cam_threshold(None, config) == (0.2, "default")
+    assert eval_records.resolve_cam_threshold(None, config) == (0.2, "default")
     with config.unlocked():
         config.eval.cam_threshold = 0.4
-    assert maps.resolve_cam_threshold(str(tmp_path), config) == (
+    assert eval_records.resolve_cam_threshold(str(tmp_path), config) == (
         0.4,
         "config.eval.cam_threshold",
     )
     # A workdir from before evaluation records: its metrics.json (documented).
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 0.27}')
-    assert maps.resolve_cam_threshold(str(tmp_path), config) == (
+    assert eval_records.resolve_cam_threshold(str(tmp_path), config) == (
         0.27,
         eval_records.LEGACY_SOURCE,
     )
     (tmp_path / "metrics.json").write_text('{"cam_threshold": 3.0}')
     with pytest.raises(ValueError, match="metrics.json"):
-        maps.resolve_cam_threshold(str(tmp_path), config)
+        eval_records.resolve_cam_threshold(str(tmp_path), config)
     (tmp_path / "metrics.json").write_text("{oops")
     with pytest.raises(ValueError, match="metrics.json"):
-        maps.resolve_cam_threshold(str(tmp_path), config)
+        eval_records.resolve_cam_threshold(str(tmp_path), config)
 
 
 @pytest.mark.slow

@@ -50,6 +50,7 @@ import tempfile
 
 from absl import logging
 
+from wsol_keras.localization import maps
 from wsol_keras.localization.cam_family import SCORECAM_DEFAULT_CHANNELS
 from wsol_keras.localization.dual_gradient import METHODS_DGL
 
@@ -394,3 +395,51 @@ def threshold_source_label(path, record, workdir):
         return LEGACY_SOURCE
     rel = os.path.relpath(path, workdir)
     return f"{record.get('cam_threshold_source', '?')} ({rel})"
+
+
+def resolve_cam_threshold(workdir, config, required=False):
+    """Returns (threshold, source) for a box step outside the evaluator.
+
+    Args:
+        workdir: a wsol-train workdir (may be None).
+        config: its ConfigDict (the map method / layer whose threshold is meant).
+        required: raise when the workdir has no matching evaluation record
+            (exports) instead of falling back.
+
+    Returns:
+        (float, str): the threshold of the workdir's evaluation record that
+        matches the config's map method, layer and the workdir's weights
+        (`wsol_keras.evaluation.find_export_record`; source e.g.
+        "val search (eval/test-cam/metrics.json)"), else
+        ``config.eval.cam_threshold`` ("config.eval.cam_threshold"), else
+        `maps.FALLBACK_CAM_THRESHOLD` ("default").
+
+    Raises:
+        LookupError: `required` and no matching record (the message gives the
+            `wsol-eval` command that writes one).
+    """
+    if workdir:
+        digest, _ = weights_of(workdir)
+        try:
+            path, record = find_export_record(workdir, config, digest)
+        except LookupError:
+            if required:
+                raise
+            logging.warning(
+                "%s: no evaluation record for map_method=%r; using the "
+                "config's or the default CAM threshold",
+                workdir,
+                config.eval.get("map_method", "cam"),
+            )
+        else:
+            return (
+                maps.check_cam_threshold(record["cam_threshold"], path),
+                threshold_source_label(path, record, workdir),
+            )
+    value = config.eval.get("cam_threshold", None)
+    if value is not None:
+        return (
+            maps.check_cam_threshold(value, "config.eval.cam_threshold"),
+            "config.eval.cam_threshold",
+        )
+    return maps.FALLBACK_CAM_THRESHOLD, "default"

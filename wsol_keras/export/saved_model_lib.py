@@ -295,7 +295,7 @@ def export_model(
     model_name = check_model_name(model_name or default_model_name(config))
     check_local_output(export_base)
     if cam_threshold is None:
-        cam_threshold, threshold_source = localization.resolve_cam_threshold(
+        cam_threshold, threshold_source = records.resolve_cam_threshold(
             None, config
         )
     model_dir = os.path.join(export_base, model_name)

@@ -33,16 +33,14 @@ truth (GT-known protocol of Choe et al., "Evaluating Weakly Supervised Object
 Localization Methods Right", CVPR 2020, Sec. 4); serving and export pass None,
 i.e. the classifier's top-1 prediction.
 
-The CAM threshold of the box step: `resolve_cam_threshold` (the threshold of
+The CAM threshold of the box step: `evaluation.records.resolve_cam_threshold` (the threshold of
 the workdir's evaluation record for this map method, layer and weights, see
 `wsol_keras.evaluation.records`; else the config's, else `FALLBACK_CAM_THRESHOLD`).
 """
 
-from absl import logging
 from keras import ops
 
 from wsol_keras.localization import primitives
-from wsol_keras.evaluation import records
 from wsol_keras.localization import cam_family
 from wsol_keras.localization.dual_gradient import (
     GRADIENT_FREE_METHODS,
@@ -67,54 +65,6 @@ def check_cam_threshold(value, origin):
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{origin}: cam_threshold={value} is not in [0, 1]")
     return value
-
-
-def resolve_cam_threshold(workdir, config, required=False):
-    """Returns (threshold, source) for a box step outside the evaluator.
-
-    Args:
-        workdir: a wsol-train workdir (may be None).
-        config: its ConfigDict (the map method / layer whose threshold is meant).
-        required: raise when the workdir has no matching evaluation record
-            (exports) instead of falling back.
-
-    Returns:
-        (float, str): the threshold of the workdir's evaluation record that
-        matches the config's map method, layer and the workdir's weights
-        (`wsol_keras.evaluation.records.find_export_record`; source e.g.
-        "val search (eval/test-cam/metrics.json)"), else
-        ``config.eval.cam_threshold`` ("config.eval.cam_threshold"), else
-        `FALLBACK_CAM_THRESHOLD` ("default").
-
-    Raises:
-        LookupError: `required` and no matching record (the message gives the
-            `wsol-eval` command that writes one).
-    """
-    if workdir:
-        digest, _ = records.weights_of(workdir)
-        try:
-            path, record = records.find_export_record(workdir, config, digest)
-        except LookupError:
-            if required:
-                raise
-            logging.warning(
-                "%s: no evaluation record for map_method=%r; using the "
-                "config's or the default CAM threshold",
-                workdir,
-                config.eval.get("map_method", "cam"),
-            )
-        else:
-            return (
-                check_cam_threshold(record["cam_threshold"], path),
-                records.threshold_source_label(path, record, workdir),
-            )
-    value = config.eval.get("cam_threshold", None)
-    if value is not None:
-        return (
-            check_cam_threshold(value, "config.eval.cam_threshold"),
-            "config.eval.cam_threshold",
-        )
-    return FALLBACK_CAM_THRESHOLD, "default"
 
 
 def finish_maps(raw_maps, size, upsample="cv2_bicubic"):

@@ -24,6 +24,7 @@ import numpy as np
 import ml_collections
 import tensorflow as tf
 
+from wsol_keras.evaluation import records
 from wsol_keras.localization import maps as localization
 from wsol_keras.models import backbones
 from wsol_keras.training import workdir as workdir_lib
@@ -35,14 +36,14 @@ def threshold_for(workdir, config, map_method):
 
     The one lookup `wsol-predict` uses: the workdir's evaluation record of
     that map method (and layer) on the same weights
-    (`localization.resolve_cam_threshold`); a threshold chosen for another map
+    (`records.resolve_cam_threshold`); a threshold chosen for another map
     method is never reused, as maps of different methods live on different
     scales. Without such a record: the config's threshold, else the default.
     """
     config = ml_collections.ConfigDict(config.to_dict())
     with config.unlocked():
         config.eval.map_method = map_method
-    return localization.resolve_cam_threshold(workdir, config)
+    return records.resolve_cam_threshold(workdir, config)
 
 
 def parse_weights(weights):
