@@ -32,9 +32,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from wsol_keras import data as data_lib  # noqa: E402
+from bn_cub_layout import write_cub_layout  # noqa: E402  (this folder's CUB writer)
 from wsol_keras.localization.primitives import (  # noqa: E402
     normalize_maps,
     select_class_maps,
@@ -73,31 +73,7 @@ def render(root, num_groups, classes_per_group, per_class, file_size, seed):
     s.num_val = 8
     s.num_test = 8
     cfg.image_size = file_size
-    source = data_lib.get_source(cfg)
-    names = [f"{i + 1:03d}.{n}" for i, n in enumerate(source.class_names)]
-    rows = []
-    for split, is_train in (("train", 1), ("test", 0)):
-        a = source.arrays(split)
-        for i in range(len(a["label"])):
-            rel = f"{names[a['label'][i]]}/{split}_{i:05d}.png"
-            path = os.path.join(root, "images", rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            Image.fromarray(a["image"][i]).save(path)
-            x0, y0, x1, y1 = (float(v) for v in a["box"][i])
-            rows.append((rel, int(a["label"][i]) + 1, is_train, (x0, y0, x1 - x0, y1 - y0)))
-    files = {
-        "classes.txt": [f"{i + 1} {n}" for i, n in enumerate(names)],
-        "images.txt": [f"{k + 1} {r[0]}" for k, r in enumerate(rows)],
-        "image_class_labels.txt": [f"{k + 1} {r[1]}" for k, r in enumerate(rows)],
-        "train_test_split.txt": [f"{k + 1} {r[2]}" for k, r in enumerate(rows)],
-        "bounding_boxes.txt": [
-            f"{k + 1} {' '.join(f'{v:.1f}' for v in r[3])}" for k, r in enumerate(rows)
-        ],
-    }
-    for name, lines in files.items():
-        with open(os.path.join(root, name), "w") as f:
-            f.write("\n".join(lines) + "\n")
-    return root
+    return write_cub_layout(root, data_lib.get_source(cfg))
 
 
 def iou(a, b):
