@@ -70,6 +70,19 @@ def webp(h, w, lossless=True):
     return _pil(h, w, "WEBP", lossless=lossless)
 
 
+def bmp_1bit(h, w):
+    buf = io.BytesIO()
+    Image.fromarray(_image(h, w)).convert("1").save(buf, format="BMP")
+    return buf.getvalue()
+
+
+def webp_animated(h, w):
+    frames = [Image.fromarray(_image(h, w, seed)) for seed in range(2)]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:], duration=50)
+    return buf.getvalue()
+
+
 def png_header_only(h, w):
     """A PNG whose IHDR claims h x w with one tiny IDAT: a decompression bomb
     in miniature (never decoded: the header check rejects it first)."""
@@ -240,6 +253,15 @@ BAD_BYTES = {
     "webp_lossless_over_limit": (
         lambda: [webp(61, 70)],
         ["images[0]", "61 x 70", "4270 pixels"],
+    ),
+    # TF's decoders refuse these with messages that name no batch position.
+    "bmp_1bit": (
+        lambda: [png(8, 8), bmp_1bit(16, 16)],
+        ["images[1]", "1-bit BMP", "8, 24 or 32 bits per pixel"],
+    ),
+    "webp_animated": (
+        lambda: [png(8, 8), png(8, 8), webp_animated(16, 16)],
+        ["images[2]", "animated WebP"],
     ),
     "webp_lossy_over_limit": (
         lambda: [png(8, 8), png(8, 8), webp(90, 48, lossless=False)],
