@@ -263,8 +263,9 @@ def main(argv=None):
     results = {}
     for regime in a.regimes:
         weights = expected_weights(regime, pretrained_path)
-        for method in trained + (["dgl"] if "dgl" in a.methods else []):
-            for seed in a.seeds:
+        # Seed-major: a sweep stopped part way has the same seeds for every method.
+        for seed in a.seeds:
+            for method in trained + (["dgl"] if "dgl" in a.methods else []):
                 wd = workdir_of(a.root, regime, method, seed)
                 metrics_path = os.path.join(wd, "metrics.json")
                 if method == "dgl":
