@@ -24,7 +24,8 @@ does not beat CAM gets a diagnosis rather than a guess:
   object's area fraction (a uniform M's energy), and of the class map R_c.
 * ``--slt`` (Guo et al., CVPR 2022): coverage of the localizer's top-K ACAM
   (Eq. 9, K of the workdir's training), the localizer's own top-1 / top-K
-  accuracy; ``--slt_k1`` (trained with ``--config.method.k=1``) side by side.
+  accuracy; ``--slt_k1`` (trained with ``--config.method.k=1
+  --config.eval.topk=1``) side by side.
 Every workdir also gets the coverage of the map its evaluation scores
 (``config.eval.map_method``, ground-truth class).
 
@@ -375,4 +376,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (ValueError, FileNotFoundError) as e:  # bad flags or workdirs: one line
+        sys.exit(f"{os.path.basename(__file__)}: error: {e}")
