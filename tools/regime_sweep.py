@@ -44,7 +44,7 @@ import sys
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-METHODS = ("cam", "spn", "acol", "danet", "slt", "dgl")
+METHODS = ("cam", "spn", "acol", "danet", "slt", "dgl", "has", "adl", "cutmix")
 REGIMES = ("scratch", "finetune")
 COLUMNS = (
     ("top1_cls", "Top-1 cls"),

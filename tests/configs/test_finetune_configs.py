@@ -21,7 +21,7 @@ from wsol_keras.training import optimizers
 from wsol_keras.training import trainer as train_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-METHODS = ("cam", "spn", "acol", "danet", "slt", "dgl")
+METHODS = ("cam", "spn", "acol", "danet", "slt", "dgl", "has", "adl", "cutmix")
 SIZE = 32
 INFO = {"num_classes": 8, "image_size": SIZE, "class_names": list("abcdefgh"),
         "hierarchy_sizes": [2, 4]}

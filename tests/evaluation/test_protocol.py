@@ -299,7 +299,9 @@ def test_paper_configs_use_their_papers_test_protocol(name):
     assert config.data.resize_mode == want
 
 
-@pytest.mark.parametrize("method", ["acol", "cam", "danet", "dgl", "slt", "spn"])
+@pytest.mark.parametrize(
+    "method", ["acol", "adl", "cam", "cutmix", "danet", "dgl", "has", "slt", "spn"]
+)
 def test_synthetic_configs_keep_wsolevaluations_protocol(method):
     import importlib
 

@@ -10,6 +10,8 @@ A method subclasses `WSOLModel` and implements two hooks:
     * `loss_terms(inputs, outputs, training)` -> dict name -> float32 scalar;
         the total loss is their sum plus the layers' regularization losses.
 
+and optionally `train_batch_transform()` (a tf.data batch augmentation).
+
 `fit` feeds x = {"image", "label", "hierarchy"} and y = label (see
 `wsol_keras.training.trainer.make_train_dataset`).  The base class scales the loss for
 `tf.distribute` (per-replica mean / replicas), applies the optimizer's loss
@@ -177,6 +179,13 @@ class WSOLModel(keras.Model):
 
     def loss_terms(self, inputs, outputs, training=True):
         return {"ce": sparse_ce(inputs["label"], outputs["logits"])}
+
+    def train_batch_transform(self):
+        """None, or a function (batch_index, x, y) -> (x, y) that wsol-train
+        maps over the batched training stream (a batch augmentation such as
+        CutMix; batch_index counts from the first batch of the run, resumed
+        runs included)."""
+        return None
 
     # -- keras plumbing ----------------------------------------------------------
 

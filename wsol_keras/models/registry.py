@@ -24,9 +24,12 @@ import numpy as np
 from wsol_keras.models.backbones import backbone_from_config
 from wsol_keras.data.method_checks import check_data_for_method
 from wsol_keras.models.acol import ACoLModel
+from wsol_keras.models.adl import ADLModel
 from wsol_keras.models.cam import CAMModel
 from wsol_keras.models.classifier import ClassifierModel
+from wsol_keras.models.cutmix import CutMixModel
 from wsol_keras.models.danet import DANetModel
+from wsol_keras.models.has import HaSModel
 from wsol_keras.models.slt import SLTModel
 from wsol_keras.models.spn import SPNModel
 
@@ -36,6 +39,9 @@ METHODS = {
     "acol": ACoLModel,
     "danet": DANetModel,
     "slt": SLTModel,
+    "has": HaSModel,
+    "adl": ADLModel,
+    "cutmix": CutMixModel,
 }
 # Models wsol-train builds for a method's own phases, not WSOL methods of
 # their own (no config, no export): SLT-Net's phase-1 classifier with VGG16's

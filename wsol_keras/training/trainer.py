@@ -78,14 +78,18 @@ def data_info_of(source, config):
     }
 
 
-def make_train_dataset(source, config, global_batch_size, skip_batches=0):
+def make_train_dataset(
+    source, config, global_batch_size, skip_batches=0, batch_transform=None
+):
     """x = {"image", "label", "hierarchy"}, y = label, batched and augmented.
 
     An endless stream whose order is a function of `config.seed` alone (up to
     the parallel decoding order of file sources, see `data.train_loader`);
     `skip_batches` drops its first batches before they are decoded or
     augmented, so a resumed run continues with the batches the uninterrupted
-    run would have seen.
+    run would have seen.  `batch_transform` (the model's
+    `train_batch_transform()`) maps (batch_index, x, y) -> (x, y) over the
+    global batches, batch_index counted from the run's first batch.
     """
     ds = source.train_dataset(
         "train",
@@ -96,6 +100,11 @@ def make_train_dataset(source, config, global_batch_size, skip_batches=0):
     )
     ds = ds.batch(global_batch_size, drop_remainder=True)
     ds = ds.map(_to_xy, num_parallel_calls=tf.data.AUTOTUNE)
+    if batch_transform is not None:
+        ds = ds.enumerate(start=skip_batches).map(
+            lambda i, xy: batch_transform(i, *xy),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     # Across workers, each global batch is split by position (worker i takes
     # its slice of every batch), so a cluster trains on the batches a single
     # machine would.
@@ -284,7 +293,11 @@ def _fit(model, source, config, workdir, strategy, steps, initial_epoch, scores)
     localization pass adds to `scores` (`checkpoint_selection.SelectionState`)."""
     global_batch = config.train.batch_size
     train_ds = make_train_dataset(
-        source, config, global_batch, skip_batches=initial_epoch * steps
+        source,
+        config,
+        global_batch,
+        skip_batches=initial_epoch * steps,
+        batch_transform=model.train_batch_transform(),
     )
     val_ds = (
         make_eval_dataset(source, "val", config.eval.batch_size)

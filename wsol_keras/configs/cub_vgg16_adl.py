@@ -1,0 +1,35 @@
+r"""ADL on CUB-200-2011 with VGG16 (Choe & Shim, CVPR 2019; wsolevaluation).
+
+    wsol-train --config=configs/cub_vgg16_adl.py --workdir=runs/cub_vgg16_adl \
+            --config.data.root=/data/CUB_200_2011
+
+`layers.AttentionDropout` after pool3, conv4_3 and conv5_3 (wsolevaluation
+wsol/vgg.py configs_dict 'adl' '14x14': 2x2 pools, no pool5, 14x14 maps),
+drop rate 0.75 (`--adl_drop_rate`), threshold gamma 0.9 (`--adl_threshold`).
+
+Training as configs/cub_vgg16_cam.py (wsolevaluation's VGG16 CAM setting on
+CUB: VGG16 cut after conv5_3, ImageNet weights, 224 crops from 256, the CAM
+head's 3x3 conv to 1024 before the classifier (wsol/vgg.py VggCam), torch SGD
+with coupled L2 5e-4, Nesterov, new layers 10x, no separate bias rate, 0.001
+for 30 epochs x0.1 every 10, batch 32).  The method's own values are
+wsolevaluation config.py's defaults; its per-method tuned CUB rows are in a
+spreadsheet its README links, outside the repository.
+"""
+
+from wsol_keras.configs import base
+from wsol_keras.models.registry import default_method_config
+
+
+def get_config(arg=None):
+    config = base.cub_vgg16_config(default_method_config("adl"))
+    config.method.conv_filters = (1024,)  # wsol/vgg.py VggCam conv6
+    config.train.epochs = 30
+    config.train.batch_size = 32
+    config.train.learning_rate = 0.001
+    config.train.lr_schedule = "step"
+    config.train.lr_decay_epochs = 10
+    config.train.nesterov = True  # wsolevaluation main.py
+    config.train.bias_lr_multiplier = 1.0  # wsolevaluation: two groups only
+    if arg == "smoke":
+        base.make_smoke(config)
+    return config
