@@ -12,11 +12,12 @@ an explicit ``--dist`` is honoured.
 
 import functools
 import os
+import re
 
 import keras
 import pytest
 
-_MODULE_FIXTURE = ('@pytest.fixture(scope="module")', "@pytest.fixture(scope='module')")
+_MODULE_FIXTURE = re.compile(r"""@pytest\.fixture\([^)]*scope=["']module["']""")
 
 
 @functools.lru_cache(maxsize=None)
@@ -26,7 +27,7 @@ def _has_module_fixture(path):
             text = f.read()
     except OSError:
         return False
-    return any(s in text for s in _MODULE_FIXTURE)
+    return _MODULE_FIXTURE.search(text) is not None
 
 
 @pytest.hookimpl(optionalhook=True)
