@@ -17,8 +17,15 @@ from wsol_keras.export import inference
 LIMIT = 64 * 64
 
 
+@tf.function
+def _decode_graph(images, limit):
+    return inference.decode_images(images, 16, limit)
+
+
 def _decode(data, limit=LIMIT):
-    return inference.decode_images(tf.constant([data]), 16, limit)
+    """The decode step as the signatures run it: in a graph (eagerly, the
+    block walk's while_loop steps one block at a time in Python)."""
+    return _decode_graph(tf.constant([data]), limit)
 
 
 def _decoded_hw(data):

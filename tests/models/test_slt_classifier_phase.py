@@ -24,6 +24,11 @@ def _config(head="gap"):
     config.method.classifier_head = head
     config.data.image_size = 32
     config.train.epochs = SLT_EPOCHS
+    # No val localization pass after each epoch: these tests check the phases'
+    # epochs, schedules, resume and served classes, not the val scores (the
+    # pass's own tests: training/test_checkpoint_selection.py, and resume with
+    # it: training/test_resume.py). It was ~1/5 of each run's time.
+    config.train.val_localization_every = 0
     schedule = config.method.classifier_train
     schedule.epochs = CLS_EPOCHS
     schedule.batch_size = 8

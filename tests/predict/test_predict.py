@@ -19,21 +19,18 @@ from wsol_keras.predict import image_files
 from wsol_keras.predict import main
 from wsol_keras.predict import predictors
 from wsol_keras.evaluation import score_folder
-from wsol_keras.training import trainer
 from wsol_keras.training import workdir as workdir_lib
 from wsol_keras.configs import synthetic_cam
+from shared_dirs import smoke_cam_workdir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """A smoke-trained CAM workdir with its evaluation (metrics.json)."""
-    wd = str(tmp_path_factory.mktemp("predict") / "run")
-    config = synthetic_cam.get_config("smoke")
-    model, source, _ = trainer.train(config, wd)
-    evaluator.evaluate_and_report(model, source, config, wd)
-    return wd
+    """A smoke-trained CAM workdir with its evaluation (metrics.json): this
+    module's copy of the run's shared one (tests/shared_dirs.py)."""
+    return smoke_cam_workdir(tmp_path_factory, tmp_path_factory.mktemp("predict") / "run")
 
 
 def _write_rgb(path, rgb):

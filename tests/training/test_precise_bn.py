@@ -118,6 +118,7 @@ def test_train_saves_weights_with_precise_bn_statistics(tmp_path):
         config.data.image_size = 32
         config.data.synthetic.num_train = 32
         config.train.precise_bn_batches = 4  # one pass over the 32 images
+        config.train.val_localization_every = 0  # BN statistics only: no val pass
     model, source, info = trainer.train(config, str(tmp_path / "run"))
 
     # Stem BN input = the first conv of the [0, 1] pixels, over the training images

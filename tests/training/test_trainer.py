@@ -13,6 +13,7 @@ from file_modules import load_module
 from wsol_keras.evaluation import evaluator
 from wsol_keras.training import trainer
 from wsol_keras.training import workdir as workdir_lib
+from shared_dirs import smoke_cam_workdir
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -180,9 +181,9 @@ def test_wsol_metadata_folder_trains_and_evaluates(tmp_path):
     )
 
 
-def test_rerun_with_another_config_is_refused_before_writing(tmp_path):
-    wd = str(tmp_path / "run")
-    trainer.train(load_config("synthetic_cam"), wd)
+def test_rerun_with_another_config_is_refused_before_writing(tmp_path, tmp_path_factory):
+    # A finished smoke run: a copy of the run's shared one (tests/shared_dirs.py).
+    wd = smoke_cam_workdir(tmp_path_factory, tmp_path / "run")
     files = {
         n: open(os.path.join(wd, n), "rb").read()
         for n in ("config.json", "model.weights.h5", "history.csv")
