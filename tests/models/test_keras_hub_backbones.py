@@ -59,22 +59,23 @@ def hub(cls_name, size, args, **kwargs):
 
 
 @pytest.mark.parametrize(
-    "cls_name, args, plain, surgery",
+    "cls_name, args, plain, surgery, layer",
     [
-        ("ResNetBackbone", RESNET_18, 7, 14),
-        ("EfficientNetBackbone", EFFICIENTNET_B0, 7, 14),
-        ("DenseNetBackbone", {"stackwise_num_repeats": [6, 12, 24, 16]}, 7, 7),
-        ("ViTBackbone", {**TINY_VIT, "patch_size": 16}, 14, 14),
-        ("DeiTBackbone", {**TINY_DEIT, "patch_size": 16}, 14, 14),
+        ("ResNetBackbone", RESNET_18, 7, 14, "stack3_block1_out"),
+        ("EfficientNetBackbone", EFFICIENTNET_B0, 7, 14, "top_activation"),
+        ("DenseNetBackbone", {"stackwise_num_repeats": [6, 12, 24, 16]}, 7, 7, "relu"),
+        ("ViTBackbone", {**TINY_VIT, "patch_size": 16}, 14, 14, "patch_token_map"),
+        ("DeiTBackbone", {**TINY_DEIT, "patch_size": 16}, 14, 14, "patch_token_map"),
     ],
 )
-def test_feature_map_side_at_224_plain_and_after_surgery(cls_name, args, plain, surgery):
+def test_readme_table_rows_at_224(cls_name, args, plain, surgery, layer):
     # The README's backbone table: 224 / total stride (32 for the CNNs, 16
     # once the last stride-2 stage is at stride 1; DenseNet has no stride
-    # field; ViT/DeiT: 224 / patch 16).
+    # field; ViT/DeiT: 224 / patch 16), and the localization layer.
     for last_stride, side in ((2, plain), (1, surgery)):
         model = hub(cls_name, 224, args, keras_hub_last_stride=last_stride)
         assert tuple(model.output.shape[1:3]) == (side, side), (cls_name, last_stride)
+        assert model.layers[-1].layers[-1].name == layer
 
 
 def test_resnet_surgery_moves_only_the_last_stride_and_keeps_every_weight():
