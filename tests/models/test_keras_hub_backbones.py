@@ -199,3 +199,21 @@ def test_errors_name_the_fix(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "keras_hub", None)  # as if not installed
     with pytest.raises(ImportError, match="pip install"):
         backbones.build_backbone("keras_hub:ResNetBackbone", 32, weights=None)
+
+
+@pytest.mark.parametrize(
+    "backbone, expected",
+    [
+        ("keras_hub:ResNetBackbone", "cam_keras_hub_ResNetBackbone"),
+        ("keras_hub:/data/presets/resnet_50/", "cam_keras_hub_resnet_50"),
+        ("vgg16", "cam_vgg16"),
+    ],
+)
+def test_default_export_name_is_one_folder_name(backbone, expected):
+    from wsol_keras.export import saved_model_lib  # pylint: disable=g-import-not-at-top
+
+    config = importlib.import_module("wsol_keras.configs.synthetic_cam").get_config()
+    config.model.backbone = backbone
+    name = saved_model_lib.default_model_name(config)
+    assert name == expected
+    assert saved_model_lib.check_model_name(name) == name
