@@ -20,6 +20,27 @@ def test_every_backbone_builds_with_random_weights(name):
     assert sides == sorted(sides, reverse=True)
 
 
+@pytest.mark.parametrize(
+    "name, kwargs, side, layer",
+    [
+        ("vgg16", {}, 14, "block5_conv3"),
+        ("vgg16", {"vgg_large_feature_map": True}, 28, "block5_conv3"),
+        ("resnet50", {}, 7, "conv5_block3_out"),
+        ("resnet50", {"resnet_last_stride": 1}, 14, "conv5_block3_out"),
+        ("inception_v3", {}, 12, "mixed7"),
+        ("mobilenet_v2", {}, 7, "out_relu"),
+        ("small_cnn", {}, 56, "stage3_relu3"),
+    ],
+)
+def test_readme_table_rows_at_224(name, kwargs, side, layer):
+    # 224 over each cut's total stride: VGG16 four 2x2 pools (16; 8 with pool4
+    # at stride 1), ResNet50 32 (16 with conv5 at stride 1), InceptionV3 to
+    # mixed7 (valid convs / pools: 12), MobileNetV2 32, small_cnn two pools (4).
+    model = backbones.build_backbone(name, 224, weights=None, **kwargs)
+    assert tuple(model.output.shape[1:3]) == (side, side)
+    assert model.layers[-1].layers[-1].name == layer
+
+
 def test_vgg16_is_cut_after_conv5_3_without_pool5():
     model = backbones.build_backbone("vgg16", 224, weights=None)
     assert model.output.shape[1:] == (14, 14, 512)

@@ -33,7 +33,12 @@ def base_config():
     # at 224, released ACoL CUB model, pool4 at stride 1); vgg_released_pools
     # (the stride-2 pools as torch's MaxPool2d(3, stride=2, padding=1), released
     # ACoL VGG16 cfg 'D1', wsolevaluation's ACoL).  Defaults: plain networks.
+    # backbone="keras_hub:<preset, preset dir or class>": keras_hub_last_stride
+    # (1: the last stride-2 stage at stride 1, see models/keras_hub_backbones.py;
+    # 2: the preset's strides) and keras_hub_args (a class's constructor
+    # arguments, a JSON object string or a dict).
     c.model.update(SURGERY_DEFAULTS)
+    c.model.keras_hub_args = ""
 
     # The method's constructor arguments (models/registry.py); CAM by default.
     c.method = default_method_config("cam")

@@ -146,7 +146,12 @@ def next_version(model_dir):
 
 
 def default_model_name(config):
-    return f"{config.method.name}_{config.model.backbone}"
+    """``<method>_<backbone>``; keras_hub:<...> gives keras_hub_<last path part>."""
+    backbone = str(config.model.backbone)
+    if backbone.startswith("keras_hub:"):
+        target = os.path.basename(os.path.normpath(backbone[len("keras_hub:"):]))
+        backbone = "keras_hub_" + re.sub(r"[^A-Za-z0-9_.-]", "_", target)
+    return f"{config.method.name}_{backbone}"
 
 
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")

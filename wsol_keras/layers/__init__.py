@@ -9,3 +9,5 @@ from wsol_keras.layers.hide_and_seek import HideAndSeek
 from wsol_keras.layers.soft_proposal import GlobalSumPooling2D
 from wsol_keras.layers.soft_proposal import SoftProposal
 from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
+from wsol_keras.layers.patch_tokens import PatchTokensToMap
+from wsol_keras.layers.patch_tokens import ScaleOffset

@@ -29,6 +29,8 @@ from keras import layers, ops
 
 from wsol_keras.layers.padded_max_pool import PaddedMaxPooling2D
 from wsol_keras.models import pretrained
+from wsol_keras.models.pretrained import is_download_failure, normalize_weights  # noqa: F401
+from wsol_keras.models.keras_hub_backbones import build_keras_hub_backbone, is_keras_hub
 
 
 # config.model's backbone-surgery fields and their defaults (the plain
@@ -39,6 +41,7 @@ SURGERY_DEFAULTS = {
     "resnet_large_feature_map": False,
     "vgg_large_feature_map": False,
     "vgg_released_pools": False,
+    "keras_hub_last_stride": 1,  # keras_hub: backbones only (WSOL surgery on)
 }
 
 
@@ -256,36 +259,6 @@ def _vgg_released_pools(model, torch_pools=False, pool4_stride_one=False):
 _VGG_STRIDE_TWO_POOLS = ("block1_pool", "block2_pool", "block3_pool", "block4_pool")
 
 
-# Spellings of "no pretrained weights" (config fields are strings on the
-# command line: --config.model.weights=None arrives as "None").
-_NO_WEIGHTS = ("", "none", "null", "random", "scratch")
-
-
-def normalize_weights(weights):
-    """None for "no weights" (None, "None", "none", "", ...), else unchanged."""
-    if weights is None:
-        return None
-    if isinstance(weights, str) and weights.strip().lower() in _NO_WEIGHTS:
-        return None
-    return weights
-
-
-def is_download_failure(error):
-    """Whether `error` (or its cause) is a failed download (offline, DNS, HTTP)."""
-    # keras.utils.get_file raises Exception("URL fetch failure on ...") wrapping
-    # urllib's URLError / HTTPError; socket errors come through as OSError.
-    import urllib.error  # pylint: disable=g-import-not-at-top
-
-    seen, e = 0, error
-    while e is not None and seen < 5:
-        if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError)):
-            return True
-        if "URL fetch failure" in str(e) or "url fetch failure" in str(e).lower():
-            return True
-        e, seen = e.__cause__ or e.__context__, seen + 1
-    return False
-
-
 def build_backbone(
     name,
     image_size,
@@ -296,11 +269,14 @@ def build_backbone(
     resnet_large_feature_map=False,
     vgg_large_feature_map=False,
     vgg_released_pools=False,
+    keras_hub_last_stride=1,
+    keras_hub_args=None,
 ):
-    """Builds a feature extractor from `BACKBONES`.
+    """Builds a feature extractor from `BACKBONES` or keras-hub.
 
     Args:
-        name: a key of `BACKBONES`.
+        name: a key of `BACKBONES`, or "keras_hub:<preset, preset directory or
+            class>" (`wsol_keras.models.keras_hub_backbones`).
         image_size: int or (height, width) of the input.
         weights: "imagenet", "synthetic" (the shipped weights pretrained on
             the procedural set, `wsol_keras.models.pretrained`), None (random
@@ -318,13 +294,25 @@ def build_backbone(
         vgg_released_pools: vgg16 only: the stride-2 pools (1-3, and 4 unless
             `vgg_large_feature_map`) become torch's `MaxPool2d(3, stride=2,
             padding=1)` (released ACoL VGG16 cfg 'D1'; wsolevaluation's ACoL).
+        keras_hub_last_stride, keras_hub_args: keras_hub backbones only (see
+            `keras_hub_backbones.build_keras_hub_backbone`).
 
     Returns:
         A `keras.Model` mapping float [B, H, W, 3] in [0, 255] to the features.
     """
+    size = (
+        (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    )
+    if is_keras_hub(name):
+        other = (resnet_last_stride, resnet_large_feature_map, vgg_large_feature_map)
+        return build_keras_hub_backbone(
+            name, size, normalize_weights(weights), levels, keras_hub_last_stride,
+            keras_hub_args, name_prefix, (*other, vgg_released_pools) != (2, 0, 0, 0),
+        )
     if name not in BACKBONES:
         raise ValueError(
-            f"unknown backbone {name!r}; choose one of " f"{sorted(BACKBONES)}"
+            f"unknown backbone {name!r}; choose one of {sorted(BACKBONES)} "
+            "or keras_hub:<preset, preset directory or class>"
         )
     weights = normalize_weights(weights)
     if (
@@ -335,9 +323,6 @@ def build_backbone(
         raise FileNotFoundError(f"backbone weights file not found: {weights}")
     weights = pretrained.resolve_weights(name, weights)
     spec = BACKBONES[name]
-    size = (
-        (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    )
     try:
         net = spec.constructor((*size, 3), weights)
     except Exception as error:  # pylint: disable=broad-except
@@ -401,7 +386,8 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
 
     The one place the `config.model` fields (backbone, weights,
     resnet_last_stride, resnet_large_feature_map, vgg_large_feature_map,
-    vgg_released_pools) become a feature extractor; every method's backbone(s)
+    vgg_released_pools, keras_hub_last_stride, keras_hub_args) become a
+    feature extractor; every method's backbone(s)
     are built here by `wsol_keras.models.registry.build_model`.
     """
     return build_backbone(
@@ -413,5 +399,7 @@ def backbone_from_config(model_config, image_size, levels=False, name_prefix="ba
         resnet_large_feature_map=model_config.get("resnet_large_feature_map", False),
         vgg_large_feature_map=model_config.get("vgg_large_feature_map", False),
         vgg_released_pools=model_config.get("vgg_released_pools", False),
+        keras_hub_last_stride=model_config.get("keras_hub_last_stride", 1),
+        keras_hub_args=model_config.get("keras_hub_args", None),
         name_prefix=name_prefix,
     )

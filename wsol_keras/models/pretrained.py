@@ -12,6 +12,9 @@ file of another backbone is refused naming both.
 
 The manifest also records the features of a fixed input (`probe_images`), so
 a loaded file can be checked against the run that wrote it.
+
+`normalize_weights` and `is_download_failure` read a `config.model.weights`
+value and a failed ImageNet download for every backbone builder.
 """
 
 import json
@@ -101,3 +104,33 @@ def probe_features(backbone_model, image_size):
     `probe_images` (inference mode)."""
     features = np.asarray(backbone_model(probe_images(image_size), training=False))
     return features.mean(axis=(1, 2)).astype(np.float64)
+
+
+# Spellings of "no pretrained weights" (config fields are strings on the
+# command line: --config.model.weights=None arrives as "None").
+_NO_WEIGHTS = ("", "none", "null", "random", "scratch")
+
+
+def normalize_weights(weights):
+    """None for "no weights" (None, "None", "none", "", ...), else unchanged."""
+    if weights is None:
+        return None
+    if isinstance(weights, str) and weights.strip().lower() in _NO_WEIGHTS:
+        return None
+    return weights
+
+
+def is_download_failure(error):
+    """Whether `error` (or its cause) is a failed download (offline, DNS, HTTP)."""
+    # keras.utils.get_file raises Exception("URL fetch failure on ...") wrapping
+    # urllib's URLError / HTTPError; socket errors come through as OSError.
+    import urllib.error  # pylint: disable=g-import-not-at-top
+
+    seen, e = 0, error
+    while e is not None and seen < 5:
+        if isinstance(e, (urllib.error.URLError, ConnectionError, TimeoutError)):
+            return True
+        if "URL fetch failure" in str(e) or "url fetch failure" in str(e).lower():
+            return True
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return False

@@ -48,6 +48,7 @@ _MODEL_FIELDS_THAT_MATTER = (
     "resnet_large_feature_map",
     "vgg_large_feature_map",
     "vgg_released_pools",
+    "keras_hub_last_stride",
 )
 
 
