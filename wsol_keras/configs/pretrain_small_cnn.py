@@ -22,11 +22,13 @@ def get_config(arg=None):
     config.model.backbone = "small_cnn"
     config.model.weights = None
     config.data.name = "pretrain"
-    config.data.image_size = 40
+    # 48 px: 1.8x fewer pixels than the benchmark's 64 px, so 1.8x more images
+    # in the same time; the backbone is fully convolutional and fine-tunes at 64.
+    config.data.image_size = 48
     config.data.pretrain.num_train = 10240  # images per epoch (all fresh)
     config.data.pretrain.num_val = 1000
     config.data.pretrain.num_test = 256
-    config.train.epochs = 5
+    config.train.epochs = 25  # 256,000 fresh images
     config.train.batch_size = 64
     config.train.optimizer = "adam"
     config.train.learning_rate = 2e-3
