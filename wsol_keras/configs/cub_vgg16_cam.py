@@ -18,8 +18,19 @@ from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = base.cub_vgg16_config(default_method_config("cam"))
-    config.method.conv_filters = (1024,)
+    return wsolevaluation_vgg16_cam(default_method_config("cam"), arg)
+
+
+def wsolevaluation_vgg16_cam(method_config, arg=None):
+    """wsolevaluation's VGG16 CAM training on CUB for `method_config` (CAM
+    and the methods it trains the same way: HaS, ADL, CutMix).
+
+    Args:
+        method_config: the method's ConfigDict (`default_method_config(name)`).
+        arg: the config argument (``"smoke"`` shrinks the run to seconds).
+    """
+    config = base.cub_vgg16_config(method_config)
+    config.method.conv_filters = (1024,)  # wsol/vgg.py VggCam conv6
     config.train.epochs = 30
     config.train.batch_size = 32
     config.train.learning_rate = 0.001

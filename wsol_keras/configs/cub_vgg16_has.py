@@ -18,21 +18,11 @@ wsolevaluation config.py's defaults; its per-method tuned CUB rows are in a
 spreadsheet its README links, outside the repository.
 """
 
-from wsol_keras.configs import base
+from wsol_keras.configs.cub_vgg16_cam import wsolevaluation_vgg16_cam
 from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    config = base.cub_vgg16_config(default_method_config("has"))
-    config.method.conv_filters = (1024,)  # wsol/vgg.py VggCam conv6
-    config.method.patch_sizes = (4,)  # config.py --has_grid_size
-    config.train.epochs = 30
-    config.train.batch_size = 32
-    config.train.learning_rate = 0.001
-    config.train.lr_schedule = "step"
-    config.train.lr_decay_epochs = 10
-    config.train.nesterov = True  # wsolevaluation main.py
-    config.train.bias_lr_multiplier = 1.0  # wsolevaluation: two groups only
-    if arg == "smoke":
-        base.make_smoke(config)
-    return config
+    method = default_method_config("has")
+    method.patch_sizes = (4,)  # config.py --has_grid_size
+    return wsolevaluation_vgg16_cam(method, arg)
