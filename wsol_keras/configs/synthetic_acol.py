@@ -14,7 +14,7 @@ for seconds): the backbone pretrained on the procedural set
 10x, biases 2x, step decay, the same 12 epochs for every method); here
 ACoL's released 1e-4 (constant, 60 epochs, new layers 10x, biases 2x)
 becomes the common rate and step decay.
-From scratch stays the default while the shipped backbone is weak;
+From scratch stays the default (the README's Results compare the regimes);
 `--config.model.weights=none` takes `:finetune` back to a random init.
 """
 

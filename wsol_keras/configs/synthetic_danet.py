@@ -15,7 +15,7 @@ for seconds): the backbone pretrained on the procedural set
 (model.weights="synthetic") fine-tuned by `base.finetune` (sgd_l2, new layers
 10x, biases 2x, step decay, the same 12 epochs for every method); here
 DANet's released 0.001 (100 epochs, x0.1 at 80, Nesterov) scaled.
-From scratch stays the default while the shipped backbone is weak;
+From scratch stays the default (the README's Results compare the regimes);
 `--config.model.weights=none` takes `:finetune` back to a random init.
 """
 

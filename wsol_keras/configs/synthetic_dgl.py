@@ -19,7 +19,7 @@ for seconds): the backbone pretrained on the procedural set
 10x, biases 2x, step decay, the same 12 epochs for every method); here
 the fine-tuned CAM of configs/synthetic_cam.py:finetune (DGL needs no
 retraining), DGL maps of the same layer.
-From scratch stays the default while the shipped backbone is weak;
+From scratch stays the default (the README's Results compare the regimes);
 `--config.model.weights=none` takes `:finetune` back to a random init.
 """
 

@@ -17,7 +17,7 @@ for seconds): the backbone pretrained on the procedural set
 the classifier in its own phase-1 run on the common recipe, localizer and
 regressor at a fifth of its rate, constant, one group (SLT Sec. 3.1, 4.1;
 `finetune_slt`).
-From scratch stays the default while the shipped backbone is weak;
+From scratch stays the default (the README's Results compare the regimes);
 `--config.model.weights=none` takes `:finetune` back to a random init.
 """
 

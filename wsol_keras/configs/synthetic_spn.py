@@ -14,7 +14,7 @@ for seconds): the backbone pretrained on the procedural set
 10x, biases 2x, step decay, the same 12 epochs for every method); here
 SPN's released single group at 0.01 (20 epochs, x0.1 every 10) becomes the
 common groups (the new layers at 10 x 0.002).
-From scratch stays the default while the shipped backbone is weak;
+From scratch stays the default (the README's Results compare the regimes);
 `--config.model.weights=none` takes `:finetune` back to a random init.
 """
 
