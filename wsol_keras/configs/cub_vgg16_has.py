@@ -9,13 +9,10 @@ and filled with the ImageNet mean (wsolevaluation's 0 after normalization;
 Sec. 3.2's mean pixel).  The paper's HaS-mixed patch sizes:
 ``--config.method.patch_sizes="(0, 16, 32, 44, 56)"``.
 
-Training as configs/cub_vgg16_cam.py (wsolevaluation's VGG16 CAM setting on
-CUB: VGG16 cut after conv5_3, ImageNet weights, 224 crops from 256, the CAM
-head's 3x3 conv to 1024 before the classifier (wsol/vgg.py VggCam), torch SGD
-with coupled L2 5e-4, Nesterov, new layers 10x, no separate bias rate, 0.001
-for 30 epochs x0.1 every 10, batch 32).  The method's own values are
-wsolevaluation config.py's defaults; its per-method tuned CUB rows are in a
-spreadsheet its README links, outside the repository.
+Training as configs/cub_vgg16_cam.py (`wsolevaluation_vgg16_cam`: wsolevaluation's
+VGG16 CAM setting on CUB).  The method's own values are wsolevaluation
+config.py's defaults; its per-method tuned CUB rows are in a spreadsheet its
+README links, outside the repository.
 """
 
 from wsol_keras.configs.cub_vgg16_cam import wsolevaluation_vgg16_cam
