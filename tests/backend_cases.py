@@ -210,6 +210,55 @@ def make_cases():
         loss_container,
     )
 
+    adl = L.AttentionDropout(drop_rate=0.75, drop_threshold=0.9, seed=1, name="adl")
+    cases["AttentionDropout"] = (
+        adl,
+        {"x": feats},
+        # Both training branches through `select` with the draw fixed (the
+        # random draw itself differs by backend), and the inference identity.
+        lambda o, i: {
+            "drop_branch": o.select(i["x"], 0.5),
+            "importance_branch": o.select(i["x"], 0.1),
+            "inference": o(i["x"]),
+        },
+        lambda o: functional(o, {"x": ((5, 5, 6), "float32")}, lambda o, t: o(t["x"])),
+    )
+
+    has = L.HideAndSeek(patch_sizes=(4,), hide_prob=1.0, seed=1, name="has")
+    cases["HideAndSeek"] = (
+        has,
+        {"images": images},
+        # hide_prob 1 hides every patch: deterministic on every backend.
+        lambda o, i: {
+            "hidden": o(i["images"], training=True),
+            "inference": o(i["images"]),
+        },
+        lambda o: functional(
+            o, {"images": ((8, 8, 3), "float32")}, lambda o, t: o(t["images"])
+        ),
+    )
+
+    tokens = rng(13).normal(0, 1, (2, 1 + 6, 4)).astype("float32")
+    ptm = L.PatchTokensToMap(grid=(2, 3), name="patch_map")
+    cases["PatchTokensToMap"] = (
+        ptm,
+        {"tokens": tokens},
+        lambda o, i: {"map": o(i["tokens"])},
+        lambda o: functional(
+            o, {"tokens": ((7, 4), "float32")}, lambda o, t: o(t["tokens"])
+        ),
+    )
+
+    so = L.ScaleOffset(scale=[0.5, 1.0, 2.0], offset=[-1.0, 0.0, 1.0], name="scale_offset")
+    cases["ScaleOffset"] = (
+        so,
+        {"images": images},
+        lambda o, i: {"y": o(i["images"])},
+        lambda o: functional(
+            o, {"images": ((8, 8, 3), "float32")}, lambda o, t: o(t["images"])
+        ),
+    )
+
     hce = LS.HierarchicalCrossEntropy(level_weights=(0.5, 0.3))
     cases["HierarchicalCrossEntropy"] = (
         hce,
