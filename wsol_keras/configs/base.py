@@ -270,6 +270,26 @@ def finetune(config):
     return config
 
 
+def synthetic_experiment(method_config, arg=None):
+    """The synthetic-benchmark experiment of `method_config`, with the words
+    of its config argument applied: ``finetune`` (`finetune`) and ``smoke``
+    (`make_smoke`).
+
+    Args:
+        method_config: the method's ConfigDict (`default_method_config(name)`,
+            with the experiment's own values set).
+        arg: the config argument (``"finetune,smoke"``, None).
+    """
+    args = config_args(arg)
+    config = base_config()
+    config.method = method_config
+    if "finetune" in args:
+        finetune(config)
+    if "smoke" in args:
+        make_smoke(config)
+    return config
+
+
 def make_smoke(config):
     """Shrinks `config` in place to a run of seconds (tests, CI)."""
     config.train.epochs = 1

@@ -20,11 +20,5 @@ from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    args = base.config_args(arg)
-    config = base.base_config()
-    config.method = default_method_config("cutmix")
-    if "finetune" in args:
-        base.finetune(config)
-    if "smoke" in args:
-        base.make_smoke(config)
-    return config
+    method = default_method_config("cutmix")
+    return base.synthetic_experiment(method, arg)

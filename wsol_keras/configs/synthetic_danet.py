@@ -24,12 +24,6 @@ from wsol_keras.models.registry import default_method_config
 
 
 def get_config(arg=None):
-    args = base.config_args(arg)
-    config = base.base_config()
-    config.method = default_method_config("danet")
-    config.method.conv_filters = ((64,), (128,), (128,))
-    if "finetune" in args:
-        base.finetune(config)
-    if "smoke" in args:
-        base.make_smoke(config)
-    return config
+    method = default_method_config("danet")
+    method.conv_filters = ((64,), (128,), (128,))
+    return base.synthetic_experiment(method, arg)
